@@ -1,0 +1,388 @@
+"""The TOML configuration file turned into a frozen, validated Config.
+
+Every problem is collected and reported at once; nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import string
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
+PROVIDERS = ("google", "microsoft")
+DEFAULT_TEMPLATE = "Join office hours on Zoom: {url}\nMeeting ID: {meeting_id}"
+TEMPLATE_FIELDS = {"url", "meeting_id", "passcode", "name"}
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; `problems` are one line each, ready to print."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    state_dir: Path
+    sync_interval_seconds: int
+    enforce_lead_minutes: int
+    titles: tuple[str, ...]
+    ca_bundle: Path | None
+    log_level: str
+
+
+@dataclass(frozen=True)
+class LinksConfig:
+    template: str
+    include_passcode: bool
+    opt_out_marker: str
+
+
+@dataclass(frozen=True)
+class ZoomConfig:
+    account_id: str
+    client_id: str
+    client_secret_file: Path
+    api_base_url: str
+    oauth_base_url: str
+
+
+@dataclass(frozen=True)
+class GoogleConfig:
+    credentials_file: Path
+    api_base_url: str
+    send_updates: str
+
+
+@dataclass(frozen=True)
+class MicrosoftConfig:
+    tenant_id: str
+    client_id: str
+    client_secret_file: Path
+    authority_host: str
+    graph_base_url: str
+
+
+@dataclass(frozen=True)
+class Instructor:
+    name: str
+    email: str
+    provider: str
+    calendar_id: str
+    zoom_user: str
+
+    @property
+    def key(self) -> str:
+        """Stable identity in the state database."""
+        return self.email.lower()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    service: ServiceConfig
+    links: LinksConfig
+    zoom: ZoomConfig
+    google: GoogleConfig | None
+    microsoft: MicrosoftConfig | None
+    instructors: tuple[Instructor, ...]
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("OFFICEHOURS_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+# --- converters: each takes the raw value and returns the typed one or raises ValueError ---
+
+
+class _Required:
+    pass
+
+
+REQUIRED = _Required()
+Converter = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def _nonempty(value: Any) -> str:
+    text = _text(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _int_at_least(minimum: int) -> Converter:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer, not {_type_name(value)}")
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, not {value}")
+        return value
+
+    return convert
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_type_name(value)}")
+    return value
+
+
+def _choice(*allowed: str) -> Converter:
+    def convert(value: Any) -> str:
+        text = _text(value)
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(repr, allowed))}, not {text!r}")
+        return text
+
+    return convert
+
+
+def _https_url(value: Any) -> str:
+    url = _nonempty(value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"must be an https:// URL, not {url!r}")
+    return url.rstrip("/")
+
+
+def _titles(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError("must be a string or a non-empty list of strings")
+    titles = tuple(_nonempty(item) for item in items)
+    return titles
+
+
+def _email(value: Any) -> str:
+    text = _nonempty(value)
+    if "@" not in text or text.startswith("@") or text.endswith("@") or " " in text:
+        raise ValueError(f"must be an email address, not {text!r}")
+    return text
+
+
+def _template(value: Any) -> str:
+    text = _nonempty(value)
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as err:
+        raise ValueError(f"is not a valid template: {err}") from None
+    unknown = fields - TEMPLATE_FIELDS
+    if unknown:
+        raise ValueError(
+            f"uses unknown field(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+    if "url" not in fields:
+        raise ValueError("must contain {url}")
+    return text
+
+
+def _file(secret: bool) -> Converter:
+    def convert(value: Any) -> Path:
+        path = _resolve_credential(Path(_nonempty(value)))
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ValueError(f"{path} does not exist") from None
+        except OSError as err:
+            raise ValueError(f"{path} cannot be read: {err.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{path} is not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path} is not readable by this user")
+        if secret and mode & stat.S_IROTH:
+            raise ValueError(f"{path} is readable by others; run: chmod o-rwx {path}")
+        return path
+
+    return convert
+
+
+def _resolve_credential(path: Path) -> Path:
+    """Relative secret paths are looked up in systemd's $CREDENTIALS_DIRECTORY when set."""
+    if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
+    return path
+
+
+def _optional_file(value: Any) -> Path | None:
+    if value == "":
+        return None
+    result: Path = _file(secret=False)(value)
+    return result
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "an integer", bool: "a boolean", float: "a number",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+# --- declarative schema: key -> (converter, default) ---
+
+Schema = Mapping[str, tuple[Converter, Any]]
+
+SERVICE: Schema = {
+    "state_dir": (lambda v: Path(_nonempty(v)), "/var/lib/officehours"),
+    "sync_interval_seconds": (_int_at_least(1), 300),
+    "enforce_lead_minutes": (_int_at_least(0), 15),
+    "title": (_titles, "Office Hours"),
+    "ca_bundle": (_optional_file, ""),
+    "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+}
+LINKS: Schema = {
+    "template": (_template, DEFAULT_TEMPLATE),
+    "include_passcode": (_boolean, False),
+    "opt_out_marker": (_nonempty, "#no-zoom"),
+}
+ZOOM: Schema = {
+    "account_id": (_nonempty, REQUIRED),
+    "client_id": (_nonempty, REQUIRED),
+    "client_secret_file": (_file(secret=True), REQUIRED),
+    "api_base_url": (_https_url, "https://api.zoom.us/v2"),
+    "oauth_base_url": (_https_url, "https://zoom.us"),
+}
+GOOGLE: Schema = {
+    "credentials_file": (_file(secret=True), REQUIRED),
+    "api_base_url": (_https_url, "https://www.googleapis.com/calendar/v3/"),
+    "send_updates": (_choice("none", "externalOnly", "all"), "none"),
+}
+MICROSOFT: Schema = {
+    "tenant_id": (_nonempty, REQUIRED),
+    "client_id": (_nonempty, REQUIRED),
+    "client_secret_file": (_file(secret=True), REQUIRED),
+    "authority_host": (_https_url, "https://login.microsoftonline.com"),
+    "graph_base_url": (_https_url, "https://graph.microsoft.com/v1.0"),
+}
+INSTRUCTOR: Schema = {
+    "name": (_nonempty, REQUIRED),
+    "email": (_email, REQUIRED),
+    "provider": (_choice(*PROVIDERS), REQUIRED),
+    "calendar_id": (_nonempty, "primary"),
+    "zoom_user": (_email, None),
+}
+SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors")
+
+
+class _Collector:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}" if key else f"{self.path}: {message}")
+
+    def unknown_keys(self, table: Mapping[str, Any], known: Any, prefix: str) -> None:
+        for key in table:
+            if key not in known:
+                hint = difflib.get_close_matches(key, list(known), n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                self.add(f"{prefix}{key}", f"unknown key{suggestion}")
+
+    def section(self, raw: Any, schema: Schema, prefix: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            self.add(prefix.rstrip("."), f"must be a table, not {_type_name(raw)}")
+            raw = {}
+        self.unknown_keys(raw, schema, prefix)
+        values: dict[str, Any] = {}
+        for key, (convert, default) in schema.items():
+            if key not in raw:
+                if default is REQUIRED:
+                    self.add(f"{prefix}{key}", "missing (required)")
+                else:
+                    values[key] = default if default is None else convert(default)
+                continue
+            try:
+                values[key] = convert(raw[key])
+            except ValueError as err:
+                self.add(f"{prefix}{key}", str(err))
+        return values
+
+
+def load(path: Path) -> Config:
+    """Read and validate the file; raise ConfigError listing every problem."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"{path}: cannot be read: {err}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{path}: TOML syntax error: {err}"]) from None
+    return parse(raw, path)
+
+
+def parse(raw: Mapping[str, Any], path: Path) -> Config:
+    out = _Collector(path)
+    out.unknown_keys(raw, SECTIONS, "")
+    service = out.section(raw.get("service", {}), SERVICE, "service.")
+    links = out.section(raw.get("links", {}), LINKS, "links.")
+    zoom = out.section(raw.get("zoom", {}), ZOOM, "zoom.") if "zoom" in raw else None
+    if zoom is None:
+        out.add("zoom", "missing section (account_id, client_id, client_secret_file)")
+
+    instructors: list[Instructor] = []
+    raw_instructors = raw.get("instructors", [])
+    if not isinstance(raw_instructors, list):
+        out.add("instructors", "must be an array of tables ([[instructors]])")
+        raw_instructors = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(raw_instructors):
+        prefix = f"instructors[{index}]."
+        fields = out.section(item, INSTRUCTOR, prefix)
+        if not all(key in fields for key in ("name", "email", "provider")):
+            continue
+        email = fields["email"]
+        if email.lower() in seen:
+            out.add(f"{prefix}email", f"duplicate of instructors[{seen[email.lower()]}].email")
+        seen.setdefault(email.lower(), index)
+        fields["zoom_user"] = fields.get("zoom_user") or email
+        if "calendar_id" in fields and "zoom_user" in fields:
+            instructors.append(Instructor(**fields))
+
+    providers = {i.provider for i in instructors}
+    sections: dict[str, dict[str, Any] | None] = {}
+    for name, schema in (("google", GOOGLE), ("microsoft", MICROSOFT)):
+        if name in raw:
+            sections[name] = out.section(raw[name], schema, f"{name}.")
+        else:
+            sections[name] = None
+            if name in providers:
+                out.add(name, f"missing section: an instructor has provider = {name!r}")
+
+    if out.problems:
+        raise ConfigError(out.problems)
+    assert zoom is not None
+    google, microsoft = sections["google"], sections["microsoft"]
+    return Config(
+        path=path,
+        service=ServiceConfig(
+            state_dir=service["state_dir"],
+            sync_interval_seconds=service["sync_interval_seconds"],
+            enforce_lead_minutes=service["enforce_lead_minutes"],
+            titles=service["title"],
+            ca_bundle=service["ca_bundle"],
+            log_level=service["log_level"],
+        ),
+        links=LinksConfig(**links),
+        zoom=ZoomConfig(**zoom),
+        google=GoogleConfig(**google) if google is not None else None,
+        microsoft=MicrosoftConfig(**microsoft) if microsoft is not None else None,
+        instructors=tuple(instructors),
+    )

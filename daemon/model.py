@@ -1,0 +1,71 @@
+"""The shared vocabulary: calendar events as every provider hands them to the engine.
+
+Providers translate their own shapes into these; reconcile and the engine see nothing else.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+
+
+class Kind(Enum):
+    SERIES = "series"  # a recurring event's master, with its RFC 5545 recurrence lines
+    EXCEPTION = "exception"  # a modified occurrence of a series
+    CANCELLED = "cancelled"  # a cancelled occurrence, or a deleted event
+    SINGLE = "single"  # an event that does not recur
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    kind: Kind
+    title: str = ""
+    description: str = ""
+    location: str = ""
+    etag: str = ""
+    organizer_self: bool = False
+    series_id: str | None = None  # the series of an exception or a cancelled occurrence
+    original_start: datetime | date | None = None  # which occurrence an exception replaces
+    start: datetime | date | None = None  # aware datetime, or a date for all-day events
+    end: datetime | date | None = None
+    timezone: str | None = None  # IANA name the event recurs in
+    recurrence: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class JoinLink:
+    """What an instructor's Zoom PMI offers: the join URL and what the template may show."""
+
+    url: str
+    meeting_id: str
+    passcode: str = ""
+
+    @property
+    def display_id(self) -> str:
+        digits = self.meeting_id
+        if len(digits) == 10:
+            return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+        if len(digits) == 11:
+            return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+        return digits
+
+
+def normalize_title(title: str) -> str:
+    """Trimmed, without Unicode format characters (zero-width spaces...), case-folded."""
+    visible = "".join(ch for ch in title if unicodedata.category(ch) != "Cf")
+    return visible.strip().casefold()
+
+
+def is_office_hours(title: str, titles: tuple[str, ...]) -> bool:
+    """CONTRACT.md's matching: equal to a title, or a title then a non-alphanumeric."""
+    candidate = normalize_title(title)
+    for wanted in titles:
+        prefix = normalize_title(wanted)
+        if candidate == prefix:
+            return True
+        if candidate.startswith(prefix) and not candidate[len(prefix)].isalnum():
+            return True
+    return False

@@ -1,0 +1,124 @@
+"""Pure decisions about one event: which description and location it should carry.
+
+No I/O here. The program owns one delimited block in the description; everything else
+is the instructor's and is kept byte for byte.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from .model import JoinLink
+
+START_MARK = "-- Zoom (added by officehours) --"
+END_MARK = "-- end of Zoom --"
+TEXT_SEPARATOR = "\n\n"
+HTML_SEPARATOR = "<br><br>"
+
+_BLOCK = re.compile(
+    "(?P<sep>" + re.escape(TEXT_SEPARATOR) + "|" + re.escape(HTML_SEPARATOR) + ")?"
+    + re.escape(START_MARK) + "(?:(?!" + re.escape(START_MARK) + ").)*?" + re.escape(END_MARK),
+    re.DOTALL,
+)
+_HTML_TAG = re.compile(r"<(br|p|div|a|b|i|u|ul|ol|li|span|html|body|strong|em)\b[^>]*>", re.I)
+# Characters that may continue a URL: a match followed by one of these is a longer URL.
+_URL_CONTINUES = re.compile(r"[A-Za-z0-9?&=#%/_\-]")
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str
+    include_passcode: bool = False
+    opt_out_marker: str = "#no-zoom"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    description: str
+    location: str
+    owned_location: str | None  # the location the program now owns, to remember
+
+
+def render_block(link: JoinLink, template: Template, as_html: bool) -> str:
+    text = template.text
+    if template.include_passcode and link.passcode and "{passcode}" not in text:
+        text += "\nPasscode: {passcode}"
+    body = text.format(
+        url=link.url, meeting_id=link.display_id, passcode=link.passcode, name=template.name
+    )
+    lines = [START_MARK, *body.splitlines(), END_MARK]
+    if as_html:
+        return "<br>".join(html.escape(line, quote=False) for line in lines)
+    return "\n".join(lines)
+
+
+def is_html(text: str) -> bool:
+    return bool(_HTML_TAG.search(text))
+
+
+def strip_blocks(description: str) -> str:
+    """The instructor's text: the description without any block of ours (and its separator)."""
+    return _BLOCK.sub("", description)
+
+
+def contains_url(text: str, url: str) -> bool:
+    """Whether `text` carries exactly this URL, not merely a longer one starting with it."""
+    start = text.find(url)
+    while start != -1:
+        after = text[start + len(url) : start + len(url) + 1]
+        if not after or not _URL_CONTINUES.match(after):
+            return True
+        start = text.find(url, start + 1)
+    return False
+
+
+def desired_description(description: str, link: JoinLink | None, template: Template) -> str:
+    """The description as it should be: instructor text plus at most one block."""
+    own_text = strip_blocks(description)
+    wants_block = (
+        link is not None
+        and template.opt_out_marker.casefold() not in own_text.casefold()
+        and not contains_url(own_text, link.url)
+    )
+    if not wants_block or link is None:
+        return own_text
+    block = render_block(link, template, as_html=is_html(own_text))
+    match = _BLOCK.search(description)
+    if match:  # replace in place, keeping its separator, and drop any further blocks
+        head = description[: match.start()] + (match.group("sep") or "")
+        return head + block + strip_blocks(description[match.end() :])
+    if not description:
+        return block
+    separator = HTML_SEPARATOR if is_html(description) else TEXT_SEPARATOR
+    return description + separator + block
+
+
+def reconcile(
+    description: str,
+    location: str,
+    link: JoinLink | None,
+    owned_location: str | None,
+    template: Template,
+) -> Change | None:
+    """What to write to one office-hours event, or None when it is already right.
+
+    `link` None means: take out what the program wrote (offboarding).
+    `owned_location` is the location the program last wrote to this event, if any.
+    """
+    new_description = desired_description(description, link, template)
+    opted_out = template.opt_out_marker.casefold() in strip_blocks(description).casefold()
+    current = location.strip()
+    ours = not current or (owned_location is not None and current == owned_location.strip())
+    if ours:  # empty, or still what we put there: the program may set it
+        new_location = "" if link is None or opted_out else link.url
+        if not current and not new_location:
+            new_location = location  # leave whitespace-only locations byte for byte
+    else:  # the instructor's own location
+        new_location = location
+    new_owned = new_location if ours and new_location.strip() else None
+    if new_description == description and new_location == location:
+        return None
+    return Change(new_description, new_location, new_owned)
