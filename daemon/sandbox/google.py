@@ -1,0 +1,287 @@
+"""A Google Calendar v3 stand-in: OAuth token endpoint, events.list/get/patch.
+
+Faithful to what API-NOTES.md marks "emulate": singleEvents=false listings with series,
+modified and cancelled occurrences; sync tokens (410 once expired); paging; ETags with
+If-Match (412); organizer.self; Google's error bodies. Bodies are checked against the
+discovery document that google-api-python-client ships.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import googleapiclient
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from jsonschema import Draft7Validator
+
+from .server import Emulator, Request, Response
+
+PREFIX = "/calendar/v3"
+SYNC_PARAMS_FORBIDDEN = ("timeMin", "timeMax", "q", "orderBy", "updatedMin", "iCalUID",
+                         "privateExtendedProperty", "sharedExtendedProperty")
+
+
+def google_error(code: int, reason: str, message: str, domain: str = "global") -> Response:
+    return Response(code, {"error": {
+        "errors": [{"domain": domain, "reason": reason, "message": message}],
+        "code": code, "message": message}})
+
+
+def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
+    """Validators for Event bodies from the shipped discovery document.
+
+    Requests get additionalProperties=false so an unknown field we send is caught."""
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
+    schemas = json.loads(path.read_text())["schemas"]
+
+    def convert(node: Any, strict: bool) -> Any:
+        if isinstance(node, dict):
+            out = {k: convert(v, strict) for k, v in node.items()
+                   if k not in ("id", "annotations", "description", "format", "required")}
+            if "$ref" in node:
+                return {"$ref": f"#/definitions/{node['$ref']}"}
+            if strict and "properties" in node and "additionalProperties" not in node:
+                out["additionalProperties"] = False
+            return out
+        if isinstance(node, list):
+            return [convert(v, strict) for v in node]
+        return node
+
+    def validator(strict: bool) -> Draft7Validator:
+        definitions = {name: convert(schema, strict) for name, schema in schemas.items()}
+        return Draft7Validator({"$ref": "#/definitions/Event", "definitions": definitions})
+
+    return validator(strict=True), validator(strict=False)
+
+
+class GoogleCalendarEmulator(Emulator):
+    def __init__(self, page_size: int = 50) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.events: dict[str, dict[str, dict[str, Any]]] = {}  # calendar -> id -> event
+        self.owners: dict[str, str] = {}  # calendar id -> owner email
+        self.seq = 0  # bumped on every change; sync tokens remember it
+        self.oldest_valid_sync = 0
+        self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (subject, expiry)
+        self.service_accounts: dict[str, rsa.RSAPublicKey] = {}
+        self.authorized_users: dict[str, tuple[str, str, str]] = {}  # refresh token -> ...
+        self.page_snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.send_updates: list[str] = []
+        self._ids = itertools.count(1)
+        self._request_schema, self._response_schema = _discovery_validators()
+        self.route("POST", "/token", self._token)
+        self.route("GET", PREFIX + "/calendars/([^/]+)/events", self._list)
+        self.route("GET", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._get)
+        self.route("PATCH", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._patch)
+
+    # --- set-up and inspection, used by tests and the demo (not over HTTP) ---
+
+    def add_calendar(self, owner: str) -> None:
+        with self.lock:
+            self.events.setdefault(owner, {})
+            self.owners[owner] = owner
+
+    def add_service_account(self, client_email: str) -> dict[str, str]:
+        """Register a service account; returns its key file as a dict (JSON-ready)."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.service_accounts[client_email] = key.public_key()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        return {"type": "service_account", "project_id": "sandbox",
+                "private_key_id": secrets.token_hex(8), "private_key": pem,
+                "client_email": client_email, "client_id": "1000",
+                "token_uri": "{url}/token"}
+
+    def add_authorized_user(self, email: str) -> dict[str, str]:
+        refresh, client_id, secret = (secrets.token_urlsafe(16), "sandbox-client",
+                                      secrets.token_urlsafe(12))
+        self.authorized_users[refresh] = (client_id, secret, email)
+        return {"type": "authorized_user", "client_id": client_id, "client_secret": secret,
+                "refresh_token": refresh, "token_uri": "{url}/token"}
+
+    def add_event(self, calendar: str, **fields: Any) -> str:
+        with self.lock:
+            event_id = fields.pop("id", None) or f"evt{next(self._ids):04d}"
+            event = {"kind": "calendar#event", "id": event_id, "status": "confirmed",
+                     "summary": "", "organizer": {"email": calendar},
+                     "iCalUID": f"{event_id}@sandbox", "sequence": 0,
+                     "created": _now_rfc3339(), **fields}
+            self.events[calendar][event_id] = event
+            self._touch(event)
+            return event_id
+
+    def edit_event(self, calendar: str, event_id: str, **changes: Any) -> None:
+        """An edit as the instructor makes it in their calendar."""
+        with self.lock:
+            event = self.events[calendar][event_id]
+            event.update(changes)
+            self._touch(event)
+
+    def delete_event(self, calendar: str, event_id: str) -> None:
+        self.edit_event(calendar, event_id, status="cancelled")
+
+    def event(self, calendar: str, event_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._public(calendar, self.events[calendar][event_id])
+
+    def expire_sync_tokens(self) -> None:
+        with self.lock:
+            self.oldest_valid_sync = self.seq + 1
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens.clear()
+
+    # --- HTTP ---
+
+    def _touch(self, event: dict[str, Any]) -> None:
+        self.seq += 1
+        event["_seq"] = self.seq
+        event["etag"] = f'"{3000000000000000 + self.seq}"'
+        event["updated"] = _now_rfc3339()
+
+    def _public(self, calendar: str, event: dict[str, Any]) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in event.items() if not k.startswith("_")}
+        if "organizer" in out:
+            out["organizer"]["self"] = out["organizer"]["email"] == self.owners[calendar]
+        if out.get("status") == "cancelled" and "recurringEventId" in out:
+            out = {k: out[k] for k in ("kind", "etag", "id", "status", "recurringEventId",
+                                       "originalStartTime") if k in out}
+        self._check(self._response_schema, out, "response")
+        return out
+
+    def _check(self, validator: Draft7Validator, body: Any, what: str) -> None:
+        for error in validator.iter_errors(body):
+            self.schema_errors.append(f"{what}: {error.json_path}: {error.message}")
+
+    def _token(self, request: Request) -> Response:
+        form = request.form()
+        subject: str | None = None
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            subject = self._verify_jwt(form.get("assertion", ""))
+        elif form.get("grant_type") == "refresh_token":
+            known = self.authorized_users.get(form.get("refresh_token", ""))
+            if known and known[:2] == (form.get("client_id"), form.get("client_secret")):
+                subject = known[2]
+        if subject is None:
+            return Response(400, {"error": "invalid_grant", "error_description": "Bad grant"})
+        token = "ya29.sandbox-" + secrets.token_urlsafe(16)
+        self.access_tokens[token] = (subject, time.time() + 3600)
+        return Response(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    def _verify_jwt(self, assertion: str) -> str | None:
+        try:
+            header, payload, signature = assertion.split(".")
+            claims = json.loads(_unb64(payload))
+            key = self.service_accounts[claims["iss"]]
+            key.verify(_unb64(signature), f"{header}.{payload}".encode(),
+                       padding.PKCS1v15(), hashes.SHA256())
+        except Exception:
+            return None
+        subject = claims.get("sub")
+        if subject not in self.owners or "calendar" not in claims.get("scope", ""):
+            return None
+        return str(subject)
+
+    def _caller(self, request: Request, calendar: str) -> tuple[str | None, Response | None]:
+        auth = request.headers.get("authorization", "")
+        known = self.access_tokens.get(auth.removeprefix("Bearer "))
+        if not known or known[1] < time.time():
+            return None, google_error(401, "authError", "Invalid Credentials")
+        subject = known[0]
+        calendar = subject if calendar == "primary" else calendar
+        if self.owners.get(calendar) != subject:
+            return None, google_error(404, "notFound", "Not Found")
+        return calendar, None
+
+    def _list(self, request: Request, calendar: str) -> Response:
+        resolved, error = self._caller(request, calendar)
+        if error or resolved is None:
+            return error or google_error(404, "notFound", "Not Found")
+        query = request.query
+        if query.get("singleEvents", "false") != "false":
+            return google_error(400, "invalid", "this emulator lists with singleEvents=false")
+        page_token = query.get("pageToken")
+        if page_token:
+            items = self.page_snapshots.pop(page_token, None)
+            if items is None:
+                return google_error(400, "invalid", "Invalid page token")
+            snapshot_seq = items[0]["seq"]
+            items = items[1:]
+        else:
+            since = 0
+            if "syncToken" in query:
+                if any(p in query for p in SYNC_PARAMS_FORBIDDEN):
+                    return google_error(400, "invalid", "syncToken may not be combined")
+                try:
+                    cal, since = json.loads(_unb64(query["syncToken"]))
+                except Exception:
+                    return google_error(400, "invalid", "Invalid sync token")
+                if cal != resolved or since < self.oldest_valid_sync:
+                    return google_error(410, "fullSyncRequired", "Sync token is no longer "
+                                        "valid, a full sync is required.", domain="calendar")
+            show_deleted = query.get("showDeleted") == "true" or "syncToken" in query
+            snapshot_seq = self.seq
+            items = [
+                {"event": self._public(resolved, e)}
+                for e in sorted(self.events[resolved].values(), key=lambda e: e["id"])
+                if e["_seq"] > since and (show_deleted or e["status"] != "cancelled"
+                                          or "recurringEventId" in e)
+            ]
+        limit = min(int(query.get("maxResults", 250)), self.page_size)
+        page, rest = items[:limit], items[limit:]
+        body: dict[str, Any] = {"kind": "calendar#events", "summary": resolved,
+                                "items": [entry["event"] for entry in page]}
+        if rest:
+            token = secrets.token_urlsafe(12)
+            self.page_snapshots[token] = [{"seq": snapshot_seq}, *rest]
+            body["nextPageToken"] = token
+        else:
+            body["nextSyncToken"] = _b64(json.dumps([resolved, snapshot_seq]).encode())
+        return Response(200, body)
+
+    def _get(self, request: Request, calendar: str, event_id: str) -> Response:
+        resolved, error = self._caller(request, calendar)
+        if error or resolved is None:
+            return error or google_error(404, "notFound", "Not Found")
+        event = self.events[resolved].get(event_id)
+        if event is None or (event["status"] == "cancelled" and "recurringEventId" not in event):
+            return google_error(404, "notFound", "Not Found")
+        return Response(200, self._public(resolved, event))
+
+    def _patch(self, request: Request, calendar: str, event_id: str) -> Response:
+        resolved, error = self._caller(request, calendar)
+        if error or resolved is None:
+            return error or google_error(404, "notFound", "Not Found")
+        event = self.events[resolved].get(event_id)
+        if event is None:
+            return google_error(404, "notFound", "Not Found")
+        if_match = request.headers.get("if-match")
+        if if_match and if_match != event["etag"]:
+            return google_error(412, "conditionNotMet", "Precondition Failed")
+        body = request.json()
+        self._check(self._request_schema, body, "patch body")
+        self.send_updates.append(request.query.get("sendUpdates", ""))
+        event.update(body)
+        self._touch(event)
+        return Response(200, self._public(resolved, event))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())

@@ -1,0 +1,191 @@
+"""A tiny HTTPS server on 127.0.0.1 that the emulators build on.
+
+It routes requests to an emulator's handlers, counts them, and lets a test queue
+faults (status, body, headers) for requests that match a method and path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-serializable, or None for an empty body
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    response: Response
+    times: int
+
+
+@dataclass(frozen=True)
+class Logged:
+    method: str
+    path: str
+    status: int
+
+
+Handler = Callable[..., Response]
+
+
+class Emulator:
+    """Base of the Google and Zoom emulators: routing, request log, faults."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.log: list[Logged] = []
+        self.faults: list[Fault] = []
+        self.hooks: list[Callable[[Request], Response | None]] = []
+        self.schema_errors: list[str] = []
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + "$"), handler))
+
+    def fail(self, method: str, path_pattern: str, response: Response, times: int = 1) -> None:
+        """Answer the next `times` matching requests with `response` instead."""
+        with self.lock:
+            self.faults.append(Fault(method, re.compile(path_pattern), response, times))
+
+    def requests(self, method: str | None = None, path_contains: str = "") -> list[Logged]:
+        with self.lock:
+            return [r for r in self.log if (method is None or r.method == method)
+                    and path_contains in r.path]
+
+    def writes(self) -> list[Logged]:
+        return [r for r in self.requests() if r.method in ("PATCH", "PUT", "POST", "DELETE")
+                and "token" not in r.path]
+
+    def dispatch(self, request: Request) -> Response:
+        response = self._answer(request)
+        with self.lock:
+            self.log.append(Logged(request.method, request.path, response.status))
+        return response
+
+    def _answer(self, request: Request) -> Response:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method == request.method and fault.path.search(request.path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault.response
+            for hook in list(self.hooks):
+                hooked = hook(request)
+                if hooked is not None:
+                    return hooked
+            for method, pattern, handler in self.routes:
+                match = pattern.match(request.path)
+                if match and method == request.method:
+                    return handler(request, *match.groups())
+        return self.not_found(request)
+
+    def not_found(self, request: Request) -> Response:
+        return Response(404, {"error": f"no route for {request.method} {request.path}"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query={k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self.rfile.read(length) if length else b"",
+        )
+        try:
+            response = self.server.emulator.dispatch(request)
+        except Exception as err:  # an emulator bug must show up as a 500, not a hang
+            response = Response(500, {"error": f"emulator error: {err!r}"})
+        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        self.send_response(response.status)
+        headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: Emulator
+
+
+class CertificateAuthority:
+    """One local CA for every emulator; `bundle` is the PEM file clients must trust."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._ca = trustme.CA()
+        self._dir = directory or Path(tempfile.mkdtemp(prefix="officehours-ca-"))
+        self.bundle = self._dir / "sandbox-ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.bundle))
+        self._leaf = self._ca.issue_cert("127.0.0.1", "localhost")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf.configure_cert(context)
+        return context
+
+
+class Served:
+    """An emulator listening on an ephemeral port of 127.0.0.1 in a daemon thread."""
+
+    def __init__(self, emulator: Emulator, ca: CertificateAuthority) -> None:
+        self.emulator = emulator
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.emulator = emulator
+        self._server.socket = ca.server_context().wrap_socket(
+            self._server.socket, server_side=True
+        )
+        self.port = self._server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,227 @@
+"""A Zoom REST v2 stand-in: S2S OAuth, users, user settings and the PMI meeting.
+
+Faithful to what API-NOTES.md marks "emulate": tokens that expire (401 code 124),
+settings that an account locks (silently kept, or 400 code 300), a join URL whose
+`pwd=` follows the PMI passcode, 404 codes 1001/3001, 429 with Retry-After. Bodies are
+checked against ../shared/specs/zoom-users-meetings.openapi.json (copied into specs/).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator
+
+from .server import Emulator, Request, Response
+
+SPEC = Path(__file__).parent / "specs" / "zoom-users-meetings.openapi.json"
+
+
+def zoom_error(status: int, code: int, message: str) -> Response:
+    return Response(status, {"code": code, "message": message})
+
+
+@dataclass
+class ZoomUser:
+    email: str
+    pmi: int
+    first_name: str = "Sandbox"
+    last_name: str = "User"
+    require_password_for_pmi_meetings: str = "none"
+    pmi_password: str = ""
+    waiting_room: bool = False
+    embed_password_in_join_link: bool = True
+    locked: set[str] = field(default_factory=set)  # setting names the account locked
+    refuse_locked: bool = False  # answer a change of a locked setting with 400/300
+    settings_patches: int = 0
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    @property
+    def join_url(self) -> str:
+        url = f"https://us05web.zoom.us/j/{self.pmi}"
+        if self.embed_password_in_join_link and self.pmi_password:
+            digest = hashlib.sha256(self.pmi_password.encode()).digest()
+            url += "?pwd=" + base64.urlsafe_b64encode(digest[:18]).decode()
+        return url
+
+    @property
+    def secure(self) -> bool:
+        return (self.require_password_for_pmi_meetings == "all" and bool(self.pmi_password)
+                and self.waiting_room)
+
+
+class ZoomEmulator(Emulator):
+    def __init__(self, account_id: str, client_id: str, client_secret: str) -> None:
+        super().__init__()
+        self.credentials = (account_id, client_id, client_secret)
+        self.users: dict[str, ZoomUser] = {}
+        self.access_tokens: dict[str, float] = {}
+        spec = json.loads(SPEC.read_text())
+        self._paths = spec["paths"]
+        self.route("POST", "/oauth/token", self._token)
+        self.route("GET", "/v2/users/([^/]+)", self._get_user)
+        self.route("GET", "/v2/users/([^/]+)/settings", self._get_settings)
+        self.route("PATCH", "/v2/users/([^/]+)/settings", self._patch_settings)
+        self.route("GET", "/v2/meetings/([0-9]+)", self._get_meeting)
+        self.route("PATCH", "/v2/meetings/([0-9]+)", self._patch_meeting)
+
+    # --- set-up and inspection ---
+
+    def add_user(self, email: str, pmi: int, **fields: Any) -> ZoomUser:
+        user = ZoomUser(email=email, pmi=pmi, **fields)
+        self.users[email.lower()] = user
+        return user
+
+    def user(self, email: str) -> ZoomUser:
+        return self.users[email.lower()]
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens.clear()
+
+    # --- schema checks ---
+
+    def _schema(self, path: str, method: str, which: str) -> dict[str, Any]:
+        operation = self._paths[path][method]
+        if which == "request":
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        else:
+            schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        if "oneOf" in schema:  # see specs/README.md: the default option's branch
+            schema = schema["oneOf"][0]
+        return dict(schema)
+
+    def _check(self, body: Any, path: str, method: str, which: str) -> list[str]:
+        validator = OAS30Validator(self._schema(path, method, which))
+        found = [f"{method.upper()} {path} {which}: {e.json_path}: {e.message}"
+                 for e in validator.iter_errors(body)]
+        self.schema_errors.extend(found)
+        return found
+
+    # --- HTTP ---
+
+    def _token(self, request: Request) -> Response:
+        form = {**request.query, **request.form()}
+        account_id, client_id, secret = self.credentials
+        expected = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return Response(401, {"reason": "Invalid client_id or client_secret",
+                                  "error": "invalid_client"})
+        if form.get("grant_type") != "account_credentials" or form.get("account_id") != account_id:
+            return Response(400, {"reason": "Invalid request", "error": "invalid_request"})
+        token = "zoom-sandbox-" + secrets.token_urlsafe(16)
+        self.access_tokens[token] = time.time() + 3600
+        return Response(200, {"access_token": token, "token_type": "bearer",
+                              "expires_in": 3600, "scope": "user:read:admin user:write:admin",
+                              "api_url": "https://api.zoom.us"})
+
+    def _authorized(self, request: Request) -> bool:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        expiry = self.access_tokens.get(token)
+        return expiry is not None and expiry > time.time()
+
+    def _find(self, request: Request, user_id: str) -> tuple[ZoomUser | None, Response | None]:
+        if not self._authorized(request):
+            return None, zoom_error(401, 124, "Invalid access token.")
+        user = self.users.get(user_id.lower()) or next(
+            (u for u in self.users.values() if u.id == user_id), None)
+        if user is None:
+            return None, zoom_error(404, 1001, "User does not exist: " + user_id)
+        return user, None
+
+    def _get_user(self, request: Request, user_id: str) -> Response:
+        user, error = self._find(request, user_id)
+        if user is None:
+            return error or zoom_error(404, 1001, "User does not exist")
+        body = {"id": user.id, "first_name": user.first_name, "last_name": user.last_name,
+                "display_name": f"{user.first_name} {user.last_name}", "email": user.email,
+                "type": 2, "pmi": user.pmi, "use_pmi": True, "timezone": "America/New_York",
+                "personal_meeting_url": user.join_url, "status": "active",
+                "vanity_url": "", "verified": 1, "language": "en-US"}
+        self._check(body, "/users/{userId}", "get", "response")
+        return Response(200, body)
+
+    def _settings_body(self, user: ZoomUser) -> dict[str, Any]:
+        return {
+            "schedule_meeting": {
+                "require_password_for_pmi_meetings": user.require_password_for_pmi_meetings,
+                "pmi_password": user.pmi_password,
+                "embed_password_in_join_link": user.embed_password_in_join_link,
+                "meeting_password_requirement": {"length": 6, "have_letter": False,
+                                                 "have_number": True,
+                                                 "only_allow_numeric": False},
+            },
+            "in_meeting": {"waiting_room": user.waiting_room},
+        }
+
+    def _get_settings(self, request: Request, user_id: str) -> Response:
+        user, error = self._find(request, user_id)
+        if user is None:
+            return error or zoom_error(404, 1001, "User does not exist")
+        body = self._settings_body(user)
+        self._check(body, "/users/{userId}/settings", "get", "response")
+        return Response(200, body)
+
+    def _patch_settings(self, request: Request, user_id: str) -> Response:
+        user, error = self._find(request, user_id)
+        if user is None:
+            return error or zoom_error(404, 1001, "User does not exist")
+        body = request.json()
+        if self._check(body, "/users/{userId}/settings", "patch", "request"):
+            return zoom_error(400, 300, "Invalid request body")
+        changes: dict[str, Any] = {}
+        for section in ("schedule_meeting", "in_meeting"):
+            for name, value in (body.get(section) or {}).items():
+                changes[name] = value
+        attribute = {"waiting_room": "waiting_room",
+                     "require_password_for_pmi_meetings": "require_password_for_pmi_meetings",
+                     "pmi_password": "pmi_password"}
+        locked = [n for n in changes if n in user.locked and getattr(user, attribute.get(n, n),
+                                                                      None) != changes[n]]
+        if locked and user.refuse_locked:
+            return zoom_error(400, 300, f"The setting {locked[0]} is locked by your admin.")
+        for name, value in changes.items():
+            if name in attribute and name not in user.locked:
+                setattr(user, attribute[name], value)
+        user.settings_patches += 1
+        return Response(204)
+
+    def _meeting_body(self, user: ZoomUser) -> dict[str, Any]:
+        return {"id": user.pmi, "uuid": base64.b64encode(secrets.token_bytes(16)).decode(),
+                "host_id": user.id, "host_email": user.email, "topic": "Personal Meeting Room",
+                "type": 4, "password": user.pmi_password, "join_url": user.join_url,
+                "settings": {"waiting_room": user.waiting_room}}
+
+    def _get_meeting(self, request: Request, meeting_id: str) -> Response:
+        if not self._authorized(request):
+            return zoom_error(401, 124, "Invalid access token.")
+        user = next((u for u in self.users.values() if str(u.pmi) == meeting_id), None)
+        if user is None:
+            return zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+        body = copy.deepcopy(self._meeting_body(user))
+        self._check(body, "/meetings/{meetingId}", "get", "response")
+        return Response(200, body)
+
+    def _patch_meeting(self, request: Request, meeting_id: str) -> Response:
+        if not self._authorized(request):
+            return zoom_error(401, 124, "Invalid access token.")
+        user = next((u for u in self.users.values() if str(u.pmi) == meeting_id), None)
+        if user is None:
+            return zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+        body = request.json()
+        if self._check(body, "/meetings/{meetingId}", "patch", "request"):
+            return zoom_error(400, 300, "Invalid request body")
+        if "password" in body and "pmi_password" not in user.locked:
+            user.pmi_password = body["password"]
+        waiting = (body.get("settings") or {}).get("waiting_room")
+        if waiting is not None and "waiting_room" not in user.locked:
+            user.waiting_room = waiting
+        return Response(204)
