@@ -42,18 +42,21 @@ def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
     path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
     schemas = json.loads(path.read_text())["schemas"]
 
-    def convert(node: Any, strict: bool) -> Any:
-        if isinstance(node, dict):
-            out = {k: convert(v, strict) for k, v in node.items()
-                   if k not in ("id", "annotations", "description", "format", "required")}
-            if "$ref" in node:
-                return {"$ref": f"#/definitions/{node['$ref']}"}
-            if strict and "properties" in node and "additionalProperties" not in node:
+    def convert(node: dict[str, Any], strict: bool) -> dict[str, Any]:
+        if "$ref" in node:
+            return {"$ref": f"#/definitions/{node['$ref']}"}
+        out = {k: v for k, v in node.items() if k in ("type", "enum")}
+        if out.get("type") == "any":
+            out.pop("type")
+        if "properties" in node:
+            out["properties"] = {k: convert(v, strict) for k, v in node["properties"].items()}
+            if strict:
                 out["additionalProperties"] = False
-            return out
-        if isinstance(node, list):
-            return [convert(v, strict) for v in node]
-        return node
+        if isinstance(node.get("additionalProperties"), dict):
+            out["additionalProperties"] = convert(node["additionalProperties"], strict)
+        if "items" in node:
+            out["items"] = convert(node["items"], strict)
+        return out
 
     def validator(strict: bool) -> Draft7Validator:
         definitions = {name: convert(schema, strict) for name, schema in schemas.items()}

@@ -1,0 +1,1 @@
+"""Calendar providers: one module each, one Protocol in base.py."""

@@ -1,0 +1,43 @@
+"""What the engine needs from a calendar provider, and the errors it may raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import Event
+
+
+class CalendarError(Exception):
+    """A calendar request failed; the message is safe to log and names no secret."""
+
+
+class SyncExpired(CalendarError):
+    """The stored sync state was rejected: list everything again."""
+
+
+class Conflict(CalendarError):
+    """The event changed since it was read (412): re-read, re-apply, retry."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    events: list[Event]
+    sync_token: str  # hand back next time to get only what changed
+    full: bool  # True: this is the whole calendar, anything not in it is gone
+
+
+class CalendarProvider(Protocol):
+    requests: int
+
+    def changes(self, sync_token: str | None) -> Listing:
+        """Everything (sync_token None) or what changed since sync_token."""
+        ...
+
+    def get(self, event_id: str) -> Event | None:
+        """One event as it is now, or None when it is gone."""
+        ...
+
+    def patch(self, event: Event, description: str, location: str) -> Event:
+        """Write description and location if `event.etag` is still current; raise Conflict."""
+        ...

@@ -1,0 +1,157 @@
+"""Google Calendar through google-api-python-client, acting as one instructor.
+
+Credentials: a service account with domain-wide delegation (subject = the instructor),
+or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import google_auth_httplib2
+import googleapiclient
+import httplib2
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
+from googleapiclient.discovery import build_from_document
+from googleapiclient.errors import HttpError
+
+from ..config import GoogleConfig, Instructor
+from ..model import Event, Kind
+from .base import CalendarError, Conflict, Listing, SyncExpired
+
+SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
+NUM_RETRIES = 3  # the client's own backoff for 5xx, 429 and rate-limit 403s
+
+
+@cache
+def _discovery_document() -> str:
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
+    return path.read_text()
+
+
+def load_credentials(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(path.read_text())
+    if info.get("type") not in ("service_account", "authorized_user"):
+        raise CalendarError(f"{path}: neither a service-account key nor an authorized-user file")
+    return info
+
+
+def _credentials(info: dict[str, Any], subject: str) -> Any:
+    if info["type"] == "service_account":
+        return service_account.Credentials.from_service_account_info(
+            info, scopes=SCOPES, subject=subject)
+    creds = user_credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    # from_authorized_user_info ignores the file's token_uri (API-NOTES): set it ourselves
+    return creds.with_token_uri(info.get("token_uri") or creds.token_uri)
+
+
+class GoogleCalendar:
+    """CalendarProvider for one instructor's Google calendar."""
+
+    def __init__(self, config: GoogleConfig, info: dict[str, Any], instructor: Instructor,
+                 ca_bundle: Path | None) -> None:
+        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=30)
+        authorized = google_auth_httplib2.AuthorizedHttp(
+            _credentials(info, instructor.email), http=http)
+        self._service = build_from_document(
+            _discovery_document(), http=authorized,
+            client_options={"api_endpoint": config.api_base_url})
+        self._calendar = instructor.calendar_id
+        self._send_updates = config.send_updates
+        self._who = instructor.email
+        self.requests = 0
+
+    def _execute(self, request: Any) -> Any:
+        self.requests += 1
+        try:
+            return request.execute(num_retries=NUM_RETRIES)
+        except HttpError as err:
+            status = err.resp.status
+            if status == 410:
+                raise SyncExpired("Google: sync token expired, a full sync is required") from None
+            if status == 412:
+                raise Conflict("Google: the event changed meanwhile (412)") from None
+            raise CalendarError(f"Google Calendar for {self._who}: HTTP {status} "
+                                f"({err.reason})") from None
+        except google.auth.exceptions.RefreshError as err:
+            reason = err.args[0] if err.args else "refused"
+            raise CalendarError(f"Google refused the credentials for {self._who}: "
+                                f"{str(reason)[:200]}") from None
+        except (OSError, socket.timeout, ssl.SSLError, httplib2.HttpLib2Error) as err:
+            raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
+                                f"{err}") from None
+
+    def changes(self, sync_token: str | None) -> Listing:
+        events: list[Event] = []
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {"calendarId": self._calendar, "singleEvents": False,
+                                      "maxResults": 250}
+            if sync_token:
+                params["syncToken"] = sync_token
+            if page_token:
+                params["pageToken"] = page_token
+            page = self._execute(self._service.events().list(**params))
+            events.extend(to_event(item) for item in page.get("items", []))
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return Listing(events, page["nextSyncToken"], full=sync_token is None)
+
+    def get(self, event_id: str) -> Event | None:
+        try:
+            item = self._execute(self._service.events().get(
+                calendarId=self._calendar, eventId=event_id))
+        except CalendarError as err:
+            if "HTTP 404" in str(err) or "HTTP 410" in str(err):
+                return None
+            raise
+        return to_event(item)
+
+    def patch(self, event: Event, description: str, location: str) -> Event:
+        request = self._service.events().patch(
+            calendarId=self._calendar, eventId=event.id, sendUpdates=self._send_updates,
+            body={"description": description, "location": location})
+        request.headers["If-Match"] = event.etag
+        return to_event(self._execute(request))
+
+
+def _when(value: dict[str, Any] | None) -> datetime | date | None:
+    if not value:
+        return None
+    if "dateTime" in value:
+        return datetime.fromisoformat(value["dateTime"])
+    if "date" in value:
+        return date.fromisoformat(value["date"])
+    return None
+
+
+def to_event(item: dict[str, Any]) -> Event:
+    """A Google event resource in the shared model."""
+    if item.get("status") == "cancelled":
+        kind = Kind.CANCELLED
+    elif item.get("recurrence"):
+        kind = Kind.SERIES
+    elif item.get("recurringEventId"):
+        kind = Kind.EXCEPTION
+    else:
+        kind = Kind.SINGLE
+    start = item.get("start") or {}
+    return Event(
+        id=item["id"], kind=kind,
+        title=item.get("summary", ""), description=item.get("description", ""),
+        location=item.get("location", ""), etag=item.get("etag", ""),
+        organizer_self=bool((item.get("organizer") or {}).get("self")),
+        series_id=item.get("recurringEventId"),
+        original_start=_when(item.get("originalStartTime")),
+        start=_when(start), end=_when(item.get("end")),
+        timezone=start.get("timeZone"),
+        recurrence=tuple(item.get("recurrence") or ()),
+    )

@@ -1,0 +1,212 @@
+"""The `officehours` command, and the one place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError, default_config_path, load
+from .engine import Result
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
+log = logging.getLogger("daemon")
+
+DESCRIPTION = """\
+officehours puts each instructor's Zoom Personal Meeting ID (PMI) link into the
+"Office Hours" events they organize (Google Calendar or Microsoft 365), and makes
+sure the PMI requires a passcode and has the waiting room on before each session.
+
+Exit codes: 0 all good; 1 at least one instructor failed (the others were still
+processed); 78 the configuration is unusable."""
+
+
+class _JournalFormatter(logging.Formatter):
+    """`<N>` syslog priority prefixes, which journald turns into log levels."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(levelname)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("googleapiclient", "google", "httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load(args.config)
+    setup_logging(config.service.log_level)
+    return config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google", "microsoft")}
+    print(f"{config.path}: OK, {len(config.instructors)} instructor(s) "
+          f"(google {counts['google']}, microsoft {counts['microsoft']})")
+    return EXIT_OK
+
+
+def _report(results: list[Result], dry_run: bool) -> int:
+    failed = 0
+    for result in results:
+        who = f"{result.instructor.name} <{result.instructor.email}>"
+        verb = "would change" if dry_run else "changed"
+        zoom = f", Zoom {result.zoom}" if result.zoom else ""
+        print(f"{who}: {len(result.changes)} event(s) {verb}{zoom}")
+        for line in result.changes:
+            print(f"    {line}")
+        if result.error:
+            failed += 1
+            print(f"    FAILED: {result.error}", file=sys.stderr)
+    print(f"{len(results)} instructor(s), {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .app import open_engine
+
+    engine = open_engine(_config(args), dry_run=args.dry_run)
+    results = [engine.sync(instructor) for instructor in engine.config.instructors]
+    return _report(results, args.dry_run)
+
+
+def cmd_remove_links(args: argparse.Namespace) -> int:
+    from .app import open_engine
+
+    config = _config(args)
+    chosen = [i for i in config.instructors
+              if args.instructor is None or i.email.lower() == args.instructor.lower()]
+    if not chosen:
+        print(f"{config.path}: no instructor with email {args.instructor!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    engine = open_engine(config, dry_run=args.dry_run)
+    return _report([engine.remove_links(i) for i in chosen], args.dry_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .service import Service
+
+    return Service(args.config).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .state import State
+
+    config = _config(args)
+    path = config.service.state_dir / "state.sqlite3"
+    known = State(path, read_only=True).statuses() if path.exists() else {}
+    rows = []
+    for instructor in config.instructors:
+        status = known.get(instructor.key)
+        rows.append({
+            "instructor": instructor.name, "email": instructor.email,
+            "last_pass": status.last_pass if status else None,
+            "next_session": status.next_session if status else None,
+            "zoom_state": status.zoom_state if status else None,
+            "zoom_checked": status.zoom_checked if status else None,
+            "last_error": status.last_error if status else None,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "LAST ERROR")
+    table = [header] + [(f"{r['instructor']} <{r['email']}>", _when(r["last_pass"]),
+                         _when(r["next_session"]), r["zoom_state"] or "not checked yet",
+                         r["last_error"] or "-") for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  "
+              + str(row[-1]))
+    return EXIT_OK
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "never" if value is None else "-"
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .sandbox.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="officehours", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"officehours {__version__}")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="configuration file (default: $OFFICEHOURS_CONFIG, "
+                             "then /etc/officehours/config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: object, help: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=description)
+        sub.set_defaults(func=func)
+        return sub
+
+    sync = add("sync", cmd_sync, "one pass over every instructor, then exit",
+               "Read every instructor's calendar, put the PMI link into each Office Hours "
+               "event, and secure the PMI of instructors whose session is within "
+               "service.enforce_lead_minutes (or under way). Exit 1 if any instructor failed.")
+    sync.add_argument("--dry-run", action="store_true",
+                      help="print what would change; write nothing to calendars, Zoom or state")
+    add("run", cmd_run, "the service: sync on a schedule, secure Zoom before each session",
+        "Run until SIGTERM/SIGINT: a pass every service.sync_interval_seconds, and a Zoom "
+        "check service.enforce_lead_minutes before each session. SIGHUP is ignored for now.")
+    add("check-config", cmd_check_config, "validate the configuration; no network",
+        "Validate the file and the files it names (secrets must exist, be readable, and not "
+        "be readable by others). Exit 0 when usable, 78 with every problem listed otherwise.")
+    status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
+                 "Read the state database (safe while `run` runs) and show one row per "
+                 "instructor.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    remove = add("remove-links", cmd_remove_links, "take out everything the program wrote",
+                 "Remove the program's block from descriptions and the locations it set, "
+                 "leaving text the instructor added. For offboarding or uninstalling.")
+    remove.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    remove.add_argument("--dry-run", action="store_true", help="print, change nothing")
+    add("demo", cmd_demo, "the whole pipeline against built-in local emulators",
+        "Start local Google Calendar and Zoom emulators with a seeded domain, run a real "
+        "pass, and show what changed in each calendar and in Zoom.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.config is None:
+        args.config = default_config_path()
+    if args.command != "demo":
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""One pass for one instructor: read calendar changes, secure Zoom when a session is
+near, plan each event with reconcile, write what differs, record it.
+
+Writes are idempotent and recorded before and after, so a pass killed at any point
+and run again converges without duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .calendars.base import CalendarError, CalendarProvider, Conflict, SyncExpired
+from .config import Config, Instructor
+from .http import mask_url
+from .model import Event, JoinLink, Kind, is_office_hours
+from .reconcile import Template, reconcile, strip_blocks
+from .recurrence import Session, sessions
+from .state import State, fingerprint
+from .zoom import ZoomClient, ZoomError, ZoomRefused
+
+log = logging.getLogger(__name__)
+HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
+MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass
+class Result:
+    instructor: Instructor
+    changes: list[str] = field(default_factory=list)  # one line per event written (or planned)
+    zoom: str = ""
+    error: str | None = None
+    next_session: Session | None = None
+
+
+class Engine:
+    def __init__(self, config: Config, state: State, zoom: ZoomClient,
+                 provider: Callable[[Instructor], CalendarProvider],
+                 clock: Callable[[], datetime], dry_run: bool = False) -> None:
+        self.config = config
+        self.state = state
+        self.zoom = zoom
+        self.provider = provider
+        self.clock = clock
+        self.dry_run = dry_run
+        self.upcoming: dict[str, list[Session]] = {}
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._providers: dict[str, CalendarProvider] = {}
+
+    def template(self, instructor: Instructor) -> Template:
+        links = self.config.links
+        return Template(links.template, links.include_passcode, links.opt_out_marker,
+                        instructor.name)
+
+    def is_office_event(self, event: Event) -> bool:
+        return (event.kind in (Kind.SERIES, Kind.EXCEPTION, Kind.SINGLE)
+                and event.organizer_self
+                and is_office_hours(event.title, self.config.service.titles))
+
+    def calendar(self, instructor: Instructor) -> CalendarProvider:
+        if instructor.key not in self._providers:
+            self._providers[instructor.key] = self.provider(instructor)
+        return self._providers[instructor.key]
+
+    def sync(self, instructor: Instructor) -> Result:
+        """A whole pass for one instructor; failures are caught, reported and recorded."""
+        with self._locks[instructor.key]:
+            result = Result(instructor)
+            now = self.clock()
+            try:
+                self._sync(instructor, result, now)
+            except (CalendarError, ZoomError) as err:
+                result.error = str(err)
+            if result.error:
+                log.error("instructor=%s action=pass problem=%r", instructor.email,
+                          mask_url(result.error))
+            nxt = result.next_session
+            if not self.dry_run:
+                self.state.record_status(
+                    instructor.key, instructor.name, last_pass=now.isoformat(),
+                    last_error=mask_url(result.error) if result.error else None,
+                    next_session=nxt.start.isoformat() if nxt else None)
+            return result
+
+    def _sync(self, instructor: Instructor, result: Result, now: datetime) -> None:
+        calendar = self.calendar(instructor)
+        listing_events, token = self._read(instructor, calendar)
+        known = self.state.known_events(instructor.key)
+        upcoming = sessions((k.event for k in known.values()
+                             if self.is_office_event(k.event)
+                             or k.event.kind in (Kind.EXCEPTION, Kind.CANCELLED)),
+                            now, HORIZON)
+        upcoming = [s for s in upcoming if s.event_id in known
+                    and self.is_office_event(known[s.event_id].event)]
+        self.upcoming[instructor.key] = upcoming
+        result.next_session = next((s for s in upcoming if s.start > now), None)
+
+        link = self._zoom_link(instructor, result, now, upcoming)
+        url_hash = fingerprint(link.url)
+        listed = {e.id: e for e in listing_events if self.is_office_event(e)}
+        stale = [k for k in known.values() if self.is_office_event(k.event)
+                 and k.event.id not in listed and k.link_hash != url_hash]
+        failures = 0
+        for event in [*listed.values(), *[k.event for k in stale]]:
+            try:
+                self._apply(instructor, calendar, event, link, result, fetch=event.id not in listed)
+            except CalendarError as err:
+                failures += 1
+                result.error = result.error or f"event {event.id}: {err}"
+        if not failures and not self.dry_run:
+            self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
+
+    def _read(self, instructor: Instructor, calendar: CalendarProvider) -> tuple[list[Event], str]:
+        """Read what changed (everything after a 410) and store the relevant events."""
+        token = self.state.sync_token(instructor.key, instructor.calendar_id)
+        try:
+            listing = calendar.changes(token)
+        except SyncExpired:
+            log.warning("instructor=%s action=full-resync reason=sync-token-expired",
+                        instructor.email)
+            listing = calendar.changes(None)
+        known = self.state.known_events(instructor.key)
+        office_series = {i for i, k in known.items() if k.event.kind is Kind.SERIES}
+        office_series |= {e.id for e in listing.events
+                          if e.kind is Kind.SERIES and self.is_office_event(e)}
+        keep, gone = [], []
+        for event in sorted(listing.events, key=lambda e: e.kind is not Kind.SERIES):
+            if self.is_office_event(event):
+                keep.append(event)
+            elif event.series_id and event.series_id in office_series:
+                keep.append(event)  # a moved-away or cancelled occurrence of office hours
+            else:
+                gone.append(event.id)
+                office_series.discard(event.id)
+        self.state.replace_events(instructor.key, keep, listing.full, gone)
+        return listing.events, listing.sync_token
+
+    def _zoom_link(self, instructor: Instructor, result: Result, now: datetime,
+                   upcoming: list[Session]) -> JoinLink:
+        """Secure the PMI when a session is within the lead window; the current link."""
+        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
+        if not any(s.start - lead <= now < s.end for s in upcoming):
+            return self.zoom.link(instructor.zoom_user)
+        return self.enforce(instructor, result, now)
+
+    def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
+        user = instructor.zoom_user
+        try:
+            enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
+        except ZoomRefused as err:
+            result.zoom = "REFUSED"
+            result.error = str(err)
+            self._zoom_status(instructor, f"refused: {err}", now)
+            return self.zoom.link(user)
+        before = enforcement.before.describe()
+        if not enforcement.repaired:
+            result.zoom = "secure"
+        elif self.dry_run:
+            result.zoom = f"would repair ({before})"
+        else:
+            result.zoom = f"repaired (was {before})"
+            log.warning("instructor=%s zoom_user=%s action=secure-pmi was=%r now=secure",
+                        instructor.email, user, before)
+            self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
+                             {"was": before, "now": "secure"})
+        self._zoom_status(instructor, result.zoom, now)
+        return enforcement.link
+
+    def _zoom_status(self, instructor: Instructor, text: str, now: datetime) -> None:
+        if not self.dry_run:
+            self.state.record_status(instructor.key, instructor.name, zoom_state=mask_url(text),
+                                     zoom_checked=now.isoformat())
+
+    def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
+               link: JoinLink, result: Result, fetch: bool) -> None:
+        """Bring one event to what reconcile wants; 412 -> re-read, re-apply, retry."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if fetch:
+                fresh = calendar.get(event.id)
+                if fresh is None or not self.is_office_event(fresh):
+                    return
+                event = fresh
+            known = self.state.known_events(instructor.key).get(event.id)
+            owned = event.location if known and known.owns_location(event.location) else None
+            change = reconcile(event.description, event.location, link, owned,
+                               self.template(instructor))
+            if change is None:
+                if not self.dry_run:
+                    self.state.mark_link(instructor.key, event.id, link.url, owned)
+                return
+            line = describe(event, change.description, change.location)
+            if self.dry_run:
+                result.changes.append(line)
+                return
+            if change.owned_location:
+                self.state.add_pending_location(instructor.key, event.id, change.owned_location)
+            try:
+                calendar.patch(event, change.description, change.location)
+            except Conflict:
+                log.info("instructor=%s event=%s action=retry reason=conflict",
+                         instructor.email, event.id)
+                fetch = True
+                continue
+            self.state.mark_link(instructor.key, event.id, link.url, change.owned_location)
+            self.state.audit(self.clock(), instructor.key, f"event:{event.id}", "update-event",
+                             {"title": event.title, "change": mask_url(line)})
+            log.info("instructor=%s event=%s action=update-event %s", instructor.email,
+                     event.id, mask_url(line))
+            result.changes.append(line)
+            return
+        raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
+
+    def remove_links(self, instructor: Instructor) -> Result:
+        """Take out every block and location the program wrote for one instructor."""
+        result = Result(instructor)
+        calendar = self.calendar(instructor)
+        try:
+            listing = calendar.changes(None)
+            known = self.state.known_events(instructor.key)
+            for event in listing.events:
+                if not self.is_office_event(event):
+                    continue
+                k = known.get(event.id)
+                owned = event.location if k and k.owns_location(event.location) else None
+                change = reconcile(event.description, event.location, None, owned,
+                                   self.template(instructor))
+                if change is None:
+                    continue
+                line = describe(event, change.description, change.location)
+                result.changes.append(line)
+                if not self.dry_run:
+                    calendar.patch(event, change.description, change.location)
+                    self.state.audit(self.clock(), instructor.key, f"event:{event.id}",
+                                     "remove-link", {"title": event.title})
+            if not self.dry_run:
+                self.state.forget_instructor_events(instructor.key)
+        except (CalendarError, ZoomError) as err:
+            result.error = str(err)
+        return result
+
+
+def describe(event: Event, description: str, location: str) -> str:
+    """One line a person can read: which event, what happens to its text and location."""
+    had_block = strip_blocks(event.description) != event.description
+    has_block = strip_blocks(description) != description
+    parts = []
+    if description != event.description:
+        parts.append({(False, True): "link block inserted", (True, True): "link block updated",
+                      (True, False): "link block removed"}.get((had_block, has_block),
+                                                               "description updated"))
+    if location != event.location:
+        parts.append(f"location set to {mask_url(location)!r}" if location
+                     else "location cleared")
+    return f"{event.title!r} ({event.kind.value} {event.id}): {', '.join(parts)}"

@@ -1,0 +1,57 @@
+"""Outbound HTTP: one place for TLS trust, proxies, timeouts and Retry-After parsing."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import ssl
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_RETRY_AFTER = 60.0
+_PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
+
+
+def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Trust exactly `ca_bundle` when set, whatever SSL_CERT_FILE and friends say."""
+    if ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    return ssl.create_default_context()
+
+
+def https_proxy() -> str | None:
+    """The environment's HTTPS proxy, passed explicitly because trust_env is off."""
+    return urllib.request.getproxies().get("https")
+
+
+def client(ca_bundle: Path | None, **kwargs: object) -> httpx.Client:
+    return httpx.Client(
+        verify=ssl_context(ca_bundle), trust_env=False, proxy=https_proxy(),
+        timeout=TIMEOUT, **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: seconds (maybe fractional) or an HTTP date."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return None
+        seconds = when - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def mask_url(text: str) -> str:
+    """Join URLs with their `pwd=` part masked, for logs, audit and status."""
+    return _PWD.sub(r"\1***", text)

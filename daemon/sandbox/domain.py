@@ -1,0 +1,67 @@
+"""A whole sandbox domain: CA, Google and Zoom emulators, credentials and a config file.
+
+Used by `officehours demo` and by the end-to-end tests, so both run the same pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .google import GoogleCalendarEmulator
+from .server import CertificateAuthority, Served
+from .zoom import ZoomEmulator, ZoomUser
+
+ZOOM_ACCOUNT, ZOOM_CLIENT = "sandbox-account", "sandbox-client"
+
+
+def _secret_file(path: Path, content: str) -> Path:
+    path.write_text(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+class Sandbox:
+    def __init__(self, directory: Path, page_size: int = 3) -> None:
+        self.dir = directory
+        self.ca = CertificateAuthority(directory)
+        self.zoom_secret = "zoom-secret-" + os.urandom(6).hex()
+        self.google = GoogleCalendarEmulator(page_size=page_size)
+        self.zoom = ZoomEmulator(ZOOM_ACCOUNT, ZOOM_CLIENT, self.zoom_secret)
+        self.google_server = Served(self.google, self.ca)
+        self.zoom_server = Served(self.zoom, self.ca)
+        self.credentials = directory / "credentials"
+        self.credentials.mkdir(mode=0o700, exist_ok=True)
+        _secret_file(self.credentials / "zoom-secret", self.zoom_secret + "\n")
+        key = self.google.add_service_account("officehours@sandbox.iam.gserviceaccount.com")
+        key["token_uri"] = key["token_uri"].format(url=self.google_server.url)
+        _secret_file(self.credentials / "google.json", json.dumps(key))
+        self.instructors: list[dict[str, str]] = []
+
+    def add_instructor(self, name: str, email: str, pmi: int, **zoom: Any) -> ZoomUser:
+        self.google.add_calendar(email)
+        self.instructors.append({"name": name, "email": email, "provider": "google"})
+        return self.zoom.add_user(email, pmi, **zoom)
+
+    def write_config(self, **service: Any) -> Path:
+        settings = {"state_dir": str(self.dir / "state"), "sync_interval_seconds": 300,
+                    "enforce_lead_minutes": 15, "ca_bundle": str(self.ca.bundle), **service}
+        lines = ["[service]", *(f"{k} = {json.dumps(v)}" for k, v in settings.items()), "",
+                 "[zoom]", f'account_id = "{ZOOM_ACCOUNT}"', f'client_id = "{ZOOM_CLIENT}"',
+                 f'client_secret_file = "{self.credentials / "zoom-secret"}"',
+                 f'api_base_url = "{self.zoom_server.url}/v2"',
+                 f'oauth_base_url = "{self.zoom_server.url}"', "",
+                 "[google]", f'credentials_file = "{self.credentials / "google.json"}"',
+                 f'api_base_url = "{self.google_server.url}/calendar/v3/"', ""]
+        for instructor in self.instructors:
+            lines += ["[[instructors]]", *(f"{k} = {json.dumps(v)}" for k, v in
+                                           instructor.items()), ""]
+        path = self.dir / "config.toml"
+        path.write_text("\n".join(lines))
+        return path
+
+    def stop(self) -> None:
+        self.google_server.stop()
+        self.zoom_server.stop()

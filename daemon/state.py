@@ -1,0 +1,242 @@
+"""The program's own state in SQLite: sync tokens, known events, status, audit log.
+
+One transaction per unit of work, WAL so `status` can read while `run` writes. Join
+links are stored only as hashes (and masked in the audit log): the pwd= part is a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from .model import Event, Kind
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_tokens (
+    instructor TEXT NOT NULL, calendar TEXT NOT NULL, token TEXT NOT NULL,
+    PRIMARY KEY (instructor, calendar));
+CREATE TABLE IF NOT EXISTS events (
+    instructor TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
+    series_id TEXT, body TEXT NOT NULL,
+    link_hash TEXT,            -- hash of the join URL the event offers, as last written/seen
+    owned_location_hash TEXT,  -- hash of the location the program wrote there, if it did
+    PRIMARY KEY (instructor, event_id));
+CREATE TABLE IF NOT EXISTS instructors (
+    instructor TEXT PRIMARY KEY, name TEXT NOT NULL, last_pass TEXT, last_error TEXT,
+    zoom_state TEXT, zoom_checked TEXT, next_session TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, instructor TEXT NOT NULL,
+    target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    event: Event
+    link_hash: str | None
+    owned_location_hash: str | None
+
+    def owns_location(self, location: str) -> bool:
+        hashes = (self.owned_location_hash or "").split(",")
+        return bool(location.strip()) and fingerprint(location) in hashes
+
+
+@dataclass(frozen=True)
+class InstructorStatus:
+    instructor: str
+    name: str
+    last_pass: str | None
+    last_error: str | None
+    zoom_state: str | None
+    zoom_checked: str | None
+    next_session: str | None
+
+
+def _encode(event: Event) -> str:
+    def when(value: datetime | date | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return json.dumps({
+        "title": event.title, "organizer_self": event.organizer_self,
+        "original_start": when(event.original_start), "start": when(event.start),
+        "end": when(event.end), "timezone": event.timezone, "recurrence": event.recurrence,
+    })
+
+
+def _decode(event_id: str, kind: str, series_id: str | None, body: str) -> Event:
+    data = json.loads(body)
+
+    def when(value: str | None) -> datetime | date | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+
+    return Event(id=event_id, kind=Kind(kind), series_id=series_id, title=data["title"],
+                 organizer_self=data["organizer_self"],
+                 original_start=when(data["original_start"]), start=when(data["start"]),
+                 end=when(data["end"]), timezone=data["timezone"],
+                 recurrence=tuple(data["recurrence"]))
+
+
+class State:
+    def __init__(self, path: Path | str, read_only: bool = False) -> None:
+        self._lock = threading.RLock()
+        target = f"file:{path}?mode=ro" if read_only else str(path)
+        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
+                                   uri=read_only)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        if read_only:
+            return
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+        with self.transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @classmethod
+    def open(cls, state_dir: Path) -> State:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(state_dir / "state.sqlite3")
+
+    @classmethod
+    def scratch_copy(cls, state_dir: Path) -> State:
+        """An in-memory copy of the state, for --dry-run: nothing reaches the disk."""
+        scratch = cls(":memory:")
+        path = state_dir / "state.sqlite3"
+        if path.exists():
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            with scratch._lock:
+                source.backup(scratch._db)
+            source.close()
+        return scratch
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- sync tokens ---
+
+    def sync_token(self, instructor: str, calendar: str) -> str | None:
+        rows = self._rows("SELECT token FROM sync_tokens WHERE instructor=? AND calendar=?",
+                          instructor, calendar)
+        return rows[0][0] if rows else None
+
+    def save_sync_token(self, instructor: str, calendar: str, token: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO sync_tokens VALUES (?, ?, ?)",
+                       (instructor, calendar, token))
+
+    # --- known events ---
+
+    def known_events(self, instructor: str) -> dict[str, KnownEvent]:
+        rows = self._rows("SELECT event_id, kind, series_id, body, link_hash, "
+                          "owned_location_hash FROM events WHERE instructor=?", instructor)
+        return {r[0]: KnownEvent(_decode(*r[:4]), r[4], r[5]) for r in rows}
+
+    def replace_events(self, instructor: str, events: list[Event], full: bool,
+                       gone: list[str]) -> None:
+        """Store what a listing said: upsert `events`, drop `gone` (all others when full)."""
+        with self.transaction() as db:
+            if full:
+                keep = {e.id for e in events}
+                for (event_id,) in db.execute(
+                        "SELECT event_id FROM events WHERE instructor=?", (instructor,)).fetchall():
+                    if event_id not in keep:
+                        db.execute("DELETE FROM events WHERE instructor=? AND event_id=?",
+                                   (instructor, event_id))
+            for event_id in gone:
+                db.execute("DELETE FROM events WHERE instructor=? AND (event_id=? OR "
+                           "series_id=?)", (instructor, event_id, event_id))
+            for event in events:
+                db.execute(
+                    "INSERT INTO events (instructor, event_id, kind, series_id, body) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (instructor, event_id) DO UPDATE "
+                    "SET kind=excluded.kind, series_id=excluded.series_id, body=excluded.body",
+                    (instructor, event.id, event.kind.value, event.series_id, _encode(event)))
+
+    def mark_link(self, instructor: str, event_id: str, url: str | None,
+                  owned_location: str | None) -> None:
+        """Remember which link an event offers and which location is the program's."""
+        with self.transaction() as db:
+            db.execute("UPDATE events SET link_hash=?, owned_location_hash=? "
+                       "WHERE instructor=? AND event_id=?",
+                       (fingerprint(url) if url else None,
+                        fingerprint(owned_location) if owned_location else None,
+                        instructor, event_id))
+
+    def add_pending_location(self, instructor: str, event_id: str, location: str) -> None:
+        """Before a write: the location about to be written is the program's too.
+
+        Kept beside the previous one until the write is confirmed, so a crash or a failed
+        write never makes the program forget a location it owns."""
+        with self.transaction() as db:
+            db.execute("UPDATE events SET owned_location_hash = "
+                       "COALESCE(owned_location_hash || ',', '') || ? "
+                       "WHERE instructor=? AND event_id=?",
+                       (fingerprint(location), instructor, event_id))
+
+    def forget_instructor_events(self, instructor: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM events WHERE instructor=?", (instructor,))
+            db.execute("DELETE FROM sync_tokens WHERE instructor=?", (instructor,))
+
+    # --- status and audit ---
+
+    def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
+        columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session")
+        unknown = set(fields) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown status fields {unknown}")
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO instructors (instructor, name) VALUES (?, ?)",
+                       (instructor, name))
+            db.execute("UPDATE instructors SET name=? WHERE instructor=?", (name, instructor))
+            for column, value in fields.items():
+                db.execute(f"UPDATE instructors SET {column}=? WHERE instructor=?",
+                           (value, instructor))
+
+    def statuses(self) -> dict[str, InstructorStatus]:
+        rows = self._rows("SELECT instructor, name, last_pass, last_error, zoom_state, "
+                          "zoom_checked, next_session FROM instructors")
+        return {r[0]: InstructorStatus(*r) for r in rows}
+
+    def audit(self, at: datetime, instructor: str, target: str, action: str,
+              detail: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit (at, instructor, target, action, detail) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (at.isoformat(), instructor, target, action, json.dumps(detail)))
+
+    def audit_log(self) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+        rows = self._rows("SELECT at, instructor, target, action, detail FROM audit ORDER BY id")
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
