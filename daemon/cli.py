@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import faulthandler
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -75,7 +77,7 @@ def _report(results: list[Result], dry_run: bool) -> int:
             print(f"    {line}")
         if result.error:
             failed += 1
-            print(f"    FAILED: {result.error}", file=sys.stderr)
+            print(f"{who}: FAILED: {result.error}", file=sys.stderr)
     print(f"{len(results)} instructor(s), {failed} failed")
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
     args = build_parser().parse_args(argv)
     if args.config is None:
         args.config = default_config_path()

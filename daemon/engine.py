@@ -97,7 +97,7 @@ class Engine:
         upcoming = [s for s in upcoming if s.event_id in known
                     and self.is_office_event(known[s.event_id].event)]
         self.upcoming[instructor.key] = upcoming
-        result.next_session = next((s for s in upcoming if s.start > now), None)
+        result.next_session = upcoming[0] if upcoming else None  # may be under way
 
         link = self._zoom_link(instructor, result, now, upcoming)
         url_hash = fingerprint(link.url)

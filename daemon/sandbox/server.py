@@ -69,7 +69,8 @@ class Emulator:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.log: list[Logged] = []
         self.faults: list[Fault] = []
-        self.hooks: list[Callable[[Request], Response | None]] = []
+        self.hooks: list[Callable[[Request], Response | None]] = []  # before routing
+        self.after_hooks: list[Callable[[Request, Response], None]] = []  # before answering
         self.schema_errors: list[str] = []
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -93,6 +94,8 @@ class Emulator:
         response = self._answer(request)
         with self.lock:
             self.log.append(Logged(request.method, request.path, response.status))
+        for hook in list(self.after_hooks):
+            hook(request, response)
         return response
 
     def _answer(self, request: Request) -> Response:
@@ -153,6 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: Emulator
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up (or is killed) mid-answer is not the emulator's problem
 
 
 class CertificateAuthority:

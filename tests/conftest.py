@@ -1,0 +1,74 @@
+"""Shared fixtures: a sandbox domain on loopback, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from daemon.sandbox.domain import Sandbox
+
+ZONE = ZoneInfo("America/New_York")
+
+
+def at(when: datetime) -> dict[str, str]:
+    return {"dateTime": when.astimezone(ZONE).isoformat(), "timeZone": ZONE.key}
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a subprocess: no proxies, no CA overrides from the caller."""
+    drop = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+            "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+            "OFFICEHOURS_CONFIG", "NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def officehours(config: Path | None, *args: str, timeout: float = 60,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon.cli"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env or clean_env())
+
+
+def spawn(config: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "--config", str(config), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(), **kwargs)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll with a deadline instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    box = Sandbox(tmp_path)
+    yield box
+    box.stop()
+    assert box.google.schema_errors == [], box.google.schema_errors
+    assert box.zoom.schema_errors == [], box.zoom.schema_errors
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+HOUR = timedelta(hours=1)

@@ -1,0 +1,314 @@
+"""`officehours sync` in a subprocess against the Google and Zoom emulators."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HOUR, at, officehours, spawn, wait_for
+
+from daemon.reconcile import START_MARK
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Request, Response
+
+ADA, BOB = "ada@example.edu", "bob@example.edu"
+OFFICE = ("series", "exception", "single")
+UNTOUCHED = ("cancelled", "lecture", "foreign")
+
+
+def seed(sandbox: Sandbox, email: str, now: datetime, next_session: timedelta,
+         pmi: int = 8123456789, **zoom: Any) -> dict[str, str]:
+    """One instructor: a daily series (next occurrence after `next_session`), a moved and a
+    cancelled occurrence, a single event, a lecture, and someone else's office hours."""
+    sandbox.add_instructor(email.split("@")[0].title() + " Lovelace", email, pmi, **zoom)
+    google = sandbox.google
+    start = now + next_session
+    day = timedelta(days=1)
+    ids = {"series": google.add_event(
+        email, summary="Office Hours", description="Questions welcome.",
+        start=at(start - 7 * day), end=at(start - 7 * day + HOUR),
+        recurrence=["RRULE:FREQ=DAILY"])}
+    ids["exception"] = google.add_event(
+        email, summary="Office Hours", recurringEventId=ids["series"],
+        description="Moved this week.", originalStartTime=at(start + day),
+        start=at(start + day + 2 * HOUR), end=at(start + day + 3 * HOUR))
+    ids["cancelled"] = google.add_event(email, status="cancelled",
+                                        recurringEventId=ids["series"],
+                                        originalStartTime=at(start + 2 * day))
+    ids["single"] = google.add_event(email, summary="Office Hours - review", description="",
+                                     start=at(start + 3 * day), end=at(start + 3 * day + HOUR))
+    ids["lecture"] = google.add_event(email, summary="Lecture", description="Room 1",
+                                      start=at(start), end=at(start + HOUR))
+    ids["foreign"] = google.add_event(email, summary="Office Hours",
+                                      organizer={"email": "other@example.edu"},
+                                      start=at(start), end=at(start + HOUR))
+    return ids
+
+
+def events(sandbox: Sandbox, email: str, ids: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {name: sandbox.google.event(email, eid) for name, eid in ids.items()}
+
+
+def assert_linked(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
+                  url: str) -> None:
+    for name in OFFICE:
+        description = after[name]["description"]
+        assert description.startswith(before[name].get("description", "")), name
+        assert description.count(url) == 1, (name, description)
+        assert after[name]["location"] == url, name
+    for name in UNTOUCHED:
+        assert after[name] == before[name], name
+
+
+def test_first_pass_links_office_hours_and_second_pass_writes_nothing(
+        sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    config = sandbox.write_config()
+    before = events(sandbox, ADA, ids)
+
+    first = officehours(config, "sync")
+    assert first.returncode == 0, first.stderr
+    assert_linked(before, events(sandbox, ADA, ids), sandbox.zoom.user(ADA).join_url)
+    assert len(sandbox.google.requests("GET", "/events")) == 2  # 6 events, 3 per page
+    assert sandbox.google.send_updates == ["none"] * 3
+    assert sandbox.zoom.writes() == []  # no session within the lead window
+    assert "3 event(s) changed" in first.stdout
+
+    writes = len(sandbox.google.writes())
+    second = officehours(config, "sync")
+    assert second.returncode == 0, second.stderr
+    assert len(sandbox.google.writes()) == writes
+    assert sandbox.zoom.writes() == []
+
+
+def test_zoom_secured_only_inside_lead_window_and_new_link_reaches_events(
+        sandbox: Sandbox, now: datetime) -> None:
+    ada = seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    bob = seed(sandbox, BOB, now, next_session=3 * HOUR, pmi=8999999999)
+    old_url = sandbox.zoom.user(ADA).join_url
+    config = sandbox.write_config(enforce_lead_minutes=15)
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert sandbox.zoom.user(ADA).secure
+    assert not sandbox.zoom.user(BOB).secure
+    ada_zoom = [(r.method, r.path) for r in sandbox.zoom.requests(path_contains=ADA)]
+    patch = ada_zoom.index(("PATCH", f"/v2/users/{ADA}/settings"))
+    assert ("GET", f"/v2/users/{ADA}/settings") in ada_zoom[patch + 1:]  # read back
+    assert sandbox.zoom.requests("PATCH", BOB) == []
+
+    new_url = sandbox.zoom.user(ADA).join_url
+    assert new_url != old_url and "pwd=" in new_url  # the passcode we set changed the link
+    after = events(sandbox, ADA, ada)
+    for name in OFFICE:
+        assert after[name]["description"].count(new_url) == 1
+        assert not re.search(re.escape(old_url) + r"(?!\?pwd)", after[name]["description"])
+    assert events(sandbox, BOB, bob)["series"]["location"] == sandbox.zoom.user(BOB).join_url
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["silently-kept", "400-code-300"])
+def test_zoom_refusal_is_loud_and_others_still_processed(
+        sandbox: Sandbox, now: datetime, refuse: bool) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=5), locked={"waiting_room"},
+         refuse_locked=refuse)
+    bob = seed(sandbox, BOB, now, next_session=3 * HOUR, pmi=8999999999)
+    config = sandbox.write_config()
+
+    result = officehours(config, "sync")
+    assert result.returncode == 1
+    assert "Ada" in result.stderr and ("waiting_room" in result.stderr
+                                       or "locked" in result.stderr)
+    assert not sandbox.zoom.user(ADA).waiting_room
+    assert START_MARK in events(sandbox, BOB, bob)["series"]["description"]
+    status = json.loads(officehours(config, "status", "--json").stdout)
+    ada_row = next(row for row in status if row["email"] == ADA)
+    assert ada_row["zoom_state"].startswith("refused") and ada_row["last_error"]
+
+
+def test_412_conflict_rereads_and_keeps_the_concurrent_edit(
+        sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    config = sandbox.write_config()
+    edited = threading.Event()
+
+    def instructor_edits_first(request: Request) -> Response | None:
+        if request.method == "PATCH" and request.path.endswith(ids["series"]) \
+                and not edited.is_set():
+            edited.set()
+            sandbox.google.edit_event(ADA, ids["series"],
+                                      description="Questions welcome. Bring snacks!")
+        return None
+
+    sandbox.google.hooks.append(instructor_edits_first)
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert [r.status for r in sandbox.google.requests("PATCH", ids["series"])] == [412, 200]
+    description = sandbox.google.event(ADA, ids["series"])["description"]
+    assert description.startswith("Questions welcome. Bring snacks!\n\n" + START_MARK)
+    assert description.count(sandbox.zoom.user(ADA).join_url) == 1
+
+
+def test_410_on_sync_token_triggers_a_full_resync(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=3 * HOUR)
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    sandbox.google.expire_sync_tokens()
+    new = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 5 * HOUR),
+                                   end=at(now + 6 * HOUR))
+    writes = len(sandbox.google.writes())
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert 410 in [r.status for r in sandbox.google.requests("GET", "/events")]
+    assert sandbox.zoom.user(ADA).join_url in sandbox.google.event(ADA, new)["description"]
+    assert len(sandbox.google.writes()) == writes + 1  # only the new event
+
+
+def test_expired_zoom_token_is_refreshed(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    config = sandbox.write_config()
+    expired = threading.Event()
+
+    def expire_once(request: Request) -> Response | None:
+        if request.path.endswith("/settings") and not expired.is_set():
+            expired.set()
+            sandbox.zoom.expire_access_tokens()  # this very request now carries a dead token
+        return None
+
+    sandbox.zoom.hooks.append(expire_once)
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert 401 in [r.status for r in sandbox.zoom.requests("GET", "/settings")]
+    assert len(sandbox.zoom.requests("POST", "/oauth/token")) == 2
+    assert sandbox.zoom.user(ADA).secure
+
+
+@pytest.mark.parametrize("kill_at_write", [1, 2, 3])
+def test_kill_9_mid_pass_converges_without_duplicates(
+        sandbox: Sandbox, now: datetime, kill_at_write: int) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    sandbox.google.edit_event(ADA, ids["single"], location="")
+    config = sandbox.write_config()
+    before = events(sandbox, ADA, ids)
+    landed, release = threading.Event(), threading.Event()
+    count = [0]
+
+    def hang_after_write(request: Request, response: Response) -> None:
+        if request.method == "PATCH":
+            count[0] += 1
+            if count[0] == kill_at_write:
+                landed.set()  # the write is applied; its answer never reaches the program
+                release.wait(10)
+
+    sandbox.google.after_hooks.append(hang_after_write)
+    process = spawn(config, "sync")
+    try:
+        assert landed.wait(30), "the pass never reached the write"
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+    finally:
+        release.set()
+    sandbox.google.after_hooks.clear()
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert_linked(before, events(sandbox, ADA, ids), sandbox.zoom.user(ADA).join_url)
+    writes = len(sandbox.google.writes())
+    assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.google.writes()) == writes
+
+
+def test_dry_run_writes_nothing_anywhere(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    config = sandbox.write_config()
+    result = officehours(config, "sync", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "3 event(s) would change" in result.stdout
+    assert "would repair" in result.stdout
+    assert sandbox.google.writes() == [] and sandbox.zoom.writes() == []
+    assert not (sandbox.dir / "state" / "state.sqlite3").exists()
+
+
+def test_pmi_link_change_reaches_every_event(sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    sandbox.zoom.user(ADA).pmi_password = "111111"
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    old_url = sandbox.zoom.user(ADA).join_url
+    sandbox.zoom.user(ADA).pmi_password = "222222"  # the instructor changes it in Zoom
+    new_url = sandbox.zoom.user(ADA).join_url
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    for name, event in events(sandbox, ADA, ids).items():
+        assert old_url not in json.dumps(event), name
+        if name in OFFICE:
+            assert event["description"].count(new_url) == 1 and event["location"] == new_url
+
+
+def test_remove_links_leaves_events_as_before_plus_instructor_additions(
+        sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    sandbox.google.edit_event(ADA, ids["single"], location="Room 4")
+    config = sandbox.write_config()
+    before = events(sandbox, ADA, ids)
+    assert officehours(config, "sync").returncode == 0
+    series = sandbox.google.event(ADA, ids["series"])
+    sandbox.google.edit_event(ADA, ids["series"], description=series["description"] + "\nPS")
+
+    dry = officehours(config, "remove-links", "--dry-run", "--instructor", ADA)
+    assert dry.returncode == 0 and "would change" in dry.stdout
+    writes = len(sandbox.google.writes())
+    assert officehours(config, "remove-links").returncode == 0
+    assert len(sandbox.google.writes()) == writes + 3
+    after = events(sandbox, ADA, ids)
+    assert after["series"]["description"] == "Questions welcome.\nPS"
+    assert after["series"]["location"] == ""
+    assert after["exception"]["description"] == before["exception"]["description"]
+    assert after["single"]["location"] == "Room 4"
+    assert after["single"]["description"] == ""
+
+
+def test_authorized_user_credentials_use_the_files_token_uri(
+        sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    info = sandbox.google.add_authorized_user(ADA)
+    info["token_uri"] = info["token_uri"].format(url=sandbox.google_server.url)
+    (sandbox.credentials / "google.json").write_text(json.dumps(info))
+    config = sandbox.write_config()
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert sandbox.google.requests("POST", "/token")
+    assert START_MARK in sandbox.google.event(ADA, ids["series"])["description"]
+
+
+def test_status_shows_each_instructor(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    config = sandbox.write_config()
+    never = officehours(config, "status")
+    assert never.returncode == 0 and "never" in never.stdout
+    assert officehours(config, "sync").returncode == 0
+    table = officehours(config, "status")
+    assert "Ada Lovelace" in table.stdout and "secure" in table.stdout
+    (row,) = json.loads(officehours(config, "status", "--json").stdout)
+    assert row["last_pass"] and row["next_session"] and row["last_error"] is None
+    assert row["zoom_state"].startswith("repaired")
+
+
+def test_no_secret_reaches_output_or_state(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    config = sandbox.write_config(log_level="debug")
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    passcode = sandbox.zoom.user(ADA).pmi_password
+    pwd = sandbox.zoom.user(ADA).join_url.split("pwd=")[1]
+    state = (Path(sandbox.dir) / "state" / "state.sqlite3").read_bytes()
+    for secret in (sandbox.zoom_secret, passcode, pwd):
+        assert secret not in result.stdout + result.stderr
+        assert secret.encode() not in state
