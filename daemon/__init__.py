@@ -1,3 +1,3 @@
-"""officehours: Zoom PMI links in instructors' Office Hours events, and a locked room before each session."""
+"""officehours: Zoom PMI links in Office Hours events, and a locked room before each session."""
 
 __version__ = "0.1.0"

@@ -178,6 +178,9 @@ class ZoomClient:
         self._sleep = sleep
         self.requests = 0
 
+    def close(self) -> None:
+        self._http.close()
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self.requests += 1

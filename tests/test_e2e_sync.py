@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOUR, at, officehours, spawn, wait_for
+from conftest import HOUR, at, officehours, spawn
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox

@@ -7,7 +7,6 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 from datetime import date, datetime
 from functools import cache
@@ -46,9 +45,10 @@ def load_credentials(path: Path) -> dict[str, Any]:
 
 def _credentials(info: dict[str, Any], subject: str) -> Any:
     if info["type"] == "service_account":
-        return service_account.Credentials.from_service_account_info(
+        return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=SCOPES, subject=subject)
-    creds = user_credentials.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+    creds = user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
+        info, scopes=SCOPES)
     # from_authorized_user_info ignores the file's token_uri (API-NOTES): set it ourselves
     return creds.with_token_uri(info.get("token_uri") or creds.token_uri)
 
@@ -85,7 +85,7 @@ class GoogleCalendar:
             reason = err.args[0] if err.args else "refused"
             raise CalendarError(f"Google refused the credentials for {self._who}: "
                                 f"{str(reason)[:200]}") from None
-        except (OSError, socket.timeout, ssl.SSLError, httplib2.HttpLib2Error) as err:
+        except (TimeoutError, OSError, ssl.SSLError, httplib2.HttpLib2Error) as err:
             raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
                                 f"{err}") from None
 

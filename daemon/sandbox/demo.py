@@ -43,13 +43,14 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
                      start=_at(moved_from + 2 * hour), end=_at(moved_from + 3 * hour))
     google.add_event(ada, status="cancelled", recurringEventId=series,
                      originalStartTime=_at(first + timedelta(days=21)))
+    review = local + timedelta(days=3)
     google.add_event(ada, summary="Office Hours - Exam review", description="",
-                     start=_at(local + timedelta(days=3)), end=_at(local + timedelta(days=3) + hour))
+                     start=_at(review), end=_at(review + hour))
     google.add_event(ada, summary="Lecture: Analytical Engines", description="Room 101",
                      start=_at(first), end=_at(first + hour), recurrence=["RRULE:FREQ=WEEKLY"])
     google.add_event(ada, summary="Office Hours", organizer={"email": "babbage@example.edu"},
                      description="Charles's office hours (Ada is only invited)",
-                     start=_at(local + timedelta(days=1)), end=_at(local + timedelta(days=1) + hour))
+                     start=_at(review), end=_at(review + hour))
 
     google.add_event("grace@example.edu", summary="office hours (room 4)", location="Room 4",
                      description="<b>Compilers</b> questions welcome<br>Bring your code",
@@ -57,7 +58,7 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
 
     google.add_event("alan@example.edu", summary="Office Hours",
                      description=f"My Zoom room, as always: {alan_url}",
-                     start=_at(local + timedelta(days=2)), end=_at(local + timedelta(days=2) + hour),
+                     start=_at(review - hour * 24), end=_at(review - hour * 23),
                      recurrence=["RRULE:FREQ=WEEKLY;COUNT=10"])
 
 

@@ -1,0 +1,134 @@
+"""check-config: every problem at once, each naming file and key path, exit 78, no traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, officehours
+
+GOOD = """
+[service]
+state_dir = "{dir}/state"
+title = ["Office Hours", "Student Hours"]
+
+[zoom]
+account_id = "acct"
+client_id = "cid"
+client_secret_file = "{dir}/zoom-secret"
+
+[google]
+credentials_file = "{dir}/google.json"
+
+[[instructors]]
+name = "Ada Lovelace"
+email = "ada@example.edu"
+provider = "google"
+"""
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    for name in ("zoom-secret", "google.json"):
+        (tmp_path / name).write_text("secret")
+        os.chmod(tmp_path / name, 0o600)
+    return tmp_path
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "config.toml"
+    path.write_text(text.replace("{dir}", str(directory)))
+    return path
+
+
+def test_good_config_passes(config_dir: Path) -> None:
+    result = officehours(write(config_dir, GOOD), "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "1 instructor(s)" in result.stdout
+
+
+def test_config_path_from_environment(config_dir: Path) -> None:
+    env = {**clean_env(), "OFFICEHOURS_CONFIG": str(write(config_dir, GOOD))}
+    assert officehours(None, "check-config", env=env).returncode == 0
+
+
+def test_relative_secret_paths_are_read_from_credentials_directory(config_dir: Path) -> None:
+    text = GOOD.replace('"{dir}/zoom-secret"', '"zoom-secret"')
+    env = {**clean_env(), "CREDENTIALS_DIRECTORY": str(config_dir)}
+    assert officehours(write(config_dir, text), "check-config", env=env).returncode == 0
+
+
+BROKEN = [
+    ("toml-syntax", lambda t: t.replace('account_id = "acct"', "account_id = acct"),
+     "line 7"),
+    ("unknown-key", lambda t: t.replace("[service]", "[service]\nsync_interval = 5"),
+     "service.sync_interval: unknown key (did you mean 'sync_interval_seconds'?)"),
+    ("unknown-section", lambda t: t + "\n[zooom]\n", "zooom: unknown key (did you mean 'zoom'?)"),
+    ("wrong-type", lambda t: t.replace("[service]", '[service]\nsync_interval_seconds = "300"'),
+     "service.sync_interval_seconds: must be an integer, not a string"),
+    ("zero-interval", lambda t: t.replace("[service]", "[service]\nsync_interval_seconds = 0"),
+     "service.sync_interval_seconds: must be >= 1"),
+    ("missing-email", lambda t: t.replace('email = "ada@example.edu"', ""),
+     "instructors[0].email: missing (required)"),
+    ("bad-provider", lambda t: t.replace('provider = "google"', 'provider = "outlook"'),
+     "instructors[0].provider: must be one of 'google', 'microsoft'"),
+    ("missing-secret", lambda t: t.replace("zoom-secret", "nope"),
+     "zoom.client_secret_file: "),
+    ("http-url", lambda t: t.replace('client_id = "cid"',
+                                     'client_id = "cid"\napi_base_url = "http://zoom.test"'),
+     "zoom.api_base_url: must be an https:// URL"),
+    ("no-google-section", lambda t: t.split("[google]")[0] + t.split('google.json"')[1],
+     "google: missing section"),
+    ("duplicate-instructor", lambda t: t + t[t.index("[[instructors]]"):].replace(
+        "ada@", "ADA@"), "instructors[1].email: duplicate of instructors[0].email"),
+    ("empty-title", lambda t: t.replace('["Office Hours", "Student Hours"]', "[]"),
+     "service.title: must be a string or a non-empty list"),
+    ("template-without-url", lambda t: t + '\n[links]\ntemplate = "Zoom: {meeting_id}"\n',
+     "links.template: must contain {url}"),
+    ("missing-zoom", lambda t: t.replace("[zoom]", "[zoomed]"), "zoom: missing section"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BROKEN],
+                         ids=[name for name, _, _ in BROKEN])
+def test_broken_config_exits_78_naming_the_key(config_dir: Path, mutate: object,
+                                               expected: str) -> None:
+    path = write(config_dir, mutate(GOOD))  # type: ignore[operator]
+    result = officehours(path, "check-config")
+    assert result.returncode == 78
+    assert expected in result.stderr
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_world_readable_secret_is_refused_with_the_fix(config_dir: Path) -> None:
+    os.chmod(config_dir / "zoom-secret", 0o644)
+    result = officehours(write(config_dir, GOOD), "check-config")
+    assert result.returncode == 78
+    assert "readable by others; run: chmod o-rwx" in result.stderr
+
+
+def test_every_problem_is_reported_at_once(config_dir: Path) -> None:
+    text = GOOD.replace("[service]", "[service]\nenforce_lead_minutes = -1\ncolour = 1")
+    text = text.replace('provider = "google"', 'provider = 3')
+    result = officehours(write(config_dir, text), "check-config")
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert {"service.enforce_lead_minutes", "service.colour", "instructors[0].provider"} == {
+        line.split(": ")[1] for line in lines}
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = officehours(tmp_path / "absent.toml", "check-config")
+    assert result.returncode == 78 and "file not found" in result.stderr
+
+
+def test_help_explains_commands_and_exit_codes() -> None:
+    result = officehours(None, "--help")
+    assert result.returncode == 0
+    for word in ("sync", "run", "check-config", "status", "remove-links", "demo", "78"):
+        assert word in result.stdout
+    sync_help = officehours(None, "sync", "--help").stdout
+    assert "--dry-run" in sync_help
