@@ -60,6 +60,7 @@ class Service:
         engine = open_engine(config, clock=self.clock)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         self._scheduler.add_job(self._pass, IntervalTrigger(seconds=config.service.
                                                             sync_interval_seconds),
                                 args=[config, engine], id="pass", next_run_time=self.clock())
@@ -80,6 +81,9 @@ class Service:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        log.warning("action=reload problem='reload is not supported yet: restart the service'")
 
     def _pass(self, config: Config, engine: Engine) -> None:
         started = time.monotonic()

@@ -132,3 +132,21 @@ def test_help_explains_commands_and_exit_codes() -> None:
         assert word in result.stdout
     sync_help = officehours(None, "sync", "--help").stdout
     assert "--dry-run" in sync_help
+
+
+def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
+    from daemon import config
+
+    example = Path(__file__).parent.parent / "config.example.toml"
+    for name in ("zoom-secret", "google.json", "ms-secret"):
+        (tmp_path / name).write_text("x")
+        os.chmod(tmp_path / name, 0o600)
+    env = {**clean_env(), "CREDENTIALS_DIRECTORY": str(tmp_path)}
+    result = officehours(example, "check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    text = example.read_text()
+    for section, schema in (("service", config.SERVICE), ("links", config.LINKS),
+                            ("zoom", config.ZOOM), ("google", config.GOOGLE),
+                            ("microsoft", config.MICROSOFT), ("instructors", config.INSTRUCTOR)):
+        for key in schema:
+            assert f"{key} = " in text, f"{section}.{key} is not in config.example.toml"
