@@ -86,7 +86,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .app import open_engine
 
     engine = open_engine(_config(args), dry_run=args.dry_run)
-    results = [engine.sync(instructor) for instructor in engine.config.instructors]
+    try:
+        results = [engine.sync(instructor) for instructor in engine.config.instructors]
+    finally:
+        engine.close()
     return _report(results, args.dry_run)
 
 
@@ -100,7 +103,11 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
         print(f"{config.path}: no instructor with email {args.instructor!r}", file=sys.stderr)
         return EXIT_CONFIG
     engine = open_engine(config, dry_run=args.dry_run)
-    return _report([engine.remove_links(i) for i in chosen], args.dry_run)
+    try:
+        results = [engine.remove_links(i) for i in chosen]
+    finally:
+        engine.close()
+    return _report(results, args.dry_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

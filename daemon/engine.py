@@ -51,6 +51,12 @@ class Engine:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
 
+    def close(self) -> None:
+        for calendar in self._providers.values():
+            calendar.close()
+        self.zoom.close()
+        self.state.close()
+
     def template(self, instructor: Instructor) -> Template:
         links = self.config.links
         return Template(links.template, links.include_passcode, links.opt_out_marker,

@@ -75,7 +75,7 @@ class Service:
         with self._planning:
             pass  # no job is adding a job now, and none will: _stop is set
         self._scheduler.shutdown(wait=True)  # a write under way finishes; no new one starts
-        engine.state.close()
+        engine.close()
         log.info("action=stopped")
         return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from datetime import datetime, timedelta
 
-from conftest import HOUR, at, spawn, wait_for
+from conftest import HOUR, at, officehours, spawn, wait_for
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
@@ -24,6 +24,8 @@ def test_run_links_a_new_event_within_one_interval_and_stops_on_sigterm(
     try:
         wait_for(lambda: START_MARK in sandbox.google.event(ADA, first).get("description", ""),
                  what="the first pass")
+        status = officehours(config, "status")  # reads the state while `run` writes it
+        assert status.returncode == 0 and "Ada Lovelace" in status.stdout, status.stderr
         new = sandbox.google.add_event(ADA, summary="Office Hours - extra",
                                        start=at(now + 5 * HOUR), end=at(now + 6 * HOUR))
         wait_for(lambda: START_MARK in sandbox.google.event(ADA, new).get("description", ""),

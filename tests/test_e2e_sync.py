@@ -189,6 +189,25 @@ def test_expired_zoom_token_is_refreshed(sandbox: Sandbox, now: datetime) -> Non
     assert sandbox.zoom.user(ADA).secure
 
 
+def test_expired_google_token_is_refreshed(sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    config = sandbox.write_config()
+    expired = threading.Event()
+
+    def expire_once(request: Request) -> Response | None:
+        if request.method == "PATCH" and not expired.is_set():
+            expired.set()
+            sandbox.google.expire_access_tokens()
+        return None
+
+    sandbox.google.hooks.append(expire_once)
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert 401 in [r.status for r in sandbox.google.requests("PATCH")]
+    assert len(sandbox.google.requests("POST", "/token")) == 2
+    assert START_MARK in sandbox.google.event(ADA, ids["series"])["description"]
+
+
 @pytest.mark.parametrize("kill_at_write", [1, 2, 3])
 def test_kill_9_mid_pass_converges_without_duplicates(
         sandbox: Sandbox, now: datetime, kill_at_write: int) -> None:

@@ -41,3 +41,7 @@ class CalendarProvider(Protocol):
     def patch(self, event: Event, description: str, location: str) -> Event:
         """Write description and location if `event.etag` is still current; raise Conflict."""
         ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

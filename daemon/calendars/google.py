@@ -69,6 +69,9 @@ class GoogleCalendar:
         self._who = instructor.email
         self.requests = 0
 
+    def close(self) -> None:
+        self._service.close()
+
     def _execute(self, request: Any) -> Any:
         self.requests += 1
         try:

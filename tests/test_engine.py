@@ -1,0 +1,70 @@
+"""The engine in-process with an injected clock: the lead window's exact edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import HOUR, at
+
+from daemon.app import open_engine
+from daemon.config import load
+from daemon.engine import Engine
+from daemon.sandbox.domain import Sandbox
+
+ADA = "ada@example.edu"
+
+
+@pytest.fixture
+def clock(now: datetime) -> list[datetime]:
+    return [now]
+
+
+@pytest.fixture
+def engine(sandbox: Sandbox, now: datetime, clock: list[datetime]) -> Iterator[Engine]:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    config = load(sandbox.write_config(enforce_lead_minutes=15))
+    made = open_engine(config, clock=lambda: clock[0])
+    yield made
+    made.close()
+
+
+def test_zoom_is_secured_from_start_minus_lead_and_not_a_second_earlier(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    (ada,) = engine.config.instructors
+    start = now + HOUR
+    for moment in (start - timedelta(minutes=15, seconds=1), start + HOUR):  # before, after
+        clock[0] = moment
+        result = engine.sync(ada)
+        assert result.error is None and result.zoom == ""
+        assert sandbox.zoom.requests("PATCH") == []
+    clock[0] = start - timedelta(minutes=15)
+    result = engine.sync(ada)
+    assert result.zoom.startswith("repaired")
+    assert sandbox.zoom.user(ADA).secure
+
+
+def test_audit_log_records_each_write_with_masked_links(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    (ada,) = engine.config.instructors
+    clock[0] = now + HOUR  # under way: secure (sets a passcode, so the link gains pwd=)
+    assert engine.sync(ada).error is None
+    entries = engine.state.audit_log()
+    assert [e[3] for e in entries] == ["secure-pmi", "update-event"]
+    assert "pwd=***" in entries[1][4]["change"]
+    assert sandbox.zoom.user(ADA).join_url.split("pwd=")[1] not in str(entries)
+
+
+def test_instructor_deleting_the_block_gets_it_back(
+        engine: Engine, sandbox: Sandbox, tmp_path: Path) -> None:
+    (ada,) = engine.config.instructors
+    assert engine.sync(ada).error is None
+    (event_id,) = sandbox.google.events[ADA]
+    sandbox.google.edit_event(ADA, event_id, description="")
+    assert len(engine.sync(ada).changes) == 1
+    assert sandbox.google.event(ADA, event_id)["description"].count(
+        sandbox.zoom.user(ADA).join_url) == 1
