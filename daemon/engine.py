@@ -182,8 +182,10 @@ class Engine:
                                      zoom_checked=now.isoformat())
 
     def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-               link: JoinLink, result: Result, fetch: bool) -> None:
-        """Bring one event to what reconcile wants; 412 -> re-read, re-apply, retry."""
+               link: JoinLink | None, result: Result, fetch: bool) -> None:
+        """Bring one event to what reconcile wants; 412 -> re-read, re-apply, retry.
+
+        `link` None takes out what the program wrote (remove-links)."""
         for _ in range(MAX_CONFLICT_RETRIES):
             if fetch:
                 fresh = calendar.get(event.id)
@@ -194,9 +196,10 @@ class Engine:
             owned = event.location if known and known.owns_location(event.location) else None
             change = reconcile(event.description, event.location, link, owned,
                                self.template(instructor))
+            url = link.url if link else None
             if change is None:
                 if not self.dry_run:
-                    self.state.mark_link(instructor.key, event.id, link.url, owned)
+                    self.state.mark_link(instructor.key, event.id, url, owned)
                 return
             line = describe(event, change.description, change.location)
             if self.dry_run:
@@ -211,11 +214,12 @@ class Engine:
                          instructor.email, event.id)
                 fetch = True
                 continue
-            self.state.mark_link(instructor.key, event.id, link.url, change.owned_location)
-            self.state.audit(self.clock(), instructor.key, f"event:{event.id}", "update-event",
+            self.state.mark_link(instructor.key, event.id, url, change.owned_location)
+            action = "update-event" if link else "remove-link"
+            self.state.audit(self.clock(), instructor.key, f"event:{event.id}", action,
                              {"title": event.title, "change": mask_url(line)})
-            log.info("instructor=%s event=%s action=update-event %s", instructor.email,
-                     event.id, mask_url(line))
+            log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id, action,
+                     mask_url(line))
             result.changes.append(line)
             return
         raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
@@ -225,23 +229,9 @@ class Engine:
         result = Result(instructor)
         calendar = self.calendar(instructor)
         try:
-            listing = calendar.changes(None)
-            known = self.state.known_events(instructor.key)
-            for event in listing.events:
-                if not self.is_office_event(event):
-                    continue
-                k = known.get(event.id)
-                owned = event.location if k and k.owns_location(event.location) else None
-                change = reconcile(event.description, event.location, None, owned,
-                                   self.template(instructor))
-                if change is None:
-                    continue
-                line = describe(event, change.description, change.location)
-                result.changes.append(line)
-                if not self.dry_run:
-                    calendar.patch(event, change.description, change.location)
-                    self.state.audit(self.clock(), instructor.key, f"event:{event.id}",
-                                     "remove-link", {"title": event.title})
+            for event in calendar.changes(None).events:
+                if self.is_office_event(event):
+                    self._apply(instructor, calendar, event, None, result, fetch=False)
             if not self.dry_run:
                 self.state.forget_instructor_events(instructor.key)
         except (CalendarError, ZoomError) as err:

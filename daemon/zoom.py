@@ -140,11 +140,10 @@ class _TokenAuth(httpx.Auth):
         self._lock = threading.Lock()
 
     def _token_request(self) -> httpx.Request:
-        return httpx.Request(
-            "POST", f"{self._config.oauth_base_url}/oauth/token",
-            data={"grant_type": "account_credentials", "account_id": self._config.account_id},
-            headers={"Authorization": self._basic},
-        )
+        # Zoom documents the query string, API-NOTES the form body: send both, they agree
+        grant = {"grant_type": "account_credentials", "account_id": self._config.account_id}
+        return httpx.Request("POST", f"{self._config.oauth_base_url}/oauth/token", params=grant,
+                             data=grant, headers={"Authorization": self._basic})
 
     def _store(self, response: httpx.Response) -> None:
         if response.status_code != 200:
