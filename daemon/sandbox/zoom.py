@@ -200,22 +200,28 @@ class ZoomEmulator(Emulator):
                 "type": 4, "password": user.pmi_password, "join_url": user.join_url,
                 "settings": {"waiting_room": user.waiting_room}}
 
-    def _get_meeting(self, request: Request, meeting_id: str) -> Response:
+    def _find_meeting(self, request: Request,
+                      meeting_id: str) -> tuple[ZoomUser | None, Response | None]:
         if not self._authorized(request):
-            return zoom_error(401, 124, "Invalid access token.")
+            return None, zoom_error(401, 124, "Invalid access token.")
         user = next((u for u in self.users.values() if str(u.pmi) == meeting_id), None)
         if user is None:
-            return zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+            return None, zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has "
+                                    "expired.")
+        return user, None
+
+    def _get_meeting(self, request: Request, meeting_id: str) -> Response:
+        user, error = self._find_meeting(request, meeting_id)
+        if user is None:
+            return error or zoom_error(404, 3001, "Meeting not found")
         body = copy.deepcopy(self._meeting_body(user))
         self._check(body, "/meetings/{meetingId}", "get", "response")
         return Response(200, body)
 
     def _patch_meeting(self, request: Request, meeting_id: str) -> Response:
-        if not self._authorized(request):
-            return zoom_error(401, 124, "Invalid access token.")
-        user = next((u for u in self.users.values() if str(u.pmi) == meeting_id), None)
+        user, error = self._find_meeting(request, meeting_id)
         if user is None:
-            return zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+            return error or zoom_error(404, 3001, "Meeting not found")
         body = request.json()
         if self._check(body, "/meetings/{meetingId}", "patch", "request"):
             return zoom_error(400, 300, "Invalid request body")
