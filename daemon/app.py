@@ -6,8 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from .calendars.base import CalendarError, CalendarProvider
 from .calendars.google import GoogleCalendar, load_credentials
+from .calendars.microsoft import GraphApp, OutlookCalendar
 from .config import Config, ConfigError, Instructor
 from .engine import Engine
 from .http import client
@@ -29,22 +32,35 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def provider_factory(config: Config) -> Callable[[Instructor], CalendarProvider]:
-    google_info: dict[str, Any] | None = None
-    if config.google is not None and any(i.provider == "google" for i in config.instructors):
+class Providers:
+    """Makes each instructor's calendar provider; shares what can be shared per vendor."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        used = {i.provider for i in config.instructors}
+        self._google_info: dict[str, Any] | None = None
+        self._graph: tuple[GraphApp, httpx.Client] | None = None
         try:
-            google_info = load_credentials(config.google.credentials_file)
-        except (ValueError, CalendarError) as err:
-            raise ConfigError([f"{config.path}: google.credentials_file: {err}"]) from None
+            if config.google is not None and "google" in used:
+                self._google_info = load_credentials(config.google.credentials_file)
+            if config.microsoft is not None and "microsoft" in used:
+                app = GraphApp(config.microsoft, config.service.ca_bundle)
+                self._graph = (app, client(config.service.ca_bundle))
+        except (ValueError, OSError, CalendarError) as err:
+            raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
-    def make(instructor: Instructor) -> CalendarProvider:
-        if instructor.provider == "google" and config.google and google_info:
-            return GoogleCalendar(config.google, google_info, instructor,
+    def __call__(self, instructor: Instructor) -> CalendarProvider:
+        config = self._config
+        if instructor.provider == "google" and config.google and self._google_info:
+            return GoogleCalendar(config.google, self._google_info, instructor,
                                   config.service.ca_bundle)
-        raise CalendarError(f"the {instructor.provider} calendar provider is not available "
-                            "in this version of officehours")
+        if instructor.provider == "microsoft" and config.microsoft and self._graph:
+            return OutlookCalendar(config.microsoft, self._graph[0], self._graph[1], instructor)
+        raise CalendarError(f"no {instructor.provider} section in the configuration")
 
-    return make
+    def close(self) -> None:
+        if self._graph:
+            self._graph[1].close()
 
 
 def open_engine(config: Config, dry_run: bool = False,
@@ -53,5 +69,5 @@ def open_engine(config: Config, dry_run: bool = False,
     zoom = ZoomClient(config.zoom, secret, client(config.service.ca_bundle))
     state = (State.scratch_copy(config.service.state_dir) if dry_run
              else State.open(config.service.state_dir))
-    return Engine(config, state, zoom, provider_factory(config), clock, dry_run=dry_run)
+    return Engine(config, state, zoom, Providers(config), clock, dry_run=dry_run)
 

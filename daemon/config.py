@@ -67,7 +67,8 @@ class GoogleConfig:
 class MicrosoftConfig:
     tenant_id: str
     client_id: str
-    client_secret_file: Path
+    client_secret_file: Path | None
+    client_certificate_file: Path | None  # PEM: private key and certificate
     authority_host: str
     graph_base_url: str
 
@@ -264,7 +265,8 @@ GOOGLE: Schema = {
 MICROSOFT: Schema = {
     "tenant_id": (_nonempty, REQUIRED),
     "client_id": (_nonempty, REQUIRED),
-    "client_secret_file": (_file(secret=True), REQUIRED),
+    "client_secret_file": (_file(secret=True), None),  # one of these two is required
+    "client_certificate_file": (_file(secret=True), None),
     "authority_host": (_https_url, "https://login.microsoftonline.com"),
     "graph_base_url": (_https_url, "https://graph.microsoft.com/v1.0"),
 }
@@ -361,6 +363,11 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
     for name, schema in (("google", GOOGLE), ("microsoft", MICROSOFT)):
         if name in raw:
             sections[name] = out.section(raw[name], schema, f"{name}.")
+            given = [k for k in ("client_secret_file", "client_certificate_file")
+                     if isinstance(raw[name], dict) and k in raw[name]]
+            if name == "microsoft" and len(given) != 1:
+                out.add("microsoft.client_secret_file", "missing (required): give it, or "
+                        "client_certificate_file, not both" if given else "missing (required)")
         else:
             sections[name] = None
             if name in providers:

@@ -54,6 +54,9 @@ class Engine:
     def close(self) -> None:
         for calendar in self._providers.values():
             calendar.close()
+        close_shared = getattr(self.provider, "close", None)
+        if close_shared is not None:
+            close_shared()
         self.zoom.close()
         self.state.close()
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+import random
 import re
 import ssl
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,36 @@ def client(ca_bundle: Path | None, **kwargs: object) -> httpx.Client:
         verify=ssl_context(ca_bundle), trust_env=False, proxy=https_proxy(),
         timeout=TIMEOUT, **kwargs,  # type: ignore[arg-type]
     )
+
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_ATTEMPTS = 4
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 0.5 s, 1 s, 2 s... capped at 30 s."""
+    return float(min(30.0, 0.25 * 2.0**attempt) * random.uniform(0.5, 1.0))
+
+
+def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
+         sleep: Callable[[float], None]) -> httpx.Response:
+    """Send with bounded retries: transport errors, 429 and 5xx, honouring Retry-After.
+
+    Only for requests that are safe to repeat: reads, and writes guarded by If-Match or
+    idempotent by nature (a settings PATCH to the same values)."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            response = http.send(request, auth=auth) if auth else http.send(request)
+        except httpx.TransportError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            sleep(backoff(attempt))
+            continue
+        if response.status_code in RETRY_STATUSES and attempt < MAX_ATTEMPTS:
+            sleep(retry_after(response.headers) or backoff(attempt))
+            continue
+        return response
+    raise AssertionError("unreachable")
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

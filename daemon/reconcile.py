@@ -92,8 +92,12 @@ def desired_description(description: str, link: JoinLink | None, template: Templ
         return head + block + strip_blocks(description[match.end() :])
     if not description:
         return block
-    separator = HTML_SEPARATOR if is_html(description) else TEXT_SEPARATOR
-    return description + separator + block
+    if not is_html(description):
+        return description + TEXT_SEPARATOR + block
+    body_end = description.lower().rfind("</body>")  # a whole HTML document (Outlook)
+    if body_end == -1:
+        return description + HTML_SEPARATOR + block
+    return description[:body_end] + HTML_SEPARATOR + block + description[body_end:]
 
 
 def reconcile(

@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 
 from .config import ZoomConfig
-from .http import retry_after
+from .http import send
 from .model import JoinLink
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires
-MAX_ATTEMPTS = 4
 
 
 class ZoomError(Exception):
@@ -181,23 +180,15 @@ class ZoomClient:
         self._http.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self.requests += 1
-            try:
-                response = self._http.request(method, self._base + path, json=body,
-                                              auth=self._auth)
-            except httpx.TransportError as err:
-                if attempt == MAX_ATTEMPTS:
-                    raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
-                self._sleep(2 ** attempt / 4)
-                continue
-            if response.status_code in (429, 502, 503, 504) and attempt < MAX_ATTEMPTS:
-                self._sleep(retry_after(response.headers) or 2 ** attempt / 4)
-                continue
-            if response.status_code >= 400:
-                raise self._error(method, path, response)
-            return response.json() if response.content else None
-        raise AssertionError("unreachable")
+        self.requests += 1
+        request = self._http.build_request(method, self._base + path, json=body)
+        try:
+            response = send(self._http, request, self._auth, self._sleep)
+        except httpx.TransportError as err:
+            raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
+        if response.status_code >= 400:
+            raise self._error(method, path, response)
+        return response.json() if response.content else None
 
     @staticmethod
     def _error(method: str, path: str, response: httpx.Response) -> ZoomError:

@@ -50,6 +50,15 @@ def test_html_description_gets_html_block() -> None:
     assert desc.count(LINK.url) == 1
 
 
+def test_html_document_gets_the_block_inside_body() -> None:
+    document = '<html><head><meta charset="utf-8"></head><body><p>Come by</p>\r\n</body></html>'
+    desc, _, _ = apply(document)
+    assert desc.startswith('<html><head><meta charset="utf-8"></head><body><p>Come by</p>\r\n'
+                           "<br><br>" + START_MARK)
+    assert desc.endswith(END_MARK + "</body></html>")
+    assert apply(desc, LINK.url, None, LINK.url)[0] == document
+
+
 def test_second_pass_changes_nothing() -> None:
     desc, loc, owned = apply("Hi")
     assert reconcile(desc, loc, LINK, owned, TEMPLATE) is None

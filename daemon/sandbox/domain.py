@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from .google import GoogleCalendarEmulator
+from .graph import GraphEmulator
 from .server import CertificateAuthority, Served
 from .zoom import ZoomEmulator, ZoomUser
 
 ZOOM_ACCOUNT, ZOOM_CLIENT = "sandbox-account", "sandbox-client"
+TENANT, GRAPH_CLIENT = "00000000-0000-4000-8000-000000000001", "sandbox-graph-app"
 
 
 def _secret_file(path: Path, content: str) -> Path:
@@ -30,11 +32,16 @@ class Sandbox:
         self.zoom_secret = "zoom-secret-" + os.urandom(6).hex()
         self.google = GoogleCalendarEmulator(page_size=page_size)
         self.zoom = ZoomEmulator(ZOOM_ACCOUNT, ZOOM_CLIENT, self.zoom_secret)
+        self.graph_secret = "graph-secret-" + os.urandom(6).hex()
+        self.graph = GraphEmulator(TENANT, GRAPH_CLIENT, self.graph_secret, page_size=page_size)
         self.google_server = Served(self.google, self.ca)
         self.zoom_server = Served(self.zoom, self.ca)
+        self.graph_server = Served(self.graph, self.ca)
+        self.graph.base_url = self.graph_server.url
         self.credentials = directory / "credentials"
         self.credentials.mkdir(mode=0o700, exist_ok=True)
         _secret_file(self.credentials / "zoom-secret", self.zoom_secret + "\n")
+        _secret_file(self.credentials / "ms-secret", self.graph_secret + "\n")
         key = self.google.add_service_account("officehours@sandbox.iam.gserviceaccount.com")
         key["token_uri"] = key["token_uri"].format(url=self.google_server.url)
         _secret_file(self.credentials / "google.json", json.dumps(key))
@@ -43,6 +50,11 @@ class Sandbox:
     def add_instructor(self, name: str, email: str, pmi: int, **zoom: Any) -> ZoomUser:
         self.google.add_calendar(email)
         self.instructors.append({"name": name, "email": email, "provider": "google"})
+        return self.zoom.add_user(email, pmi, **zoom)
+
+    def add_microsoft_instructor(self, name: str, email: str, pmi: int, **zoom: Any) -> ZoomUser:
+        self.graph.add_mailbox(email)
+        self.instructors.append({"name": name, "email": email, "provider": "microsoft"})
         return self.zoom.add_user(email, pmi, **zoom)
 
     def write_config(self, **service: Any) -> Path:
@@ -55,6 +67,11 @@ class Sandbox:
                  f'oauth_base_url = "{self.zoom_server.url}"', "",
                  "[google]", f'credentials_file = "{self.credentials / "google.json"}"',
                  f'api_base_url = "{self.google_server.url}/calendar/v3/"', ""]
+        if any(i["provider"] == "microsoft" for i in self.instructors):
+            lines += ["[microsoft]", f'tenant_id = "{TENANT}"', f'client_id = "{GRAPH_CLIENT}"',
+                      f'client_secret_file = "{self.credentials / "ms-secret"}"',
+                      f'authority_host = "{self.graph_server.url}"',
+                      f'graph_base_url = "{self.graph_server.url}/v1.0"', ""]
         for instructor in self.instructors:
             lines += ["[[instructors]]", *(f"{k} = {json.dumps(v)}" for k, v in
                                            instructor.items()), ""]
@@ -65,3 +82,4 @@ class Sandbox:
     def stop(self) -> None:
         self.google_server.stop()
         self.zoom_server.stop()
+        self.graph_server.stop()

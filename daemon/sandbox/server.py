@@ -11,12 +11,13 @@ import re
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
@@ -72,6 +73,9 @@ class Emulator:
         self.hooks: list[Callable[[Request], Response | None]] = []  # before routing
         self.after_hooks: list[Callable[[Request, Response], None]] = []  # before answering
         self.schema_errors: list[str] = []
+        self.latency = 0.0  # seconds added to every request
+        self.max_concurrent = 0  # per concurrency_key; 0 = unlimited
+        self.in_flight: dict[str | None, int] = {}
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(pattern + "$"), handler))
@@ -91,12 +95,32 @@ class Emulator:
                 and "token" not in r.path]
 
     def dispatch(self, request: Request) -> Response:
-        response = self._answer(request)
+        key = self.concurrency_key(request)
+        with self.lock:
+            busy = self.in_flight.get(key, 0)
+            self.in_flight[key] = busy + 1
+        try:
+            if key is not None and self.max_concurrent and busy >= self.max_concurrent:
+                response = self.too_many(request)
+            else:
+                if self.latency:
+                    time.sleep(self.latency)  # outside the lock: concurrent requests overlap
+                response = self._answer(request)
+        finally:
+            with self.lock:
+                self.in_flight[key] -= 1
         with self.lock:
             self.log.append(Logged(request.method, request.path, response.status))
         for hook in list(self.after_hooks):
             hook(request, response)
         return response
+
+    def concurrency_key(self, request: Request) -> str | None:
+        """Requests sharing a key count against `max_concurrent` (a mailbox, say)."""
+        return None
+
+    def too_many(self, request: Request) -> Response:
+        return Response(429, {"error": "too many concurrent requests"}, {"Retry-After": "1"})
 
     def _answer(self, request: Request) -> Response:
         with self.lock:
@@ -113,7 +137,7 @@ class Emulator:
             for method, pattern, handler in self.routes:
                 match = pattern.match(request.path)
                 if match and method == request.method:
-                    return handler(request, *match.groups())
+                    return handler(request, *(unquote(group) for group in match.groups()))
         return self.not_found(request)
 
     def not_found(self, request: Request) -> Response:

@@ -1,0 +1,300 @@
+"""Outlook (Microsoft 365) calendars through Microsoft Graph, app-only with msal.
+
+The default calendar is read with calendarView/delta (the delta link is the sync token,
+a new round starts when the look-ahead window must move); another calendar is read by
+windowed calendarView and compared by changeKey. Series masters are fetched once per
+series that changed. Writes PATCH body and location together, with If-Match.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import msal
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from ..config import Instructor, MicrosoftConfig
+from ..http import https_proxy, send
+from ..model import Event, Kind
+from ..reconcile import is_html
+from . import graph_recurrence
+from .base import CalendarError, Conflict, Listing, SyncExpired
+
+WINDOW_BEHIND = timedelta(days=1)  # sessions under way stay visible
+WINDOW_AHEAD = timedelta(days=60)
+NEW_ROUND_AFTER = timedelta(days=7)  # then the window is moved: the delta link is frozen
+PAGE_SIZE = 100
+PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
+DEFAULT_CALENDARS = ("primary", "default", "calendar")
+
+
+def client_credential(config: MicrosoftConfig) -> str | dict[str, str]:
+    """The client secret, or a certificate credential from a PEM (key + certificate)."""
+    if config.client_certificate_file is not None:
+        pem = config.client_certificate_file.read_bytes()
+        try:
+            certificate = x509.load_pem_x509_certificate(pem)
+            key = serialization.load_pem_private_key(pem, password=None)
+        except ValueError:
+            raise CalendarError(f"{config.client_certificate_file}: needs a PEM private key "
+                                "and certificate") from None
+        key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        return {"private_key": key_pem,
+                "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),  # noqa: S303
+                "public_certificate": certificate.public_bytes(
+                    serialization.Encoding.PEM).decode()}
+    assert config.client_secret_file is not None
+    return config.client_secret_file.read_text().strip()
+
+
+class GraphApp:
+    """The msal application shared by every mailbox: one token for the whole tenant."""
+
+    def __init__(self, config: MicrosoftConfig, ca_bundle: Path | None) -> None:
+        self._config = config
+        self._credential = client_credential(config)
+        self._session = requests.Session()
+        self._session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
+        self._session.verify = str(ca_bundle) if ca_bundle else True
+        proxy = https_proxy()
+        if proxy:
+            self._session.proxies = {"https": proxy}
+        self._app: msal.ConfidentialClientApplication | None = None  # built on first use:
+        graph = urlsplit(config.graph_base_url)  # msal reads the authority's metadata then
+        self._scopes = [f"{graph.scheme}://{graph.netloc}/.default"]
+        self._lock = threading.Lock()
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        if self._app is None:
+            config = self._config
+            self._app = msal.ConfidentialClientApplication(
+                config.client_id, client_credential=self._credential,
+                authority=f"{config.authority_host}/{config.tenant_id}",
+                http_client=self._session,
+                # msal checks a non-Microsoft authority against Microsoft's list otherwise
+                instance_discovery=False if _custom(config) else None)
+        return self._app
+
+    def token(self, fresh: bool = False) -> str:
+        with self._lock:
+            try:
+                app = self._application()
+                if fresh:
+                    app.remove_tokens_for_client()
+                result = app.acquire_token_for_client(scopes=self._scopes)
+            except (requests.RequestException, ValueError) as err:
+                raise CalendarError(f"Microsoft identity platform unreachable: "
+                                    f"{type(err).__name__}") from None
+        if "access_token" not in result:
+            reason = str(result.get("error_description") or result.get("error"))
+            raise CalendarError("Microsoft refused the app credentials (check microsoft."
+                                f"tenant_id, client_id and the secret): {reason[:160]}")
+        return str(result["access_token"])
+
+
+def _custom(config: MicrosoftConfig) -> bool:
+    return urlsplit(config.authority_host).hostname not in ("login.microsoftonline.com",)
+
+
+class _GraphAuth(httpx.Auth):
+    """Bearer token from msal; on 401 InvalidAuthenticationToken, one fresh token."""
+
+    def __init__(self, app: GraphApp) -> None:
+        self._app = app
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._app.token()}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self._app.token(fresh=True)}"
+            yield request
+
+
+class OutlookCalendar:
+    """CalendarProvider for one instructor's Outlook calendar."""
+
+    def __init__(self, config: MicrosoftConfig, app: GraphApp, http: httpx.Client,
+                 instructor: Instructor, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._base = config.graph_base_url
+        self._user = quote(instructor.email, safe="@")
+        self._calendar = (None if instructor.calendar_id.lower() in DEFAULT_CALENDARS
+                          else instructor.calendar_id)
+        self._auth = _GraphAuth(app)
+        self._http = http
+        self._clock = clock
+        self._sleep = sleep
+        self._who = instructor.email
+        self._body_types: dict[str, str] = {}
+        self.requests = 0
+
+    def close(self) -> None:
+        pass  # the httpx client is shared by every mailbox and closed by the app
+
+    # --- HTTP ---
+
+    def _call(self, method: str, url: str, body: dict[str, Any] | None = None,
+              headers: dict[str, str] | None = None) -> dict[str, Any]:
+        self.requests += 1
+        request = self._http.build_request(method, url, json=body,
+                                           headers={"Prefer": PREFER, **(headers or {})})
+        try:
+            response = send(self._http, request, self._auth, self._sleep)
+        except httpx.TransportError as err:
+            raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+        if response.status_code in (409, 412):
+            raise Conflict(f"Graph: the event changed meanwhile ({response.status_code})")
+        if response.status_code == 410:
+            raise SyncExpired("Graph: the delta link expired, a new round is needed")
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                detail = f"{error.get('code')}: {str(error.get('message'))[:160]}"
+            except (ValueError, KeyError, TypeError):
+                detail = response.text[:160]
+            raise CalendarError(f"Graph {method} for {self._who}: HTTP "
+                                f"{response.status_code} ({detail})")
+        try:
+            result: dict[str, Any] = response.json()
+        except ValueError:
+            raise CalendarError(f"Graph {method} for {self._who}: invalid JSON") from None
+        return result
+
+    def _pages(self, url: str) -> tuple[list[dict[str, Any]], str]:
+        """Every item behind `url`, following nextLink; and the deltaLink at the end."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", url)
+            items += page.get("value", [])
+            if "@odata.nextLink" not in page:
+                return items, str(page.get("@odata.deltaLink", ""))
+            url = page["@odata.nextLink"]
+
+    # --- CalendarProvider ---
+
+    def changes(self, sync_token: str | None) -> Listing:
+        state: dict[str, Any] | None = json.loads(sync_token) if sync_token else None
+        now = self._clock()
+        if state and now - datetime.fromisoformat(state["start"]) > NEW_ROUND_AFTER:
+            state = None  # move the window: a new round lists everything again
+        full = state is None
+        start = datetime.fromisoformat(state["start"]) if state else now - WINDOW_BEHIND
+        window = {"startDateTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+                  "endDateTime": f"{start + WINDOW_AHEAD + WINDOW_BEHIND:%Y-%m-%dT%H:%M:%SZ}"}
+        if self._calendar is None:
+            url = (state["link"] if state else
+                   f"{self._base}/users/{self._user}/calendarView/delta?{urlencode(window)}")
+            items, link = self._pages(url)
+            new_state: dict[str, Any] = {"start": start.isoformat(), "link": link}
+        else:
+            url = (f"{self._base}/users/{self._user}/calendars/"
+                   f"{quote(self._calendar, safe='')}/calendarView?{urlencode(window)}")
+            listed, _ = self._pages(url)
+            known: dict[str, str] = state["keys"] if state else {}
+            keys = {item["id"]: item.get("changeKey", "") for item in listed}
+            items = [item for item in listed if known.get(item["id"]) != keys[item["id"]]]
+            items += [{"id": gone, "@removed": {"reason": "deleted"}}
+                      for gone in known if gone not in keys]
+            new_state = {"start": start.isoformat(), "keys": keys}
+        return Listing(self._events(items, full), json.dumps(new_state), full=full)
+
+    def _events(self, items: list[dict[str, Any]], full: bool) -> list[Event]:
+        events: list[Event] = []
+        masters: list[str] = []
+        for item in items:
+            kind = item.get("type")
+            if "@removed" in item:
+                events.append(Event(id=item["id"], kind=Kind.CANCELLED))
+                continue
+            if kind in ("exception", "singleInstance"):
+                events.append(self._to_event(item))
+            master = item.get("seriesMasterId")
+            # an occurrence stands for its series; a new round also reads the series of
+            # exceptions, in case every occurrence in the window was modified
+            if master and master not in masters and (
+                    kind == "occurrence" or (full and kind == "exception")):
+                masters.append(master)
+        for master_id in masters:  # once per series, however many occurrences changed
+            master = self.get(master_id)
+            events.append(master or Event(id=master_id, kind=Kind.CANCELLED))
+        return events
+
+    def get(self, event_id: str) -> Event | None:
+        try:
+            item = self._call("GET", self._event_url(event_id))
+        except CalendarError as err:
+            if "HTTP 404" in str(err):
+                return None
+            raise
+        return self._to_event(item)
+
+    def patch(self, event: Event, description: str, location: str) -> Event:
+        body: dict[str, Any] = {}
+        if description != event.description:
+            content_type = self._body_types.get(event.id) or (
+                "html" if is_html(description) else "text")
+            body["body"] = {"contentType": content_type, "content": description}
+        if location != event.location:
+            body["location"] = {"displayName": location}
+        item = self._call("PATCH", self._event_url(event.id), body,
+                          headers={"If-Match": event.etag} if event.etag else None)
+        return self._to_event(item)
+
+    def _event_url(self, event_id: str) -> str:
+        return f"{self._base}/users/{self._user}/events/{quote(event_id, safe='')}"
+
+    def _to_event(self, item: dict[str, Any]) -> Event:
+        kind = {"seriesMaster": Kind.SERIES, "exception": Kind.EXCEPTION,
+                "singleInstance": Kind.SINGLE}.get(item.get("type", ""), Kind.SINGLE)
+        if item.get("isCancelled"):
+            kind = Kind.CANCELLED
+        body = item.get("body") or {}
+        self._body_types[item["id"]] = str(body.get("contentType") or "text").lower()
+        zone = graph_recurrence.iana_zone(item.get("originalStartTimeZone"))
+        start = _when(item.get("start"))
+        recurrence: tuple[str, ...] = ()
+        if kind is Kind.SERIES and item.get("recurrence") and start is not None:
+            rec = item["recurrence"]
+            zone = graph_recurrence.iana_zone(
+                (rec.get("range") or {}).get("recurrenceTimeZone")
+                or item.get("originalStartTimeZone"))
+            try:
+                recurrence = (graph_recurrence.rrule(rec, zone),
+                              *graph_recurrence.exdates(item.get("cancelledOccurrences") or [],
+                                                        start, zone))
+            except (ValueError, KeyError) as err:
+                raise CalendarError(f"Graph series {item['id']}: cannot read its "
+                                    f"recurrence ({err})") from None
+        original = item.get("originalStart")
+        return Event(
+            id=item["id"], kind=kind, title=item.get("subject") or "",
+            description=body.get("content") or "",
+            location=(item.get("location") or {}).get("displayName") or "",
+            etag=item.get("@odata.etag", ""), organizer_self=bool(item.get("isOrganizer")),
+            series_id=item.get("seriesMasterId"),
+            original_start=datetime.fromisoformat(original.replace("Z", "+00:00"))
+            if original else None,
+            start=start, end=_when(item.get("end")), timezone=zone, recurrence=recurrence)
+
+
+def _when(value: dict[str, Any] | None) -> datetime | None:
+    """A dateTimeTimeZone as an aware datetime (we ask for UTC with Prefer)."""
+    if not value or not value.get("dateTime"):
+        return None
+    text = value["dateTime"].rstrip("Z")[:26]
+    when = datetime.fromisoformat(text)
+    zone = graph_recurrence.iana_zone(value.get("timeZone"))
+    return when.replace(tzinfo=ZoneInfo(zone)) if when.tzinfo is None else when

@@ -1,0 +1,391 @@
+"""A Microsoft Graph v1.0 stand-in: the identity platform's token endpoint (as msal asks
+for it), calendarView/delta with paging and delta links, events get/patch with ETags,
+calendarView of other calendars, 401/410/412/429 in Graph's error shape.
+
+Series are stored as a master plus the occurrence times the test gives, so the emulator
+does not share the program's recurrence code. Bodies are checked against the CSDL.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from .csdl import GraphSchema
+from .server import Emulator, Request, Response
+
+DEFAULT_CALENDAR = "default"
+
+
+def graph_error(status: int, code: str, message: str,
+                headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}}, headers or {})
+
+
+def graph_time(when: datetime) -> dict[str, str]:
+    """A dateTimeTimeZone in UTC, as Graph returns it by default."""
+    return {"dateTime": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+            "timeZone": "UTC"}
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.rstrip("Z")[:26]).replace(tzinfo=UTC)
+
+
+class GraphEmulator(Emulator):
+    def __init__(self, tenant: str, client_id: str, client_secret: str,
+                 page_size: int = 10) -> None:
+        super().__init__()
+        self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
+        self.page_size = page_size
+        self.max_concurrent = 4  # per mailbox, as Graph enforces
+        self.base_url = ""  # set once served: links in responses are absolute
+        self.certificates: dict[str, x509.Certificate] = {}  # thumbprint -> certificate
+        self.access_tokens: dict[str, float] = {}
+        self.events: dict[str, dict[str, dict[str, Any]]] = {}  # mailbox -> id -> event
+        self.occurrences: dict[str, list[tuple[datetime, datetime]]] = {}  # master -> times
+        self.removed: dict[str, list[tuple[int, str]]] = {}  # mailbox -> (seq, id)
+        self.seq = 0
+        self.oldest_valid_delta = 0
+        self.pages: dict[str, list[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self.schema = GraphSchema()
+        t = f"/{tenant}"
+        self.route("GET", t + "/v2.0/.well-known/openid-configuration", self._openid)
+        self.route("POST", t + "/oauth2/v2.0/token", self._token)
+        self.route("GET", "/v1.0/users/([^/]+)/calendarView/delta", self._delta)
+        self.route("GET", "/v1.0/users/([^/]+)/calendars/([^/]+)/calendarView", self._view)
+        self.route("GET", "/v1.0/users/([^/]+)/events/([^/]+)", self._get)
+        self.route("PATCH", "/v1.0/users/([^/]+)/events/([^/]+)", self._patch)
+
+    def concurrency_key(self, request: Request) -> str | None:
+        parts = request.path.split("/")
+        return parts[3].lower() if len(parts) > 3 and parts[2] == "users" else None
+
+    def too_many(self, request: Request) -> Response:
+        return graph_error(429, "ApplicationThrottled", "Application is over its "
+                           "MailboxConcurrency limit.", {"Retry-After": "1"})
+
+    # --- set-up and inspection ---
+
+    def add_mailbox(self, address: str) -> None:
+        with self.lock:
+            self.events.setdefault(address.lower(), {})
+            self.removed.setdefault(address.lower(), [])
+
+    def add_certificate(self, certificate: x509.Certificate) -> None:
+        thumbprint = certificate.fingerprint(hashes.SHA1())  # noqa: S303 - as Entra ID does
+        self.certificates[base64.urlsafe_b64encode(thumbprint).decode().rstrip("=")] = certificate
+
+    def add_event(self, mailbox: str, start: datetime, end: datetime, *,
+                  occurrences: list[tuple[datetime, datetime]] | None = None,
+                  calendar: str = DEFAULT_CALENDAR, organizer: str | None = None,
+                  **fields: Any) -> str:
+        """A single event, or a series master when `occurrences` are given."""
+        with self.lock:
+            box = mailbox.lower()
+            event_id = fields.pop("id", None) or f"AAMkAD{next(self._ids):05d}="
+            organizer = organizer or mailbox
+            event: dict[str, Any] = {
+                "id": event_id, "subject": "", "body": {"contentType": "html", "content": ""},
+                "start": graph_time(start), "end": graph_time(end),
+                "location": {"displayName": "", "locationType": "default"},
+                "isOrganizer": organizer.lower() == box, "isAllDay": False,
+                "isCancelled": False, "type": "singleInstance",
+                "organizer": {"emailAddress": {"name": organizer, "address": organizer}},
+                "originalStartTimeZone": "UTC", "originalEndTimeZone": "UTC",
+                "iCalUId": secrets.token_hex(8), "createdDateTime": _now(),
+                "_calendar": calendar, **fields}
+            if occurrences is not None:
+                event["type"] = "seriesMaster"
+                event["cancelledOccurrences"] = []
+                self.occurrences[event_id] = list(occurrences)
+            self.events[box][event_id] = event
+            self._touch(event)
+            return event_id
+
+    def add_exception(self, mailbox: str, master_id: str, original: datetime, start: datetime,
+                      end: datetime, **fields: Any) -> str:
+        """A modified occurrence: the master's subject, body and location unless given."""
+        master = self.events[mailbox.lower()][master_id]
+        inherited = {k: copy.deepcopy(master[k]) for k in ("subject", "body", "location")}
+        return self.add_event(mailbox, start, end, type="exception", seriesMasterId=master_id,
+                              originalStart=_iso(original),
+                              organizer=master["organizer"]["emailAddress"]["address"],
+                              **{**inherited, **fields})
+
+    def cancel_occurrence(self, mailbox: str, master_id: str, original: datetime) -> None:
+        with self.lock:
+            master = self.events[mailbox.lower()][master_id]
+            master["cancelledOccurrences"].append(
+                f"OID.{master_id}.{original.astimezone(UTC):%Y-%m-%d}")
+            self.occurrences[master_id] = [o for o in self.occurrences[master_id]
+                                           if o[0] != original]
+            self._touch(master)
+            self.removed[mailbox.lower()].append((self.seq, _occurrence_id(master_id, original)))
+
+    def edit_event(self, mailbox: str, event_id: str, **changes: Any) -> None:
+        with self.lock:
+            event = self.events[mailbox.lower()][event_id]
+            event.update(changes)
+            self._touch(event)
+
+    def delete_event(self, mailbox: str, event_id: str) -> None:
+        with self.lock:
+            box = mailbox.lower()
+            event = self.events[box].pop(event_id)
+            self.seq += 1
+            ids = [event_id] if event["type"] != "seriesMaster" else [
+                _occurrence_id(event_id, s) for s, _ in self.occurrences.pop(event_id)]
+            self.removed[box] += [(self.seq, i) for i in ids]
+
+    def event(self, mailbox: str, event_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._public(self.events[mailbox.lower()][event_id])
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens.clear()
+
+    def expire_delta_tokens(self) -> None:
+        with self.lock:
+            self.oldest_valid_delta = self.seq + 1
+
+    # --- internals ---
+
+    def _touch(self, event: dict[str, Any]) -> None:
+        self.seq += 1
+        event["_seq"] = self.seq
+        event["changeKey"] = base64.b64encode(f"ck{self.seq}".encode()).decode()
+        event["@odata.etag"] = f'W/"{event["changeKey"]}"'
+        event["lastModifiedDateTime"] = _now()
+
+    def _public(self, event: dict[str, Any]) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in event.items() if not k.startswith("_")}
+        for problem in self.schema.check(out):
+            self.schema_errors.append(f"response: {problem}")
+        return out
+
+    def _instances(self, box: str, calendar: str, start: datetime,
+                   end: datetime) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, event) of what calendarView shows in [start, end): no masters."""
+        found = []
+        for event in self.events[box].values():
+            if event["_calendar"] != calendar:
+                continue
+            if event["type"] == "seriesMaster":
+                replaced = {e["originalStart"] for e in self.events[box].values()
+                            if e.get("seriesMasterId") == event["id"]}
+                for begins, ends in self.occurrences[event["id"]]:
+                    if begins < end and ends > start and _iso(begins) not in replaced:
+                        found.append((event["_seq"], self._occurrence(event, begins, ends)))
+            elif _parse(event["start"]["dateTime"]) < end and \
+                    _parse(event["end"]["dateTime"]) > start:
+                found.append((event["_seq"], self._public(event)))
+        return sorted(found, key=lambda pair: pair[1]["id"])
+
+    def _occurrence(self, master: dict[str, Any], start: datetime,
+                    end: datetime) -> dict[str, Any]:
+        out = self._public(master)
+        out.pop("recurrence", None)
+        out.pop("cancelledOccurrences", None)
+        out.update(id=_occurrence_id(master["id"], start), type="occurrence",
+                   seriesMasterId=master["id"], start=graph_time(start), end=graph_time(end),
+                   originalStart=_iso(start))
+        return out
+
+    def _authorized(self, request: Request) -> Response | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        expiry = self.access_tokens.get(token)
+        if expiry is None or expiry < time.time():
+            return graph_error(401, "InvalidAuthenticationToken",
+                               "Access token has expired or is not yet valid.")
+        return None
+
+    def _page(self, items: list[dict[str, Any]], path: str, final: dict[str, str],
+              request: Request) -> Response:
+        size = self.page_size
+        prefer = request.headers.get("prefer", "")
+        if "odata.maxpagesize=" in prefer:
+            size = min(size, int(prefer.split("odata.maxpagesize=")[1].split(",")[0]))
+        page, rest = items[:size], items[size:]
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#events",
+                                "value": page}
+        if rest:
+            token = secrets.token_urlsafe(12)
+            self.pages[token] = [final, *rest]
+            body["@odata.nextLink"] = f"{self.base_url}{path}?$skiptoken={token}"
+        else:
+            body.update(final)
+        return Response(200, body)
+
+    # --- HTTP ---
+
+    def _openid(self, request: Request) -> Response:
+        base = f"{self.base_url}/{self.tenant}"
+        return Response(200, {
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "issuer": f"{base}/v2.0", "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post",
+                                                      "private_key_jwt"],
+            "response_types_supported": ["code", "id_token", "token"],
+        })
+
+    def _token(self, request: Request) -> Response:
+        form = request.form()
+        ok = form.get("grant_type") == "client_credentials" and \
+            form.get("client_id") == self.client_id
+        if "client_secret" in form:
+            ok = ok and form["client_secret"] == self.client_secret
+        else:
+            ok = ok and self._valid_assertion(form.get("client_assertion", ""))
+        if not ok:
+            return Response(401, {"error": "invalid_client", "error_description":
+                                  "AADSTS7000215: Invalid client secret provided.",
+                                  "error_codes": [7000215]})
+        token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+        self.access_tokens[token] = time.time() + 3599
+        return Response(200, {"token_type": "Bearer", "expires_in": 3599,
+                              "ext_expires_in": 3599, "access_token": token})
+
+    def _valid_assertion(self, assertion: str) -> bool:
+        try:
+            header, payload, signature = assertion.split(".")
+            meta = json.loads(_unb64(header))
+            certificate = self.certificates[meta.get("x5t", "")]
+            public_key: Any = certificate.public_key()
+            public_key.verify(_unb64(signature), f"{header}.{payload}".encode(),
+                              padding.PKCS1v15(), hashes.SHA256())
+            return bool(json.loads(_unb64(payload)).get("sub") == self.client_id)
+        except Exception:
+            return False
+
+    def _delta(self, request: Request, user: str) -> Response:
+        denied = self._authorized(request)
+        if denied:
+            return denied
+        box = user.lower()
+        if box not in self.events:
+            return graph_error(404, "ErrorInvalidUser", "The requested user is invalid.")
+        path = request.path
+        query = request.query
+        if "$skiptoken" in query:
+            items = self.pages.pop(query["$skiptoken"], None)
+            if items is None:
+                return graph_error(400, "ErrorInvalidUrlQuery", "Invalid skip token.")
+            return self._page(items[1:], path, items[0], request)
+        if "$deltatoken" in query:
+            try:
+                window_start, window_end, since = json.loads(_unb64(query["$deltatoken"]))
+            except Exception:
+                return graph_error(400, "ErrorInvalidUrlQuery", "Invalid delta token.")
+            if since < self.oldest_valid_delta:
+                return graph_error(410, "SyncStateNotFound", "The sync state is not found.")
+            start, end = _parse(window_start), _parse(window_end)
+        else:
+            if "startDateTime" not in query or "endDateTime" not in query:
+                return graph_error(400, "ErrorInvalidParameter",
+                                   "This request requires a time window specified by the query "
+                                   "string parameters StartDateTime and EndDateTime.")
+            start, end, since = _parse(query["startDateTime"]), _parse(query["endDateTime"]), 0
+        items = [event for seq, event in self._instances(box, DEFAULT_CALENDAR, start, end)
+                 if seq > since]
+        if since:
+            items += [{"id": event_id, "@removed": {"reason": "deleted"}}
+                      for seq, event_id in self.removed[box] if seq > since]
+        token = _b64(json.dumps([_iso(start), _iso(end), self.seq]).encode())
+        final = {"@odata.deltaLink": f"{self.base_url}{path}?$deltatoken={token}"}
+        return self._page(items, path, final, request)
+
+    def _view(self, request: Request, user: str, calendar: str) -> Response:
+        denied = self._authorized(request)
+        if denied:
+            return denied
+        box = user.lower()
+        query = request.query
+        if "$skiptoken" in query:
+            items = self.pages.pop(query["$skiptoken"], None)
+            if items is None:
+                return graph_error(400, "ErrorInvalidUrlQuery", "Invalid skip token.")
+            return self._page(items[1:], request.path, items[0], request)
+        if box not in self.events or not any(
+                e["_calendar"] == calendar for e in self.events[box].values()):
+            return graph_error(404, "ErrorItemNotFound", "The calendar was not found.")
+        try:
+            start, end = _parse(query["startDateTime"]), _parse(query["endDateTime"])
+        except KeyError:
+            return graph_error(400, "ErrorInvalidParameter", "StartDateTime and EndDateTime "
+                               "are required.")
+        items = [event for _, event in self._instances(box, calendar, start, end)]
+        return self._page(items, request.path, {}, request)
+
+    def _find(self, request: Request, user: str,
+              event_id: str) -> tuple[dict[str, Any] | None, Response | None]:
+        denied = self._authorized(request)
+        if denied:
+            return None, denied
+        event = self.events.get(user.lower(), {}).get(event_id)
+        if event is None:
+            return None, graph_error(404, "ErrorItemNotFound",
+                                     "The specified object was not found in the store.")
+        return event, None
+
+    def _get(self, request: Request, user: str, event_id: str) -> Response:
+        event, error = self._find(request, user, event_id)
+        if event is None:
+            return error or graph_error(404, "ErrorItemNotFound", "Not found.")
+        return Response(200, self._public(event))
+
+    def _patch(self, request: Request, user: str, event_id: str) -> Response:
+        event, error = self._find(request, user, event_id)
+        if event is None:
+            return error or graph_error(404, "ErrorItemNotFound", "Not found.")
+        if_match = request.headers.get("if-match")
+        if if_match and if_match != event["@odata.etag"]:
+            return graph_error(412, "ErrorIrresolvableConflict", "The send or update operation "
+                               "could not be performed because the change key passed in the "
+                               "request does not match the current change key for the item.")
+        body = request.json()
+        problems = self.schema.check(body)
+        self.schema_errors += [f"patch body: {p}" for p in problems]
+        if problems:
+            return graph_error(400, "RequestBodyRead", "; ".join(problems))
+        for key, value in body.items():
+            if isinstance(value, dict) and isinstance(event.get(key), dict):
+                event[key] = {**event[key], **value}
+            else:
+                event[key] = value
+        self._touch(event)
+        return Response(200, self._public(event))
+
+
+def _occurrence_id(master_id: str, start: datetime) -> str:
+    return f"{master_id}_OCC{start.astimezone(UTC):%Y%m%dT%H%M}"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
