@@ -23,6 +23,7 @@ import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
 from ..http import https_proxy, send
@@ -47,8 +48,10 @@ def client_credential(config: MicrosoftConfig) -> str | dict[str, str]:
             certificate = x509.load_pem_x509_certificate(pem)
             key = serialization.load_pem_private_key(pem, password=None)
         except ValueError:
-            raise CalendarError(f"{config.client_certificate_file}: needs a PEM private key "
-                                "and certificate") from None
+            key = None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise CalendarError(f"{config.client_certificate_file}: needs an RSA private key "
+                                "and its certificate, both PEM") from None
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()

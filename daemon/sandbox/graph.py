@@ -122,7 +122,7 @@ class GraphEmulator(Emulator):
         return self.add_event(mailbox, start, end, type="exception", seriesMasterId=master_id,
                               originalStart=_iso(original),
                               organizer=master["organizer"]["emailAddress"]["address"],
-                              **{**inherited, **fields})
+                              calendar=master["_calendar"], **{**inherited, **fields})
 
     def cancel_occurrence(self, mailbox: str, master_id: str, original: datetime) -> None:
         with self.lock:
@@ -263,7 +263,7 @@ class GraphEmulator(Emulator):
         try:
             header, payload, signature = assertion.split(".")
             meta = json.loads(_unb64(header))
-            certificate = self.certificates[meta.get("x5t", "")]
+            certificate = self.certificates[meta.get("x5t", "").rstrip("=")]
             public_key: Any = certificate.public_key()
             public_key.verify(_unb64(signature), f"{header}.{payload}".encode(),
                               padding.PKCS1v15(), hashes.SHA256())

@@ -57,6 +57,7 @@ class Logged:
     method: str
     path: str
     status: int
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it was answered
 
 
 Handler = Callable[..., Response]
