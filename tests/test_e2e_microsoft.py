@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
-from conftest import HOUR, officehours
+from conftest import HOUR, clean_env, officehours, spawn, wait_for
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
@@ -221,3 +223,65 @@ def test_google_and_microsoft_instructors_in_one_install(mary: Sandbox, now: dat
     assert result.returncode == 0, result.stderr
     assert "2 instructor(s), 0 failed" in result.stdout
     assert START_MARK in mary.google.event("ada@example.edu", event)["description"]
+
+
+def test_ca_bundle_wins_over_the_environment(mary: Sandbox, now: datetime,
+                                             tmp_path: Path) -> None:
+    """REQUESTS_CA_BUNDLE & co. point at a CA that does not sign the emulators."""
+    seed(mary, now, next_session=timedelta(minutes=5))
+    mary.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+    stranger = tmp_path / "stranger.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    env = {**clean_env(), "REQUESTS_CA_BUNDLE": str(stranger), "CURL_CA_BUNDLE": str(stranger),
+           "SSL_CERT_FILE": str(stranger), "HTTPLIB2_CA_CERTS": str(stranger)}
+    result = officehours(mary.write_config(), "sync", env=env)
+    assert result.returncode == 0, result.stderr
+    assert mary.zoom.user(MARY).secure and mary.graph.requests("PATCH")
+
+
+@pytest.mark.parametrize("kill_at_write", [1, 2])
+def test_kill_9_mid_outlook_pass_converges(mary: Sandbox, now: datetime,
+                                           kill_at_write: int) -> None:
+    ids = seed(mary, now, next_session=3 * HOUR)
+    config = mary.write_config()
+    before = events(mary, ids)
+    landed, release = threading.Event(), threading.Event()
+    count = [0]
+
+    def hang_after_write(request: Request, response: Response) -> None:
+        if request.method == "PATCH":
+            count[0] += 1
+            if count[0] == kill_at_write:
+                landed.set()
+                release.wait(10)
+
+    mary.graph.after_hooks.append(hang_after_write)
+    process = spawn(config, "sync")
+    try:
+        assert landed.wait(30), "the pass never reached the write"
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+    finally:
+        release.set()
+    mary.graph.after_hooks.clear()
+    assert officehours(config, "sync").returncode == 0
+    assert_linked(before, events(mary, ids), mary.zoom.user(MARY).join_url)
+    assert len(mary.graph.requests("PATCH")) == 3  # the write that landed is not repeated
+
+
+def test_run_links_a_new_outlook_event_within_one_interval(mary: Sandbox, now: datetime) -> None:
+    seed(mary, now, next_session=3 * HOUR)
+    process = spawn(mary.write_config(sync_interval_seconds=1), "run")
+    try:
+        wait_for(lambda: len(mary.graph.requests("PATCH")) == 3, what="the first pass")
+        day = now + timedelta(days=4)
+        new = mary.graph.add_event(MARY, day, day + HOUR, subject="Office Hours - extra")
+        wait_for(lambda: START_MARK in mary.graph.event(MARY, new)["body"]["content"],
+                 timeout=5, what="the new event within one interval")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    # steady passes in between asked Graph only for the delta: no token, no master, no write
+    assert len(mary.graph.requests("POST", "/token")) == 1
+    assert len(mary.graph.requests("PATCH")) == 4

@@ -6,13 +6,13 @@ import difflib
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..http import mask_url
 from .domain import Sandbox
 
 ZONE = ZoneInfo("America/New_York")
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
 def _at(when: datetime) -> dict[str, str]:
@@ -56,15 +56,72 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
                      description="<b>Compilers</b> questions welcome<br>Bring your code",
                      start=_at(now - timedelta(minutes=10)), end=_at(now + timedelta(minutes=50)))
 
+    _seed_outlook(sandbox, local - timedelta(days=6))
+
     google.add_event("alan@example.edu", summary="Office Hours",
                      description=f"My Zoom room, as always: {alan_url}",
                      start=_at(review - hour * 24), end=_at(review - hour * 23),
                      recurrence=["RRULE:FREQ=WEEKLY;COUNT=10"])
 
 
-def _snapshot(sandbox: Sandbox) -> dict[str, dict[str, dict[str, Any]]]:
-    return {owner: {eid: sandbox.google.event(owner, eid) for eid in events}
-            for owner, events in sandbox.google.events.items()}
+View = dict[str, dict[str, dict[str, str]]]  # calendar -> event id -> what a person sees
+
+
+def _seed_outlook(sandbox: Sandbox, first: datetime) -> None:
+    """Mary's Outlook calendar: a weekly series in Pacific time with one moved and one
+    cancelled occurrence, an HTML body as Outlook stores it, and a lecture."""
+    mary = "mary@example.edu"
+    sandbox.add_microsoft_instructor("Mary Somerville", mary, 8456789012)
+    graph = sandbox.graph
+    first = first.astimezone(PACIFIC).replace(hour=11)
+    hour = timedelta(hours=1)
+    times = [(first + timedelta(weeks=i), first + timedelta(weeks=i) + hour) for i in range(12)]
+    series = graph.add_event(
+        mary, *times[0], occurrences=times, subject="Office Hours",
+        body={"contentType": "html", "content": '<html><head><meta http-equiv="Content-Type" '
+              'content="text/html; charset=utf-8"></head><body><div>Stop by with anything '
+              "about the problem sets.</div></body></html>"},
+        originalStartTimeZone="Pacific Standard Time",
+        recurrence={"pattern": {"type": "weekly", "interval": 1, "firstDayOfWeek": "sunday",
+                                "daysOfWeek": [first.strftime("%A").lower()]},
+                    "range": {"type": "noEnd", "startDate": first.date().isoformat(),
+                              "recurrenceTimeZone": "Pacific Standard Time"}})
+    graph.add_exception(mary, series, times[2][0], times[2][0] + 3 * hour,
+                        times[2][1] + 3 * hour,
+                        body={"contentType": "text", "content": "Later this week only."})
+    graph.cancel_occurrence(mary, series, times[3][0])
+    graph.add_event(mary, *times[1], subject="Lecture: Celestial Mechanics")
+
+
+def _snapshot(sandbox: Sandbox) -> View:
+    """Every event of every calendar, Google's and Outlook's, in one readable shape."""
+    view: View = {}
+    for owner, events in sandbox.google.events.items():
+        view[f"{owner} (Google)"] = {}
+        for eid in events:
+            e = sandbox.google.event(owner, eid)
+            kind = ("cancelled occurrence" if e.get("status") == "cancelled" else "series"
+                    if e.get("recurrence") else "modified occurrence"
+                    if e.get("recurringEventId") else "single event")
+            if not e.get("organizer", {}).get("self", True):
+                kind += ", organized by someone else"
+            view[f"{owner} (Google)"][eid] = {
+                "title": e.get("summary") or "(cancelled occurrence)", "kind": kind,
+                "description": e.get("description", ""), "location": e.get("location", ""),
+                "etag": e["etag"]}
+    kinds = {"seriesMaster": "series", "exception": "modified occurrence",
+             "singleInstance": "single event"}
+    for owner, events in sandbox.graph.events.items():
+        view[f"{owner} (Outlook)"] = {}
+        for eid in events:
+            e = sandbox.graph.event(owner, eid)
+            kind = kinds[e["type"]] + ("" if e["isOrganizer"] else ", organized by someone else")
+            if e.get("cancelledOccurrences"):
+                kind += f", {len(e['cancelledOccurrences'])} occurrence(s) cancelled"
+            view[f"{owner} (Outlook)"][eid] = {
+                "title": e["subject"], "kind": kind, "description": e["body"]["content"],
+                "location": e["location"].get("displayName", ""), "etag": e["@odata.etag"]}
+    return view
 
 
 def _zoom_state(sandbox: Sandbox) -> dict[str, str]:
@@ -79,32 +136,25 @@ def _zoom_state(sandbox: Sandbox) -> dict[str, str]:
     return out
 
 
-def _report(sandbox: Sandbox, before: dict[str, dict[str, dict[str, Any]]],
-            zoom_before: dict[str, str]) -> None:
-    after = _snapshot(sandbox)
+def _lines(text: str) -> list[str]:
+    return text.replace("<br>", "\n").splitlines()
+
+
+def _report(sandbox: Sandbox, before: View, zoom_before: dict[str, str]) -> None:
     print("\n=== Calendars: before -> after ===")
-    for owner, events in after.items():
-        print(f"\n{owner}")
+    for calendar, events in _snapshot(sandbox).items():
+        print(f"\n{calendar}")
         for eid, event in events.items():
-            old = before[owner][eid]
-            title = event.get("summary") or "(cancelled occurrence)"
-            kind = ("cancelled occurrence" if event.get("status") == "cancelled" else
-                    "series" if event.get("recurrence") else
-                    "modified occurrence" if event.get("recurringEventId") else "single event")
-            if not event.get("organizer", {}).get("self", True):
-                kind += ", organized by someone else"
-            if old.get("etag") == event.get("etag"):
-                print(f"  - {title!r} ({kind}): untouched")
+            old = before[calendar][eid]
+            if old["etag"] == event["etag"]:
+                print(f"  - {event['title']!r} ({event['kind']}): untouched")
                 continue
-            print(f"  * {title!r} ({kind}): WRITTEN")
-            diff = difflib.ndiff(old.get("description", "").splitlines(),
-                                 event.get("description", "").splitlines())
-            for line in diff:
+            print(f"  * {event['title']!r} ({event['kind']}): WRITTEN")
+            for line in difflib.ndiff(_lines(old["description"]), _lines(event["description"])):
                 if line.startswith(("+ ", "  ")):
                     print(f"      {mask_url(line)}")
-            if old.get("location", "") != event.get("location", ""):
-                print(f"      location: {old.get('location', '')!r} -> "
-                      f"{mask_url(event.get('location', ''))!r}")
+            if old["location"] != event["location"]:
+                print(f"      location: {old['location']!r} -> {mask_url(event['location'])!r}")
     print("\n=== Zoom PMIs: before -> after ===")
     for email, state in _zoom_state(sandbox).items():
         print(f"  {email}\n      before: {zoom_before[email]}\n      after:  {state}")
@@ -119,24 +169,30 @@ def run_demo() -> int:
             seed(sandbox, datetime.now(UTC))
             config = sandbox.write_config(log_level="warning")
             print("officehours demo: local emulators on 127.0.0.1 "
-                  f"(Google Calendar {sandbox.google_server.url}, Zoom {sandbox.zoom_server.url})")
+                  f"(Google Calendar {sandbox.google_server.url}, Microsoft Graph "
+                  f"{sandbox.graph_server.url}, Zoom {sandbox.zoom_server.url})")
             print("Grace's session is under way, so her PMI is secured now; Ada's next session "
                   "is hours away, so hers waits for its lead window.\n")
             before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
             print("=== Pass 1: officehours sync ===")
             code = main(["--config", str(config), "sync"])
-            first = len(sandbox.google.log) + len(sandbox.zoom.log)
-            first_writes = len(sandbox.google.writes()) + len(sandbox.zoom.writes())
+            emulators = (sandbox.google, sandbox.graph, sandbox.zoom)
+            first = [len(e.log) for e in emulators]
+            first_writes = sum(len(e.writes()) for e in emulators)
             _report(sandbox, before, zoom_before)
             print("\n=== Pass 2: officehours sync (nothing changed since) ===")
             code = main(["--config", str(config), "sync"]) or code
-            total = len(sandbox.google.log) + len(sandbox.zoom.log)
-            second_writes = len(sandbox.google.writes()) + len(sandbox.zoom.writes()) - first_writes
-            print(f"\nRequests: first pass {first} ({first_writes} writes), second pass "
-                  f"{total - first} ({second_writes} writes).")
+            total = [len(e.log) for e in emulators]
+            second_writes = sum(len(e.writes()) for e in emulators) - first_writes
+            names = ("Google", "Graph", "Zoom")
+            print("\nRequests, first pass: " + ", ".join(
+                f"{n} {c}" for n, c in zip(names, first, strict=True)) + f" ({first_writes} "
+                "writes); second pass: " + ", ".join(
+                f"{n} {t - c}" for n, c, t in zip(names, first, total, strict=True))
+                + f" ({second_writes} writes).")
             print("\n=== officehours status ===")
             main(["--config", str(config), "status"])
-            problems = sandbox.google.schema_errors + sandbox.zoom.schema_errors
+            problems = [p for e in emulators for p in e.schema_errors]
             for problem in problems:
                 print(f"SCHEMA: {problem}")
             return code or (1 if problems else 0)
