@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError, default_config_path, load
 from .engine import Result
+from .state import StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 log = logging.getLogger("daemon")
@@ -213,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    except StateError as err:
+        print(f"state database: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     return code

@@ -84,16 +84,28 @@ class Engine:
                 self._sync(instructor, result, now)
             except (CalendarError, ZoomError) as err:
                 result.error = str(err)
-            if result.error:
-                log.error("instructor=%s action=pass problem=%r", instructor.email,
-                          mask_url(result.error))
             nxt = result.next_session
+            loud_for = self._log_failure(instructor, result)
             if not self.dry_run:
                 self.state.record_status(
                     instructor.key, instructor.name, last_pass=now.isoformat(),
                     last_error=mask_url(result.error) if result.error else None,
-                    next_session=nxt.start.isoformat() if nxt else None)
+                    next_session=nxt.start.isoformat() if nxt else None,
+                    error_logged_for=loud_for)
             return result
+
+    def _log_failure(self, instructor: Instructor, result: Result) -> str | None:
+        """Log a failure at error level once per office-hours session, then quietly.
+
+        Returns the session the failure is now known for (None once it is fixed)."""
+        if result.error is None:
+            return None
+        session = result.next_session.start.isoformat() if result.next_session else "none"
+        repeated = self.state.error_logged_for(instructor.key) == session
+        log.log(logging.INFO if repeated else logging.ERROR,
+                "instructor=%s name=%r action=pass problem=%r%s", instructor.email,
+                instructor.name, mask_url(result.error), " repeated=yes" if repeated else "")
+        return session
 
     def _sync(self, instructor: Instructor, result: Result, now: datetime) -> None:
         calendar = self.calendar(instructor)

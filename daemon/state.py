@@ -19,24 +19,37 @@ from typing import Any
 
 from .model import Event, Kind
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync_tokens (
-    instructor TEXT NOT NULL, calendar TEXT NOT NULL, token TEXT NOT NULL,
-    PRIMARY KEY (instructor, calendar));
-CREATE TABLE IF NOT EXISTS events (
-    instructor TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
-    series_id TEXT, body TEXT NOT NULL,
-    link_hash TEXT,            -- hash of the join URL the event offers, as last written/seen
-    owned_location_hash TEXT,  -- hash of the location the program wrote there, if it did
-    PRIMARY KEY (instructor, event_id));
-CREATE TABLE IF NOT EXISTS instructors (
-    instructor TEXT PRIMARY KEY, name TEXT NOT NULL, last_pass TEXT, last_error TEXT,
-    zoom_state TEXT, zoom_checked TEXT, next_session TEXT);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, instructor TEXT NOT NULL,
-    target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
-"""
+# Each entry brings the database from the previous version to the next; applied on open,
+# in one transaction, so an upgrade is just a restart. Never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE sync_tokens (
+        instructor TEXT NOT NULL, calendar TEXT NOT NULL, token TEXT NOT NULL,
+        PRIMARY KEY (instructor, calendar));
+    CREATE TABLE events (
+        instructor TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
+        series_id TEXT, body TEXT NOT NULL,
+        link_hash TEXT,            -- hash of the join URL the event offers, as last written/seen
+        owned_location_hash TEXT,  -- hash of the location the program wrote there, if it did
+        PRIMARY KEY (instructor, event_id));
+    CREATE TABLE instructors (
+        instructor TEXT PRIMARY KEY, name TEXT NOT NULL, last_pass TEXT, last_error TEXT,
+        zoom_state TEXT, zoom_checked TEXT, next_session TEXT);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, instructor TEXT NOT NULL,
+        target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+    """,
+    # 2: for which session an instructor's failure was last logged at error level
+    """
+    ALTER TABLE instructors ADD COLUMN error_logged_for TEXT;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StateError(Exception):
+    """The state database cannot be used; the message says what to do."""
 
 
 def fingerprint(text: str) -> str:
@@ -102,11 +115,25 @@ class State:
             return
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
         with self.transaction() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"the state database has schema {version}, newer than this officehours "
+                    f"understands ({SCHEMA_VERSION}): upgrade officehours, or move the state "
+                    "directory away to start afresh")
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._rows("PRAGMA user_version")[0][0])
 
     @classmethod
     def open(cls, state_dir: Path) -> State:
@@ -123,6 +150,7 @@ class State:
             with scratch._lock:
                 source.backup(scratch._db)
             source.close()
+            scratch._migrate()
         return scratch
 
     def close(self) -> None:
@@ -213,7 +241,8 @@ class State:
     # --- status and audit ---
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
-        columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session")
+        columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
+                   "error_logged_for")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -224,6 +253,11 @@ class State:
             for column, value in fields.items():
                 db.execute(f"UPDATE instructors SET {column}=? WHERE instructor=?",
                            (value, instructor))
+
+    def error_logged_for(self, instructor: str) -> str | None:
+        rows = self._rows("SELECT error_logged_for FROM instructors WHERE instructor=?",
+                          instructor)
+        return rows[0][0] if rows else None
 
     def statuses(self) -> dict[str, InstructorStatus]:
         rows = self._rows("SELECT instructor, name, last_pass, last_error, zoom_state, "
