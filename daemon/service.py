@@ -1,5 +1,6 @@
 """The long-running part: a pass every sync interval, a Zoom check before each session,
-clean stop on SIGTERM/SIGINT, and systemd's notify protocol when it is there."""
+systemd's notify protocol (READY, STATUS, WATCHDOG), reload on SIGHUP, clean stop on
+SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .app import open_engine, utc_now
-from .config import Config, Instructor, load
+from .config import Config, ConfigError, load
 from .engine import Engine
+from .state import StateError
 
 log = logging.getLogger(__name__)
 SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead
+STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 
 
 def notify(message: str) -> None:
@@ -34,10 +38,19 @@ def notify(message: str) -> None:
     if address.startswith("@"):
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(message.encode(), address)
+        try:  # never block the service on a notify socket that is not being read
+            sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
         except OSError as err:
             log.warning("action=sd-notify problem=%r", str(err))
+
+
+def watchdog_interval() -> float | None:
+    """Half of systemd's WatchdogSec=, when the watchdog is meant for this process."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2_000_000
 
 
 class Service:
@@ -45,67 +58,110 @@ class Service:
         self.config_path = config_path
         self.clock = clock
         self._stop = threading.Event()
+        self._reload = threading.Event()
         # APScheduler's shutdown holds its job-store lock while it waits for running jobs,
         # so a job must never add a job once shutdown may have begun: this lock orders them.
+        # It also guards the swap of config and engine on reload.
         self._planning = threading.Lock()
         self._scheduler = BackgroundScheduler(
             timezone="UTC",
+            executors={"default": ThreadPoolExecutor(8), "watchdog": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self._config: Config | None = None
+        self._engine: Engine | None = None
+        self._passes = 0
 
     def run(self) -> int:
-        config = load(self.config_path)
         from .cli import setup_logging
 
+        config = load(self.config_path)
         setup_logging(config.service.log_level)
-        engine = open_engine(config, clock=self.clock)
+        self._config, self._engine = config, open_engine(config, clock=self.clock)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
+            signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
-        self._scheduler.add_job(self._pass, IntervalTrigger(seconds=config.service.
-                                                            sync_interval_seconds),
-                                args=[config, engine], id="pass", next_run_time=self.clock())
+        self._scheduler.add_job(self._pass, IntervalTrigger(
+            seconds=config.service.sync_interval_seconds), id="pass", next_run_time=self.clock())
+        every = watchdog_interval()
+        if every:
+            self._scheduler.add_job(notify, IntervalTrigger(seconds=every), args=["WATCHDOG=1"],
+                                    id="watchdog", executor="watchdog")
         self._scheduler.start()
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
         notify("READY=1\nSTATUS=first pass under way")
         while not self._stop.wait(1.0):
-            pass
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
         notify("STOPPING=1")
         log.info("action=stop reason=signal")
         with self._planning:
             pass  # no job is adding a job now, and none will: _stop is set
         self._scheduler.shutdown(wait=True)  # a write under way finishes; no new one starts
-        engine.close()
+        self._engine.close()
         log.info("action=stopped")
         return 0
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
-        log.warning("action=reload problem='reload is not supported yet: restart the service'")
+        self._reload.set()  # handled by the main loop, outside the signal handler
 
-    def _pass(self, config: Config, engine: Engine) -> None:
-        started = time.monotonic()
+    def _apply_reload(self) -> None:
+        """Re-read the config; a config that does not load leaves the old one in force."""
+        from .cli import setup_logging
+
+        notify("RELOADING=1")
+        try:
+            config = load(self.config_path)
+            engine = open_engine(config, clock=self.clock)
+        except (ConfigError, StateError) as err:
+            problems = err.problems if isinstance(err, ConfigError) else [str(err)]
+            for problem in problems:
+                log.error("action=reload problem=%r outcome=kept-old-config", problem)
+            notify(f"READY=1\nSTATUS=reload failed, old config in force: {problems[0]}")
+            return
+        setup_logging(config.service.log_level)
+        with self._planning:
+            self._config, self._engine = config, engine
+        self._scheduler.reschedule_job("pass", trigger=IntervalTrigger(
+            seconds=config.service.sync_interval_seconds))
+        self._scheduler.modify_job("pass", next_run_time=self.clock())
+        log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
+        notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
+
+    def _pass(self) -> None:
+        with self._planning:
+            config, engine = self._config, self._engine
+        assert config is not None and engine is not None
+        started, last_status = time.monotonic(), 0.0
         problems = 0
-        for instructor in config.instructors:
+        label = "first pass" if self._passes == 0 else "pass"
+        total = len(config.instructors)
+        for done, instructor in enumerate(config.instructors):
             if self._stop.is_set():
                 return
+            if time.monotonic() - last_status >= STATUS_EVERY:
+                last_status = time.monotonic()
+                notify(f"STATUS={label}: {done}/{total} instructors, {problems} problems")
             result = engine.sync(instructor)
             problems += result.error is not None
-            self._plan_enforcement(config, engine, instructor)
-        nxt = self.clock() + timedelta(seconds=config.service.sync_interval_seconds)
-        summary = (f"{len(config.instructors)} instructors, {problems} problems, "
-                   f"next pass {nxt:%H:%M:%S} UTC")
-        log.info("action=pass instructors=%d problems=%d seconds=%.1f", len(config.instructors),
-                 problems, time.monotonic() - started)
-        notify(f"STATUS={summary}")
+            self._plan_enforcement(config, engine, instructor.key)
+        self._passes += 1
+        job = self._scheduler.get_job("pass")
+        upcoming = job.next_run_time if job else None
+        nxt = f", next pass {upcoming.astimezone():%H:%M}" if upcoming else ""
+        log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
+                 time.monotonic() - started)
+        notify(f"STATUS={total} instructors, {problems} problems{nxt}")
 
-    def _plan_enforcement(self, config: Config, engine: Engine, instructor: Instructor) -> None:
+    def _plan_enforcement(self, config: Config, engine: Engine, key: str) -> None:
         """One job at start - lead for each session of the next day (not only at passes)."""
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         now = self.clock()
-        for session in engine.upcoming.get(instructor.key, []):
+        for session in engine.upcoming.get(key, []):
             at = session.start - lead
             if at > now + SCHEDULE_AHEAD:
                 break
@@ -114,13 +170,18 @@ class Service:
             with self._planning:
                 if self._stop.is_set():
                     return
-                self._scheduler.add_job(
-                    self._enforce, DateTrigger(run_date=at), args=[engine, instructor],
-                    id=f"enforce:{instructor.key}:{session.start.isoformat()}",
-                    replace_existing=True)
+                self._scheduler.add_job(self._enforce, DateTrigger(run_date=at), args=[key],
+                                        id=f"enforce:{key}:{session.start.isoformat()}",
+                                        replace_existing=True)
 
-    def _enforce(self, engine: Engine, instructor: Instructor) -> None:
-        if self._stop.is_set():
+    def _enforce(self, key: str) -> None:
+        """The pre-session check: the instructor as the config has them now."""
+        with self._planning:
+            config, engine = self._config, self._engine
+        if self._stop.is_set() or config is None or engine is None:
+            return
+        instructor = next((i for i in config.instructors if i.key == key), None)
+        if instructor is None:  # removed by a reload since the job was planned
             return
         log.info("instructor=%s action=pre-session-check", instructor.email)
         engine.sync(instructor)

@@ -57,19 +57,23 @@ class Sandbox:
         self.instructors.append({"name": name, "email": email, "provider": "microsoft"})
         return self.zoom.add_user(email, pmi, **zoom)
 
-    def write_config(self, **service: Any) -> Path:
+    def write_config(self, relative_secrets: bool = False, **service: Any) -> Path:
+        """The config file; `relative_secrets` names secrets as systemd credentials do."""
+        def secret(name: str) -> Path:
+            return Path(name) if relative_secrets else self.credentials / name
+
         settings = {"state_dir": str(self.dir / "state"), "sync_interval_seconds": 300,
                     "enforce_lead_minutes": 15, "ca_bundle": str(self.ca.bundle), **service}
         lines = ["[service]", *(f"{k} = {json.dumps(v)}" for k, v in settings.items()), "",
                  "[zoom]", f'account_id = "{ZOOM_ACCOUNT}"', f'client_id = "{ZOOM_CLIENT}"',
-                 f'client_secret_file = "{self.credentials / "zoom-secret"}"',
+                 f'client_secret_file = "{secret("zoom-secret")}"',
                  f'api_base_url = "{self.zoom_server.url}/v2"',
                  f'oauth_base_url = "{self.zoom_server.url}"', "",
-                 "[google]", f'credentials_file = "{self.credentials / "google.json"}"',
+                 "[google]", f'credentials_file = "{secret("google.json")}"',
                  f'api_base_url = "{self.google_server.url}/calendar/v3/"', ""]
         if any(i["provider"] == "microsoft" for i in self.instructors):
             lines += ["[microsoft]", f'tenant_id = "{TENANT}"', f'client_id = "{GRAPH_CLIENT}"',
-                      f'client_secret_file = "{self.credentials / "ms-secret"}"',
+                      f'client_secret_file = "{secret("ms-secret")}"',
                       f'authority_host = "{self.graph_server.url}"',
                       f'graph_base_url = "{self.graph_server.url}/v1.0"', ""]
         for instructor in self.instructors:
