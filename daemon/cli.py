@@ -114,6 +114,18 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
     return _report(results, args.dry_run)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+    from .app import open_engine
+
+    config = _config(args)
+    engine = open_engine(config, dry_run=True)  # reads only, state included
+    try:
+        return doctor.run(config, engine)
+    finally:
+        engine.close()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .service import Service
 
@@ -189,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate the configuration; no network",
         "Validate the file and the files it names (secrets must exist, be readable, and not "
         "be readable by others). Exit 0 when usable, 78 with every problem listed otherwise.")
+    add("doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
+        "Check, per instructor, everything a pass needs: the configuration and secret files, "
+        "each token endpoint and the credentials, read and write access to each calendar "
+        "(nothing is written), each Zoom user and PMI, and whether a setting the program must "
+        "change is locked by the Zoom account. Exit 0 only when every check passes.")
     status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
                  "Read the state database (safe while `run` runs) and show one row per "
                  "instructor.")

@@ -150,12 +150,15 @@ class Service:
             problems += result.error is not None
             self._plan_enforcement(config, engine, instructor.key)
         self._passes += 1
-        job = self._scheduler.get_job("pass")
-        upcoming = job.next_run_time if job else None
-        nxt = f", next pass {upcoming.astimezone():%H:%M}" if upcoming else ""
+        # not the scheduler's own next_run_time: a job must not call into the scheduler
+        # (its shutdown holds the job-store lock while it waits for running jobs)
+        elapsed = time.monotonic() - started
+        interval = config.service.sync_interval_seconds
+        upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
-                 time.monotonic() - started)
-        notify(f"STATUS={total} instructors, {problems} problems{nxt}")
+                 elapsed)
+        notify(f"STATUS={total} instructors, {problems} problems, "
+               f"next pass {upcoming.astimezone():%H:%M}")
 
     def _plan_enforcement(self, config: Config, engine: Engine, key: str) -> None:
         """One job at start - lead for each session of the next day (not only at passes)."""

@@ -210,6 +210,13 @@ class ZoomClient:
     def settings(self, user: str) -> PmiSettings:
         return PmiSettings.from_api(self._call("GET", f"/users/{user}/settings"))
 
+    def account_locks(self) -> set[str]:
+        """Which of the settings 'secure' needs the account has locked."""
+        body = self._call("GET", "/accounts/me/lock_settings") or {}
+        found = {**(body.get("schedule_meeting") or {}), **(body.get("in_meeting") or {})}
+        return {name for name in ("require_password_for_pmi_meetings", "waiting_room")
+                if found.get(name)}
+
     def enforce(self, user: str, dry_run: bool = False) -> Enforcement:
         """Make the PMI secure if it is not, confirm by reading back, return the link."""
         before = self.settings(user)

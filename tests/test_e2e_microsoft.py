@@ -285,3 +285,34 @@ def test_run_links_a_new_outlook_event_within_one_interval(mary: Sandbox, now: d
     # steady passes in between asked Graph only for the delta: no token, no master, no write
     assert len(mary.graph.requests("POST", "/token")) == 1
     assert len(mary.graph.requests("PATCH")) == 4
+
+
+def test_doctor_passes_on_a_healthy_install(mary: Sandbox, now: datetime) -> None:
+    seed(mary, now, next_session=3 * HOUR)
+    mary.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+    result = officehours(mary.write_config(), "doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All checks passed." in result.stdout
+    assert "Mary Somerville <mary@example.edu> calendar: microsoft calendar 'primary' " \
+           "readable and writable" in result.stdout
+    assert "Ada Lovelace <ada@example.edu> calendar: google calendar 'primary' readable and " \
+           "writable (owner)" in result.stdout
+    assert mary.google.writes() == [] and mary.graph.writes() == [] and mary.zoom.writes() == []
+
+
+def test_doctor_reports_a_locked_zoom_setting_and_an_unreadable_calendar(
+        mary: Sandbox, now: datetime) -> None:
+    mary.zoom.user(MARY).locked = {"waiting_room"}
+    mary.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789,  # already secure
+                        require_password_for_pmi_meetings="all", pmi_password="123456",
+                        waiting_room=True)
+    mary.instructors[-1]["calendar_id"] = "dean@example.edu"  # not Ada's to read
+    result = officehours(mary.write_config(), "doctor")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    locked = next(i for i, line in enumerate(lines) if "waiting_room must change" in line)
+    assert lines[locked].startswith("FAIL  Mary Somerville") and "fix: unlock" in lines[locked + 1]
+    unreadable = next(i for i, line in enumerate(lines) if line.startswith("FAIL  Ada Lovelace"))
+    assert "HTTP 404" in lines[unreadable] and "domain-wide delegation" in lines[unreadable + 1]
+    assert "2 problem(s) found." in result.stdout
+    assert mary.zoom.writes() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,3 +69,23 @@ def test_instructor_deleting_the_block_gets_it_back(
     assert len(engine.sync(ada).changes) == 1
     assert sandbox.google.event(ADA, event_id)["description"].count(
         sandbox.zoom.user(ADA).join_url) == 1
+
+
+def test_a_refusal_is_logged_loudly_once_per_session(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    (ada,) = engine.config.instructors
+    sandbox.zoom.user(ADA).locked = {"waiting_room"}
+    clock[0] = now + HOUR  # the session is under way
+    for _ in range(3):
+        assert engine.sync(ada).error is not None
+    failures = [r for r in caplog.records if "action=pass" in r.getMessage()]
+    assert [r.levelname for r in failures] == ["ERROR", "INFO", "INFO"]
+    assert "Ada Lovelace" in failures[0].getMessage()
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 30 * HOUR),
+                             end=at(now + 31 * HOUR))
+    clock[0] = now + 30 * HOUR  # the next session: loud again
+    assert engine.sync(ada).error is not None
+    failures = [r for r in caplog.records if "action=pass" in r.getMessage()]
+    assert failures[-1].levelname == "ERROR"

@@ -42,6 +42,11 @@ class CalendarProvider(Protocol):
         """Write description and location if `event.etag` is still current; raise Conflict."""
         ...
 
+    def access(self) -> str:
+        """Check the calendar can be read and written (without writing); describe the access
+        in a few words, or raise CalendarError saying why not."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

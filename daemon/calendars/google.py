@@ -108,6 +108,16 @@ class GoogleCalendar:
             if not page_token:
                 return Listing(events, page["nextSyncToken"], full=sync_token is None)
 
+    def access(self) -> str:
+        entry = self._execute(self._service.calendarList().get(calendarId=self._calendar))
+        role = entry.get("accessRole", "")
+        if role not in ("owner", "writer"):
+            raise CalendarError(f"Google calendar {self._calendar!r} of {self._who} is only "
+                                f"{role or 'visible'} to the program, not writable")
+        self._execute(self._service.events().list(calendarId=self._calendar, maxResults=1,
+                                                  singleEvents=False))
+        return f"readable and writable ({role})"
+
     def get(self, event_id: str) -> Event | None:
         try:
             item = self._execute(self._service.events().get(

@@ -235,6 +235,15 @@ class OutlookCalendar:
             events.append(master or Event(id=master_id, kind=Kind.CANCELLED))
         return events
 
+    def access(self) -> str:
+        path = ("calendar" if self._calendar is None
+                else f"calendars/{quote(self._calendar, safe='')}")
+        calendar = self._call("GET", f"{self._base}/users/{self._user}/{path}")
+        if not calendar.get("canEdit"):
+            raise CalendarError(f"Outlook calendar {calendar.get('name')!r} of {self._who} "
+                                "cannot be edited by the app")
+        return f"readable and writable ({calendar.get('name', 'calendar')})"
+
     def get(self, event_id: str) -> Event | None:
         try:
             item = self._call("GET", self._event_url(event_id))

@@ -81,6 +81,7 @@ class GoogleCalendarEmulator(Emulator):
         self._ids = itertools.count(1)
         self._request_schema, self._response_schema = _discovery_validators()
         self.route("POST", "/token", self._token)
+        self.route("GET", PREFIX + "/users/me/calendarList/([^/]+)", self._calendar_entry)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events", self._list)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._get)
         self.route("PATCH", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._patch)
@@ -204,6 +205,13 @@ class GoogleCalendarEmulator(Emulator):
         if self.owners.get(calendar) != subject:
             return None, google_error(404, "notFound", "Not Found")
         return calendar, None
+
+    def _calendar_entry(self, request: Request, calendar: str) -> Response:
+        resolved, error = self._caller(request, calendar)
+        if error or resolved is None:
+            return error or google_error(404, "notFound", "Not Found")
+        return Response(200, {"kind": "calendar#calendarListEntry", "id": resolved,
+                              "summary": resolved, "accessRole": "owner", "primary": True})
 
     def _list(self, request: Request, calendar: str) -> Response:
         resolved, error = self._caller(request, calendar)

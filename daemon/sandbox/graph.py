@@ -63,6 +63,8 @@ class GraphEmulator(Emulator):
         t = f"/{tenant}"
         self.route("GET", t + "/v2.0/.well-known/openid-configuration", self._openid)
         self.route("POST", t + "/oauth2/v2.0/token", self._token)
+        self.route("GET", "/v1.0/users/([^/]+)/calendar", self._calendar)
+        self.route("GET", "/v1.0/users/([^/]+)/calendars/([^/]+)", self._calendar)
         self.route("GET", "/v1.0/users/([^/]+)/calendarView/delta", self._delta)
         self.route("GET", "/v1.0/users/([^/]+)/calendars/([^/]+)/calendarView", self._view)
         self.route("GET", "/v1.0/users/([^/]+)/events/([^/]+)", self._get)
@@ -270,6 +272,22 @@ class GraphEmulator(Emulator):
             return bool(json.loads(_unb64(payload)).get("sub") == self.client_id)
         except Exception:
             return False
+
+    def _calendar(self, request: Request, user: str, calendar: str = DEFAULT_CALENDAR) -> Response:
+        denied = self._authorized(request)
+        if denied:
+            return denied
+        box = user.lower()
+        if box not in self.events or (calendar != DEFAULT_CALENDAR and not any(
+                e["_calendar"] == calendar for e in self.events[box].values())):
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found "
+                               "in the store.")
+        body = {"id": calendar, "name": "Calendar" if calendar == DEFAULT_CALENDAR else calendar,
+                "canEdit": True, "canShare": True, "isDefaultCalendar": calendar ==
+                DEFAULT_CALENDAR, "owner": {"name": user, "address": user}}
+        for problem in self.schema.check(body, "graph.calendar"):
+            self.schema_errors.append(f"response: {problem}")
+        return Response(200, body)
 
     def _delta(self, request: Request, user: str) -> Response:
         denied = self._authorized(request)

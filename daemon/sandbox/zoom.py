@@ -70,6 +70,7 @@ class ZoomEmulator(Emulator):
         self.route("GET", "/v2/users/([^/]+)", self._get_user)
         self.route("GET", "/v2/users/([^/]+)/settings", self._get_settings)
         self.route("PATCH", "/v2/users/([^/]+)/settings", self._patch_settings)
+        self.route("GET", "/v2/accounts/me/lock_settings", self._lock_settings)
         self.route("GET", "/v2/meetings/([0-9]+)", self._get_meeting)
         self.route("PATCH", "/v2/meetings/([0-9]+)", self._patch_meeting)
 
@@ -193,6 +194,16 @@ class ZoomEmulator(Emulator):
                 setattr(user, attribute[name], value)
         user.settings_patches += 1
         return Response(204)
+
+    def _lock_settings(self, request: Request) -> Response:
+        """The account's locks; here, a setting locked for any user counts as locked."""
+        if not self._authorized(request):
+            return zoom_error(401, 124, "Invalid access token.")
+        locked = set().union(*(u.locked for u in self.users.values()))
+        return Response(200, {
+            "schedule_meeting": {"require_password_for_pmi_meetings":
+                                 "require_password_for_pmi_meetings" in locked},
+            "in_meeting": {"waiting_room": "waiting_room" in locked}})
 
     def _meeting_body(self, user: ZoomUser) -> dict[str, Any]:
         return {"id": user.pmi, "uuid": base64.b64encode(secrets.token_bytes(16)).decode(),

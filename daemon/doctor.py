@@ -1,0 +1,121 @@
+"""`officehours doctor`: live checks of everything a pass needs, each with its fix.
+
+Reads only: no event and no Zoom setting is written.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .calendars.base import CalendarError
+from .config import Config, Instructor
+from .engine import Engine
+from .zoom import ZoomError
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+SCOPES_HINT = {
+    "google": "check the service account's domain-wide delegation (scope "
+              "https://www.googleapis.com/auth/calendar.events) and calendar_id",
+    "microsoft": "check the app's Calendars.ReadWrite permission, the access policy or RBAC "
+                 "scope covering this mailbox, and calendar_id",
+}
+UNLOCK_HINT = ("unlock it in the Zoom web portal (Admin > Account Management > Account "
+               "Settings > Meeting), or set it there yourself")
+
+
+@dataclass(frozen=True)
+class Check:
+    outcome: str  # ok, warn or FAIL
+    subject: str
+    detail: str
+    fix: str = ""
+
+
+def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
+    yield "zoom.client_secret_file", config.zoom.client_secret_file
+    if config.google:
+        yield "google.credentials_file", config.google.credentials_file
+    if config.microsoft:
+        for key in ("client_secret_file", "client_certificate_file"):
+            path = getattr(config.microsoft, key)
+            if path is not None:
+                yield f"microsoft.{key}", path
+
+
+def _attempt(subject: str, action: Callable[[], str], fix: str) -> Check:
+    try:
+        return Check(OK, subject, action())
+    except (CalendarError, ZoomError) as err:
+        return Check(FAIL, subject, str(err), fix)
+
+
+def checks(config: Config, engine: Engine) -> Iterator[Check]:
+    counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google",
+                                                                             "microsoft")}
+    yield Check(OK, "configuration", f"{config.path}: {len(config.instructors)} instructor(s) "
+                f"(google {counts['google']}, microsoft {counts['microsoft']})")
+    for key, path in _secret_files(config):
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            yield Check(WARN, key, f"{path} is readable by its group (mode {mode & 0o777:o})",
+                        f"chmod 600 {path}")
+        else:
+            yield Check(OK, key, f"{path} readable, private (mode {mode & 0o777:o})")
+
+    locks: set[str] | None = None
+    try:
+        locks = engine.zoom.account_locks()
+        yield Check(OK, "Zoom app", "credentials accepted; settings locked by the account: "
+                    f"{', '.join(sorted(locks)) or 'none'}")
+    except ZoomError as err:
+        if "app credentials" in str(err):
+            yield Check(FAIL, "Zoom app", str(err), "check zoom.account_id, zoom.client_id and "
+                        "the secret in zoom.client_secret_file")
+        else:
+            locks = set()
+            yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
+                        "add the scope account:read:admin to the Zoom app to check them")
+    for instructor in config.instructors:
+        yield from _instructor_checks(instructor, engine, locks)
+
+
+def _instructor_checks(instructor: Instructor, engine: Engine,
+                       locks: set[str] | None) -> Iterator[Check]:
+    who = f"{instructor.name} <{instructor.email}>"
+    calendar_fix = SCOPES_HINT[instructor.provider]
+
+    def calendar_access() -> str:
+        return f"{instructor.provider} calendar {instructor.calendar_id!r} " \
+               f"{engine.calendar(instructor).access()}"
+
+    yield _attempt(f"{who} calendar", calendar_access, calendar_fix)
+    if locks is None:
+        return
+    user = instructor.zoom_user
+    try:
+        link = engine.zoom.link(user)
+        settings = engine.zoom.settings(user)
+    except ZoomError as err:
+        yield Check(FAIL, f"{who} Zoom", str(err),
+                    f"check that {user} is a licensed user of this Zoom account (zoom_user)")
+        return
+    yield Check(OK, f"{who} Zoom", f"user found, PMI {link.display_id}, "
+                f"{settings.describe()}")
+    blocked = [name for name in settings.lacking() if name in locks]
+    if blocked:
+        yield Check(FAIL, f"{who} Zoom", f"{', '.join(blocked)} must change but is locked by "
+                    "the account", UNLOCK_HINT)
+
+
+def run(config: Config, engine: Engine, out: Callable[[str], None] = print) -> int:
+    failures = 0
+    for check in checks(config, engine):
+        out(f"{check.outcome:<5} {check.subject}: {check.detail}")
+        if check.fix:
+            out(f"      fix: {check.fix}")
+        failures += check.outcome == FAIL
+    out(f"{failures} problem(s) found." if failures else "All checks passed.")
+    return 1 if failures else 0
