@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +36,10 @@ def utc_now() -> datetime:
 class Providers:
     """Makes each instructor's calendar provider; shares what can be shared per vendor."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, sleep: Callable[[float], None] = time.sleep) -> None:
         self._config = config
+        self._sleep = sleep
+        self._timeout = float(config.service.http_timeout_seconds)
         used = {i.provider for i in config.instructors}
         self._google_info: dict[str, Any] | None = None
         self._graph: tuple[GraphApp, httpx.Client] | None = None
@@ -45,7 +48,7 @@ class Providers:
                 self._google_info = load_credentials(config.google.credentials_file)
             if config.microsoft is not None and "microsoft" in used:
                 app = GraphApp(config.microsoft, config.service.ca_bundle)
-                self._graph = (app, client(config.service.ca_bundle))
+                self._graph = (app, client(config.service.ca_bundle, self._timeout))
         except (ValueError, OSError, CalendarError) as err:
             raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
@@ -53,9 +56,10 @@ class Providers:
         config = self._config
         if instructor.provider == "google" and config.google and self._google_info:
             return GoogleCalendar(config.google, self._google_info, instructor,
-                                  config.service.ca_bundle)
+                                  config.service.ca_bundle, self._timeout, self._sleep)
         if instructor.provider == "microsoft" and config.microsoft and self._graph:
-            return OutlookCalendar(config.microsoft, self._graph[0], self._graph[1], instructor)
+            return OutlookCalendar(config.microsoft, self._graph[0], self._graph[1], instructor,
+                                   sleep=self._sleep)
         raise CalendarError(f"no {instructor.provider} section in the configuration")
 
     def close(self) -> None:
@@ -63,11 +67,14 @@ class Providers:
             self._graph[1].close()
 
 
-def open_engine(config: Config, dry_run: bool = False,
-                clock: Callable[[], datetime] = utc_now) -> Engine:
+def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datetime] = utc_now,
+                sleep: Callable[[float], None] = time.sleep) -> Engine:
+    """`sleep` is how retries wait: tests and the soak test pass a quicker one."""
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
-    zoom = ZoomClient(config.zoom, secret, client(config.service.ca_bundle))
+    timeout = float(config.service.http_timeout_seconds)
+    zoom = ZoomClient(config.zoom, secret, client(config.service.ca_bundle, timeout),
+                      sleep=sleep)
     state = (State.scratch_copy(config.service.state_dir) if dry_run
              else State.open(config.service.state_dir))
-    return Engine(config, state, zoom, Providers(config), clock, dry_run=dry_run)
+    return Engine(config, state, zoom, Providers(config, sleep), clock, dry_run=dry_run)
 

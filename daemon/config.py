@@ -38,6 +38,7 @@ class ServiceConfig:
     titles: tuple[str, ...]
     ca_bundle: Path | None
     log_level: str
+    http_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ SERVICE: Schema = {
     "title": (_titles, "Office Hours"),
     "ca_bundle": (_optional_file, ""),
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+    "http_timeout_seconds": (_int_at_least(1), 30),
 }
 LINKS: Schema = {
     "template": (_template, DEFAULT_TEMPLATE),
@@ -386,6 +388,7 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
             titles=service["title"],
             ca_bundle=service["ca_bundle"],
             log_level=service["log_level"],
+            http_timeout_seconds=service["http_timeout_seconds"],
         ),
         links=LinksConfig(**links),
         zoom=ZoomConfig(**zoom),

@@ -10,10 +10,10 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_RETRY_AFTER = 60.0
 _PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
 
@@ -30,15 +30,14 @@ def https_proxy() -> str | None:
     return urllib.request.getproxies().get("https")
 
 
-def client(ca_bundle: Path | None, **kwargs: object) -> httpx.Client:
-    return httpx.Client(
-        verify=ssl_context(ca_bundle), trust_env=False, proxy=https_proxy(),
-        timeout=TIMEOUT, **kwargs,  # type: ignore[arg-type]
-    )
+def client(ca_bundle: Path | None, timeout: float = 30.0) -> httpx.Client:
+    return httpx.Client(verify=ssl_context(ca_bundle), trust_env=False, proxy=https_proxy(),
+                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_ATTEMPTS = 4
+T = TypeVar("T")
 
 
 def backoff(attempt: int) -> float:
@@ -46,25 +45,49 @@ def backoff(attempt: int) -> float:
     return float(min(30.0, 0.25 * 2.0**attempt) * random.uniform(0.5, 1.0))
 
 
-def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
-         sleep: Callable[[float], None]) -> httpx.Response:
-    """Send with bounded retries: transport errors, 429 and 5xx, honouring Retry-After.
+def with_retries(once: Callable[[], T], delay: Callable[[T | Exception, int], float | None],
+                 sleep: Callable[[float], None]) -> T:
+    """The retry policy of every outbound request, in one place.
 
-    Only for requests that are safe to repeat: reads, and writes guarded by If-Match or
-    idempotent by nature (a settings PATCH to the same values)."""
+    `once` makes one attempt; `delay` says how long to wait before the next one (Retry-After
+    when the service gave one, else jittered backoff) or None when the outcome is final.
+    At most MAX_ATTEMPTS attempts; then the last outcome stands (an answer is returned,
+    an exception raised). Only for requests that are safe to repeat: reads, and writes
+    guarded by If-Match or idempotent by nature (a settings PATCH to the same values)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            response = http.send(request, auth=auth) if auth else http.send(request)
-        except httpx.TransportError:
-            if attempt == MAX_ATTEMPTS:
+            outcome = once()
+        except Exception as err:
+            wait = delay(err, attempt)
+            if wait is None or attempt == MAX_ATTEMPTS:
                 raise
-            sleep(backoff(attempt))
+            sleep(wait)
             continue
-        if response.status_code in RETRY_STATUSES and attempt < MAX_ATTEMPTS:
-            sleep(retry_after(response.headers) or backoff(attempt))
-            continue
-        return response
+        wait = delay(outcome, attempt)
+        if wait is None or attempt == MAX_ATTEMPTS:
+            return outcome
+        sleep(wait)
     raise AssertionError("unreachable")
+
+
+def _httpx_delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
+    if isinstance(outcome, httpx.TransportError | ValueError):  # reset, timeout, bad JSON
+        return backoff(attempt)
+    if isinstance(outcome, httpx.Response) and outcome.status_code in RETRY_STATUSES:
+        return retry_after(outcome.headers) or backoff(attempt)
+    return None
+
+
+def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
+         sleep: Callable[[float], None]) -> httpx.Response:
+    """Send with the retry policy; a 2xx answer whose JSON does not parse is retried too."""
+    def once() -> httpx.Response:
+        response = http.send(request, auth=auth) if auth else http.send(request)
+        if response.is_success and response.content:
+            response.json()  # raises ValueError on a truncated or garbled body
+        return response
+
+    return with_retries(once, _httpx_delay, sleep)
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

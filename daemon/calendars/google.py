@@ -7,7 +7,8 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 from __future__ import annotations
 
 import json
-import ssl
+import time
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -23,11 +24,15 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
 from ..config import GoogleConfig, Instructor
+from ..http import RETRY_STATUSES, backoff, retry_after, with_retries
 from ..model import Event, Kind
 from .base import CalendarError, Conflict, Listing, SyncExpired
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
-NUM_RETRIES = 3  # the client's own backoff for 5xx, 429 and rate-limit 403s
+RATE_LIMITED = ("rateLimitExceeded", "userRateLimitExceeded")
+# resets, timeouts, TLS and transport failures, a truncated or garbled JSON answer
+TRANSIENT = (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError,
+             ValueError)
 
 
 @cache
@@ -57,8 +62,10 @@ class GoogleCalendar:
     """CalendarProvider for one instructor's Google calendar."""
 
     def __init__(self, config: GoogleConfig, info: dict[str, Any], instructor: Instructor,
-                 ca_bundle: Path | None) -> None:
-        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=30)
+                 ca_bundle: Path | None, timeout: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+        self._sleep = sleep
         authorized = google_auth_httplib2.AuthorizedHttp(
             _credentials(info, instructor.email), http=http)
         self._service = build_from_document(
@@ -75,7 +82,7 @@ class GoogleCalendar:
     def _execute(self, request: Any) -> Any:
         self.requests += 1
         try:
-            return request.execute(num_retries=NUM_RETRIES)
+            return with_retries(lambda: request.execute(num_retries=0), _delay, self._sleep)
         except HttpError as err:
             status = err.resp.status
             if status == 410:
@@ -83,14 +90,14 @@ class GoogleCalendar:
             if status == 412:
                 raise Conflict("Google: the event changed meanwhile (412)") from None
             raise CalendarError(f"Google Calendar for {self._who}: HTTP {status} "
-                                f"({err.reason})") from None
+                                f"({_reason(err)})") from None
         except google.auth.exceptions.RefreshError as err:
             reason = err.args[0] if err.args else "refused"
             raise CalendarError(f"Google refused the credentials for {self._who}: "
                                 f"{str(reason)[:200]}") from None
-        except (TimeoutError, OSError, ssl.SSLError, httplib2.HttpLib2Error) as err:
+        except TRANSIENT as err:
             raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
-                                f"{err}") from None
+                                f"{str(err)[:200]}") from None
 
     def changes(self, sync_token: str | None) -> Listing:
         events: list[Event] = []
@@ -134,6 +141,25 @@ class GoogleCalendar:
             body={"description": description, "location": location})
         request.headers["If-Match"] = event.etag
         return to_event(self._execute(request))
+
+
+def _reason(err: HttpError) -> str:
+    details = err.error_details if isinstance(err.error_details, list) else []
+    reasons = [d.get("reason", "") for d in details if isinstance(d, dict)]
+    return ", ".join(r for r in reasons if r) or str(err.reason)
+
+
+def _delay(outcome: Any, attempt: int) -> float | None:
+    """Which Google failures are worth another attempt, and after how long."""
+    if isinstance(outcome, HttpError):
+        status = outcome.resp.status
+        limited = status == 403 and any(r in _reason(outcome) for r in RATE_LIMITED)
+        if status in RETRY_STATUSES or limited:
+            return retry_after(outcome.resp) or backoff(attempt)
+        return None
+    if isinstance(outcome, TRANSIENT):
+        return backoff(attempt)
+    return None
 
 
 def _when(value: dict[str, Any] | None) -> datetime | date | None:
