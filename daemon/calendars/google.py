@@ -6,6 +6,7 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Callable
@@ -31,8 +32,8 @@ from .base import CalendarError, Conflict, Listing, SyncExpired
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 RATE_LIMITED = ("rateLimitExceeded", "userRateLimitExceeded")
 # resets, timeouts, TLS and transport failures, a truncated or garbled JSON answer
-TRANSIENT = (OSError, httplib2.HttpLib2Error, google.auth.exceptions.TransportError,
-             ValueError)
+TRANSIENT = (OSError, http.client.HTTPException, httplib2.HttpLib2Error,
+             google.auth.exceptions.TransportError, ValueError)
 
 
 @cache
@@ -82,7 +83,7 @@ class GoogleCalendar:
     def _execute(self, request: Any) -> Any:
         self.requests += 1
         try:
-            return with_retries(lambda: request.execute(num_retries=0), _delay, self._sleep)
+            return with_retries(lambda: _answer(request), _delay, self._sleep)
         except HttpError as err:
             status = err.resp.status
             if status == 410:
@@ -141,6 +142,14 @@ class GoogleCalendar:
             body={"description": description, "location": location})
         request.headers["If-Match"] = event.etag
         return to_event(self._execute(request))
+
+
+def _answer(request: Any) -> dict[str, Any]:
+    """One attempt. The client hands back the raw text of a body that is not JSON."""
+    result = request.execute(num_retries=0)
+    if not isinstance(result, dict):
+        raise ValueError("Google answered with a body that is not a JSON object")
+    return result
 
 
 def _reason(err: HttpError) -> str:

@@ -29,10 +29,11 @@ SYNC_PARAMS_FORBIDDEN = ("timeMin", "timeMax", "q", "orderBy", "updatedMin", "iC
                          "privateExtendedProperty", "sharedExtendedProperty")
 
 
-def google_error(code: int, reason: str, message: str, domain: str = "global") -> Response:
+def google_error(code: int, reason: str, message: str, domain: str = "global",
+                 headers: dict[str, str] | None = None) -> Response:
     return Response(code, {"error": {
         "errors": [{"domain": domain, "reason": reason, "message": message}],
-        "code": code, "message": message}})
+        "code": code, "message": message}}, headers or {})
 
 
 def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
@@ -143,6 +144,16 @@ class GoogleCalendarEmulator(Emulator):
     def expire_access_tokens(self) -> None:
         with self.lock:
             self.access_tokens.clear()
+
+    def expire_sync_state(self) -> None:
+        self.expire_sync_tokens()
+
+    def error_response(self, status: int, reason: str, headers: dict[str, str]) -> Response:
+        domain = "usageLimits" if reason == "rateLimitExceeded" else "global"
+        message = {403: "Rate Limit Exceeded", 429: "Rate Limit Exceeded"}.get(
+            status, "Backend Error")
+        return google_error(status, "rateLimitExceeded" if status == 429 else reason, message,
+                            domain, headers)
 
     # --- HTTP ---
 

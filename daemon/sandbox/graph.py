@@ -163,6 +163,13 @@ class GraphEmulator(Emulator):
         with self.lock:
             self.oldest_valid_delta = self.seq + 1
 
+    def expire_sync_state(self) -> None:
+        self.expire_delta_tokens()
+
+    def error_response(self, status: int, reason: str, headers: dict[str, str]) -> Response:
+        code = {429: "TooManyRequests", 503: "ServiceNotAvailable"}.get(status, "generalException")
+        return graph_error(status, code, "The service is busy; retry later.", headers)
+
     # --- internals ---
 
     def _touch(self, event: dict[str, Any]) -> None:

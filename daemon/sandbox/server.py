@@ -6,9 +6,12 @@ faults (status, body, headers) for requests that match a method and path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import ssl
+import struct
 import tempfile
 import threading
 import time
@@ -16,10 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
+
+from .faults import retry_after_header
+
+if TYPE_CHECKING:
+    from .faults import Chaos
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Response:
     status: int
     body: Any = None  # JSON-serializable, or None for an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    mangle: str | None = None  # reset, hang, truncate or garbage: how the answer breaks
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Fault:
     path: re.Pattern[str]
     response: Response
     times: int
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,15 @@ class Emulator:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.log: list[Logged] = []
         self.faults: list[Fault] = []
+        self.queued: list[Fault] = []  # faults of a kind, for the next matching requests
         self.hooks: list[Callable[[Request], Response | None]] = []  # before routing
         self.after_hooks: list[Callable[[Request, Response], None]] = []  # before answering
         self.schema_errors: list[str] = []
         self.latency = 0.0  # seconds added to every request
+        self.chaos: Chaos | None = None  # random faults, see faults.py
+        self.hang_seconds = 2.0  # how long a "timeout" fault keeps the connection silent
+        # the instructor editing an event between our read and our write (a "conflict")
+        self.concurrent_edit: Callable[[Request], None] | None = None
         self.max_concurrent = 0  # per concurrency_key; 0 = unlimited
         self.in_flight: dict[str | None, int] = {}
 
@@ -85,6 +100,21 @@ class Emulator:
         """Answer the next `times` matching requests with `response` instead."""
         with self.lock:
             self.faults.append(Fault(method, re.compile(path_pattern), response, times))
+
+    def inject(self, kind: str, method: str, path_pattern: str, times: int = 1) -> None:
+        """Give the next `times` matching requests the fault `kind` (see faults.py)."""
+        with self.lock:
+            self.queued.append(Fault(method, re.compile(path_pattern), Response(0), times, kind))
+
+    def _queued_kind(self, request: Request) -> str | None:
+        with self.lock:
+            for fault in self.queued:
+                if fault.method == request.method and fault.path.search(request.path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.queued.remove(fault)
+                    return fault.kind
+        return None
 
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Logged]:
         with self.lock:
@@ -106,7 +136,9 @@ class Emulator:
             else:
                 if self.latency:
                     time.sleep(self.latency)  # outside the lock: concurrent requests overlap
-                response = self._answer(request)
+                kind = self._queued_kind(request) or (
+                    self.chaos.pick(request) if self.chaos else None)
+                response = self._inject(kind, request) if kind else self._answer(request)
         finally:
             with self.lock:
                 self.in_flight[key] -= 1
@@ -115,6 +147,42 @@ class Emulator:
         for hook in list(self.after_hooks):
             hook(request, response)
         return response
+
+    def _inject(self, kind: str, request: Request) -> Response:
+        """Answer `request` with the fault `kind` (see faults.py)."""
+        if kind[:3].isdigit():
+            return self.error_response(int(kind[:3]), "backendError", retry_after_header(kind))
+        if kind == "rate-403":
+            return self.error_response(403, "rateLimitExceeded", {})
+        if kind in ("reset", "timeout", "garbage"):
+            mangle = {"reset": "reset", "timeout": "hang", "garbage": "garbage"}[kind]
+            return Response(200, mangle=mangle)
+        if kind == "latency":
+            time.sleep(0.2)
+        elif kind == "expire-token":
+            self.expire_access_tokens()
+        elif kind == "sync-expired":
+            self.expire_sync_state()
+        elif kind == "conflict" and self.concurrent_edit is not None:
+            self.concurrent_edit(request)
+        elif kind == "silent-refusal":
+            return Response(204)  # "done", and nothing changed
+        response = self._answer(request)
+        if kind == "truncate":
+            response.mangle = "truncate"
+        elif kind == "lost-response":  # the write is done; its answer never arrives
+            response.mangle = "reset"
+        return response
+
+    def error_response(self, status: int, reason: str, headers: dict[str, str]) -> Response:
+        """An error in the vendor's own shape."""
+        return Response(status, {"error": reason}, headers)
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far stops working."""
+
+    def expire_sync_state(self) -> None:
+        """Every sync token or delta link issued so far is rejected (410)."""
 
     def concurrency_key(self, request: Request) -> str | None:
         """Requests sharing a key count against `max_concurrent` (a mailbox, say)."""
@@ -163,13 +231,26 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.emulator.dispatch(request)
         except Exception as err:  # an emulator bug must show up as a 500, not a hang
             response = Response(500, {"error": f"emulator error: {err!r}"})
+        if response.mangle in ("reset", "hang"):
+            if response.mangle == "hang":
+                time.sleep(self.server.emulator.hang_seconds)
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # RST instead of an orderly close
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+            return
         payload = b"" if response.body is None else json.dumps(response.body).encode()
+        if response.mangle == "garbage":
+            payload = b'{"items": [{"id": "evt'
         self.send_response(response.status)
         headers = {"Content-Type": "application/json; charset=UTF-8", **response.headers}
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        if response.mangle == "truncate":
+            payload = payload[: len(payload) // 2]
+            self.close_connection = True
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve

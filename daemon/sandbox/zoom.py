@@ -25,8 +25,9 @@ from .server import Emulator, Request, Response
 SPEC = Path(__file__).parent / "specs" / "zoom-users-meetings.openapi.json"
 
 
-def zoom_error(status: int, code: int, message: str) -> Response:
-    return Response(status, {"code": code, "message": message})
+def zoom_error(status: int, code: int, message: str,
+               headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"code": code, "message": message}, headers or {})
 
 
 @dataclass
@@ -87,6 +88,14 @@ class ZoomEmulator(Emulator):
     def expire_access_tokens(self) -> None:
         with self.lock:
             self.access_tokens.clear()
+
+    def error_response(self, status: int, reason: str, headers: dict[str, str]) -> Response:
+        if status == 429:
+            return zoom_error(429, 429, "You have reached the maximum per-second rate limit "
+                              "for this API. Try again later.",
+                              {"X-RateLimit-Category": "Light", "X-RateLimit-Type": "QPS",
+                               **headers})
+        return zoom_error(status, status, "Internal server error.", headers)
 
     # --- schema checks ---
 
