@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import itertools
 import json
 import secrets
@@ -96,7 +97,7 @@ class GoogleCalendarEmulator(Emulator):
 
     def add_service_account(self, client_email: str) -> dict[str, str]:
         """Register a service account; returns its key file as a dict (JSON-ready)."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _sandbox_key()
         self.service_accounts[client_email] = key.public_key()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
@@ -295,6 +296,12 @@ class GoogleCalendarEmulator(Emulator):
         event.update(body)
         self._touch(event)
         return Response(200, self._public(resolved, event))
+
+
+@functools.cache
+def _sandbox_key() -> rsa.RSAPrivateKey:
+    """One RSA key per process: generating one per sandbox costs more than a test."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _b64(data: bytes) -> str:
