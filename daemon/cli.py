@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -137,7 +138,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     config = _config(args)
     path = config.service.state_dir / "state.sqlite3"
-    known = State(path, read_only=True).statuses() if path.exists() else {}
+    try:
+        known = State(path, read_only=True).statuses() if path.exists() else {}
+    except sqlite3.DatabaseError as err:
+        raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
+                         "next start") from None
     rows = []
     for instructor in config.instructors:
         status = known.get(instructor.key)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .model import Event, Kind
+
+log = logging.getLogger(__name__)
 
 # Each entry brings the database from the previous version to the next; applied on open,
 # in one transaction, so an upgrade is just a restart. Never edit a released entry.
@@ -107,6 +111,7 @@ def _decode(event_id: str, kind: str, series_id: str | None, body: str) -> Event
 class State:
     def __init__(self, path: Path | str, read_only: bool = False) -> None:
         self._lock = threading.RLock()
+        self._db: sqlite3.Connection
         target = f"file:{path}?mode=ro" if read_only else str(path)
         self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
                                    uri=read_only)
@@ -137,8 +142,28 @@ class State:
 
     @classmethod
     def open(cls, state_dir: Path) -> State:
+        """The state in `state_dir`; a damaged database is set aside and started afresh.
+
+        Nothing is lost by that: the next pass lists every calendar fully and finds the
+        program's blocks by their markers."""
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return cls(state_dir / "state.sqlite3")
+        path = state_dir / "state.sqlite3"
+        try:
+            state = cls(path)
+            problem = state._rows("PRAGMA quick_check")[0][0]
+            if problem == "ok":
+                return state
+            state.close()
+        except sqlite3.DatabaseError as err:
+            problem = str(err)
+        aside = path.with_name(f"state.sqlite3.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            damaged = Path(f"{path}{suffix}")
+            if damaged.exists():
+                damaged.rename(f"{aside}{suffix}")
+        log.error("action=rebuild-state problem=%r moved_to=%s outcome=full-resync", problem,
+                  aside)
+        return cls(path)
 
     @classmethod
     def scratch_copy(cls, state_dir: Path) -> State:

@@ -1,0 +1,96 @@
+"""Crash safety: SIGKILL at many points of a pass, and a damaged or missing state database."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import officehours, spawn
+from test_e2e_sync import ADA, OFFICE, UNTOUCHED, assert_linked, events, seed
+
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Request, Response
+
+
+@pytest.mark.parametrize("kill_after", range(1, 12))  # a pass here makes 11 requests
+def test_sigkill_after_any_request_converges(sandbox: Sandbox, now: datetime,
+                                             kill_after: int) -> None:
+    """The pass is killed right after the n-th request of any kind was answered by a
+    vendor (the answer may or may not have reached the program), then run again."""
+    ids = seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    config = sandbox.write_config()
+    before = events(sandbox, ADA, ids)
+    reached, release = threading.Event(), threading.Event()
+    count = [0]
+    lock = threading.Lock()
+
+    def hang_after(request: Request, response: Response) -> None:
+        with lock:
+            count[0] += 1
+            mine = count[0] == kill_after
+        if mine:
+            reached.set()
+            release.wait(10)
+
+    for emulator in (sandbox.google, sandbox.zoom):
+        emulator.after_hooks.append(hang_after)
+    process = spawn(config, "sync")
+    try:
+        reached.wait(30)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+        release.set()
+    assert reached.is_set(), f"the pass made fewer than {kill_after} requests"
+    for emulator in (sandbox.google, sandbox.zoom):
+        emulator.after_hooks.clear()
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert_linked(before, events(sandbox, ADA, ids), sandbox.zoom.user(ADA).join_url)
+    assert sandbox.zoom.user(ADA).secure
+    writes = len(sandbox.google.writes())
+    assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.google.writes()) == writes  # converged: nothing left to do
+
+
+def test_damaged_state_database_is_set_aside_and_rebuilt(sandbox: Sandbox,
+                                                         now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    linked = events(sandbox, ADA, ids)
+    state = sandbox.dir / "state" / "state.sqlite3"
+    state.write_bytes(b"this is not a database" * 100)
+
+    status = officehours(config, "status")
+    assert status.returncode == 1 and "cannot be read" in status.stderr
+    assert "Traceback" not in status.stderr
+
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert "action=rebuild-state" in result.stderr
+    assert list(state.parent.glob("state.sqlite3.damaged-*"))
+    assert events(sandbox, ADA, ids) == linked  # a full resync found every block: no write
+    assert officehours(config, "status").returncode == 0
+
+
+def test_missing_state_database_means_a_full_resync_without_duplicates(
+        sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    linked = events(sandbox, ADA, ids)
+    shutil.rmtree(sandbox.dir / "state")
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    after = events(sandbox, ADA, ids)
+    assert after == linked
+    for name in OFFICE:
+        assert after[name]["description"].count(sandbox.zoom.user(ADA).join_url) == 1
+    assert all(after[n] == linked[n] for n in UNTOUCHED)
+    assert Path(sandbox.dir / "state" / "state.sqlite3").exists()
