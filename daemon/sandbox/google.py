@@ -191,6 +191,7 @@ class GoogleCalendarEmulator(Emulator):
             return Response(400, {"error": "invalid_grant", "error_description": "Bad grant"})
         token = "ya29.sandbox-" + secrets.token_urlsafe(16)
         self.access_tokens[token] = (subject, time.time() + 3600)
+        self.issued_tokens.append(token)
         return Response(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
 
     def _verify_jwt(self, assertion: str) -> str | None:

@@ -265,6 +265,7 @@ class GraphEmulator(Emulator):
                                   "error_codes": [7000215]})
         token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
         self.access_tokens[token] = time.time() + 3599
+        self.issued_tokens.append(token)
         return Response(200, {"token_type": "Bearer", "expires_in": 3599,
                               "ext_expires_in": 3599, "access_token": token})
 

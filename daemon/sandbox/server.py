@@ -85,6 +85,7 @@ class Emulator:
         self.hooks: list[Callable[[Request], Response | None]] = []  # before routing
         self.after_hooks: list[Callable[[Request, Response], None]] = []  # before answering
         self.schema_errors: list[str] = []
+        self.issued_tokens: list[str] = []  # every access token handed out, for secret checks
         self.latency = 0.0  # seconds added to every request
         self.chaos: Chaos | None = None  # random faults, see faults.py
         self.hang_seconds = 2.0  # how long a "timeout" fault keeps the connection silent

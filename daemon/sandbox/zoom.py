@@ -129,6 +129,7 @@ class ZoomEmulator(Emulator):
             return Response(400, {"reason": "Invalid request", "error": "invalid_request"})
         token = "zoom-sandbox-" + secrets.token_urlsafe(16)
         self.access_tokens[token] = time.time() + 3600
+        self.issued_tokens.append(token)
         return Response(200, {"access_token": token, "token_type": "bearer",
                               "expires_in": 3600, "scope": "user:read:admin user:write:admin",
                               "api_url": "https://api.zoom.us"})

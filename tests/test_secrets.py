@@ -1,0 +1,64 @@
+"""No secret in any log line, error, state or status output: a full pass at debug level
+over Google, Outlook and Zoom, with faults on."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from conftest import HOUR, at, officehours
+
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.faults import ALL_KINDS, ZOOM_KINDS, Chaos
+
+ADA, MARY = "ada@example.edu", "mary@example.edu"
+QUICK = tuple(k for k in ALL_KINDS if k != "timeout")
+
+
+@pytest.mark.parametrize("google_credentials", ["service_account", "authorized_user"])
+def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials: str) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now - timedelta(minutes=5)),
+                             end=at(now + HOUR))
+    sandbox.graph.add_event(MARY, now - timedelta(minutes=5), now + HOUR,
+                            subject="Office Hours")
+    key = json.loads((sandbox.credentials / "google.json").read_text())
+    secrets = [sandbox.zoom_secret, sandbox.graph_secret,
+               key["private_key"].splitlines()[5]]  # a line from inside the PEM
+    if google_credentials == "authorized_user":
+        info = sandbox.google.add_authorized_user(ADA)
+        info["token_uri"] = info["token_uri"].format(url=sandbox.google_server.url)
+        (sandbox.credentials / "google.json").write_text(json.dumps(info))
+        secrets += [info["refresh_token"], info["client_secret"]]
+    config = sandbox.write_config(log_level="debug")
+    for seed, emulator in enumerate((sandbox.google, sandbox.graph)):
+        emulator.chaos = Chaos(seed=seed, rate=0.3, kinds=QUICK)
+    sandbox.zoom.chaos = Chaos(seed=7, rate=0.3,
+                               kinds=tuple(k for k in ZOOM_KINDS if k != "timeout"))
+
+    outputs = []
+    for _ in range(3):  # faults may fail a pass; by the third everything is done
+        result = officehours(config, "sync")
+        outputs += [result.stdout, result.stderr]
+    for emulator in (sandbox.google, sandbox.graph, sandbox.zoom):
+        emulator.chaos = None
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    outputs += [result.stdout, result.stderr, officehours(config, "status").stdout,
+                officehours(config, "status", "--json").stdout]
+    assert "DEBUG" in "".join(outputs)
+    state_files = b"".join(p.read_bytes() for p in (sandbox.dir / "state").iterdir())
+
+    for emulator in (sandbox.google, sandbox.graph, sandbox.zoom):
+        secrets += emulator.issued_tokens
+    for email in (ADA, MARY):
+        user = sandbox.zoom.user(email)
+        assert user.secure and user.pmi_password
+        secrets += [user.pmi_password, user.join_url.split("pwd=")[1]]
+    text = "\n".join(outputs)
+    assert "pwd=***" in text  # join URLs were logged, masked
+    for secret in secrets:
+        assert secret and secret not in text, "a secret reached the output"
+        assert secret.encode() not in state_files, "a secret reached the state database"
