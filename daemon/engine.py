@@ -84,6 +84,9 @@ class Engine:
                 self._sync(instructor, result, now)
             except (CalendarError, ZoomError) as err:
                 result.error = str(err)
+            except Exception as err:  # a bug must cost one instructor one pass, not everyone
+                log.exception("instructor=%s action=pass problem=unexpected", instructor.email)
+                result.error = f"unexpected {type(err).__name__} (a bug: the log has details)"
             nxt = result.next_session
             loud_for = self._log_failure(instructor, result)
             if not self.dry_run:

@@ -186,6 +186,9 @@ class ZoomClient:
             response = send(self._http, request, self._auth, self._sleep)
         except httpx.TransportError as err:
             raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
+        except ValueError:
+            raise ZoomError(f"Zoom {method} {path}: the answer was not valid JSON, "
+                            "4 times") from None
         if response.status_code >= 400:
             raise self._error(method, path, response)
         return response.json() if response.content else None

@@ -158,6 +158,9 @@ class OutlookCalendar:
             response = send(self._http, request, self._auth, self._sleep)
         except httpx.TransportError as err:
             raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+        except ValueError:
+            raise CalendarError(f"Graph {method} for {self._who}: the answer was not valid "
+                                "JSON, 4 times") from None
         if response.status_code in (409, 412):
             raise Conflict(f"Graph: the event changed meanwhile ({response.status_code})")
         if response.status_code == 410:
