@@ -18,7 +18,7 @@ from .calendars.base import CalendarError, CalendarProvider, Conflict, SyncExpir
 from .config import Config, Instructor
 from .http import mask_url
 from .model import Event, JoinLink, Kind, is_office_hours
-from .reconcile import Template, reconcile, strip_blocks
+from .reconcile import Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
 from .state import State, fingerprint
 from .zoom import ZoomClient, ZoomError, ZoomRefused
@@ -50,6 +50,7 @@ class Engine:
         self.upcoming: dict[str, list[Session]] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
+        self._no_room: set[str] = set()
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -213,7 +214,8 @@ class Engine:
             known = self.state.known_events(instructor.key).get(event.id)
             owned = event.location if known and known.owns_location(event.location) else None
             change = reconcile(event.description, event.location, link, owned,
-                               self.template(instructor))
+                               self.template(instructor), calendar.description_limit)
+            self._note_no_room(instructor, calendar, event, link)
             url = link.url if link else None
             if change is None:
                 if not self.dry_run:
@@ -241,6 +243,18 @@ class Engine:
             result.changes.append(line)
             return
         raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
+
+    def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
+                      link: JoinLink | None) -> None:
+        """Say once per event and process when its description leaves no room for the block."""
+        if link is None or event.id in self._no_room:
+            return
+        wanted = desired_description(event.description, link, self.template(instructor))
+        if len(wanted) > max(calendar.description_limit, len(event.description)):
+            self._no_room.add(event.id)
+            log.warning("instructor=%s event=%s action=skip-block reason=description-too-long "
+                        "length=%d limit=%d outcome=link-in-location-only", instructor.email,
+                        event.id, len(event.description), calendar.description_limit)
 
     def remove_links(self, instructor: Instructor) -> Result:
         """Take out every block and location the program wrote for one instructor."""

@@ -106,13 +106,17 @@ def reconcile(
     link: JoinLink | None,
     owned_location: str | None,
     template: Template,
+    limit: int | None = None,
 ) -> Change | None:
     """What to write to one office-hours event, or None when it is already right.
 
     `link` None means: take out what the program wrote (offboarding).
     `owned_location` is the location the program last wrote to this event, if any.
+    `limit` is the longest description the calendar accepts, in characters.
     """
     new_description = desired_description(description, link, template)
+    if limit is not None and len(new_description) > max(limit, len(description)):
+        new_description = description  # no room for the block: the location carries the URL
     opted_out = template.opt_out_marker.casefold() in strip_blocks(description).casefold()
     current = location.strip()
     ours = not current or (owned_location is not None and current == owned_location.strip())

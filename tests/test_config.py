@@ -87,6 +87,22 @@ BROKEN = [
     ("template-without-url", lambda t: t + '\n[links]\ntemplate = "Zoom: {meeting_id}"\n',
      "links.template: must contain {url}"),
     ("missing-zoom", lambda t: t.replace("[zoom]", "[zoomed]"), "zoom: missing section"),
+    ("secret-is-a-directory", lambda t: t.replace("{dir}/zoom-secret", "{dir}"),
+     "zoom.client_secret_file: "),
+    ("name-not-a-string", lambda t: t.replace('name = "Ada Lovelace"', "name = 5"),
+     "instructors[0].name: must be a string, not an integer"),
+    ("email-not-an-email", lambda t: t.replace('"ada@example.edu"', '"ada"'),
+     "instructors[0].email: must be an email address"),
+    ("url-without-host", lambda t: t.replace('[google]', '[google]\napi_base_url = "https://"'),
+     "google.api_base_url: must be an https:// URL"),
+    ("bad-send-updates", lambda t: t.replace('[google]', '[google]\nsend_updates = "some"'),
+     "google.send_updates: must be one of"),
+    ("ca-bundle-missing", lambda t: t.replace("[service]", '[service]\nca_bundle = "/no/ca.pem"'),
+     "service.ca_bundle: /no/ca.pem does not exist"),
+    ("instructors-not-tables", lambda t: t.split("[[instructors]]")[0].replace(
+        "[service]", 'instructors = "ada"\n[service]'), "instructors: must be an array of tables"),
+    ("microsoft-without-credential", lambda t: t + '\n[microsoft]\ntenant_id = "t"\n'
+     'client_id = "c"\n', "microsoft.client_secret_file: missing (required)"),
 ]
 
 
@@ -100,6 +116,13 @@ def test_broken_config_exits_78_naming_the_key(config_dir: Path, mutate: object,
     assert expected in result.stderr
     assert str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: run as a user to check")
+def test_unreadable_secret_is_refused(config_dir: Path) -> None:
+    os.chmod(config_dir / "zoom-secret", 0o000)
+    result = officehours(write(config_dir, GOOD), "check-config")
+    assert result.returncode == 78 and "not readable by this user" in result.stderr
 
 
 def test_world_readable_secret_is_refused_with_the_fix(config_dir: Path) -> None:

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from tests.soak import run_soak
+from soak import run_soak
 
 
 def _seeds() -> list[int]:

@@ -29,6 +29,7 @@ class Listing:
 
 class CalendarProvider(Protocol):
     requests: int
+    description_limit: int  # the longest description the calendar takes, in characters
 
     def changes(self, sync_token: str | None) -> Listing:
         """Everything (sync_token None) or what changed since sync_token."""

@@ -62,6 +62,10 @@ def _credentials(info: dict[str, Any], subject: str) -> Any:
 class GoogleCalendar:
     """CalendarProvider for one instructor's Google calendar."""
 
+    # Not in Google's reference; the limit integrators report (Nylas support, "Event
+    # Description Limits in Google Calendar and Microsoft Exchange").
+    description_limit = 8192
+
     def __init__(self, config: GoogleConfig, info: dict[str, Any], instructor: Instructor,
                  ca_bundle: Path | None, timeout: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:

@@ -129,6 +129,10 @@ class _GraphAuth(httpx.Auth):
 class OutlookCalendar:
     """CalendarProvider for one instructor's Outlook calendar."""
 
+    # Exchange's common limit for a whole calendar item is 32 KB (same source as Google's);
+    # the body gets what the rest of the item leaves
+    description_limit = 30_000
+
     def __init__(self, config: MicrosoftConfig, app: GraphApp, http: httpx.Client,
                  instructor: Instructor, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], None] = time.sleep) -> None:

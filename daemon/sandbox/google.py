@@ -26,6 +26,7 @@ from jsonschema import Draft7Validator
 from .server import Emulator, Request, Response
 
 PREFIX = "/calendar/v3"
+DESCRIPTION_LIMIT = 8192  # characters (see calendars/google.py)
 SYNC_PARAMS_FORBIDDEN = ("timeMin", "timeMax", "q", "orderBy", "updatedMin", "iCalUID",
                          "privateExtendedProperty", "sharedExtendedProperty")
 
@@ -203,10 +204,14 @@ class GoogleCalendarEmulator(Emulator):
                        padding.PKCS1v15(), hashes.SHA256())
         except Exception:
             return None
-        subject = claims.get("sub")
-        if subject not in self.owners or "calendar" not in claims.get("scope", ""):
+        subject = self._canonical(str(claims.get("sub", "")))
+        if subject is None or "calendar" not in claims.get("scope", ""):
             return None
-        return str(subject)
+        return subject
+
+    def _canonical(self, email: str) -> str | None:
+        """Google matches addresses without regard to case."""
+        return next((owner for owner in self.owners if owner.lower() == email.lower()), None)
 
     def _caller(self, request: Request, calendar: str) -> tuple[str | None, Response | None]:
         auth = request.headers.get("authorization", "")
@@ -214,7 +219,7 @@ class GoogleCalendarEmulator(Emulator):
         if not known or known[1] < time.time():
             return None, google_error(401, "authError", "Invalid Credentials")
         subject = known[0]
-        calendar = subject if calendar == "primary" else calendar
+        calendar = subject if calendar == "primary" else self._canonical(calendar) or calendar
         if self.owners.get(calendar) != subject:
             return None, google_error(404, "notFound", "Not Found")
         return calendar, None
@@ -293,6 +298,8 @@ class GoogleCalendarEmulator(Emulator):
             return google_error(412, "conditionNotMet", "Precondition Failed")
         body = request.json()
         self._check(self._request_schema, body, "patch body")
+        if len(body.get("description") or "") > DESCRIPTION_LIMIT:
+            return google_error(400, "invalid", "The description is too long.")
         self.send_updates.append(request.query.get("sendUpdates", ""))
         event.update(body)
         self._touch(event)
