@@ -20,7 +20,7 @@ from .http import mask_url
 from .model import Event, JoinLink, Kind, is_office_hours
 from .reconcile import Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
-from .state import State, fingerprint
+from .state import KnownEvent, State, fingerprint
 from .zoom import ZoomClient, ZoomError, ZoomRefused
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class Engine:
                     return
                 event = fresh
             known = self.state.known_events(instructor.key).get(event.id)
-            owned = event.location if known and known.owns_location(event.location) else None
+            owned = event.location if self._owns_location(known, event, link) else None
             change = reconcile(event.description, event.location, link, owned,
                                self.template(instructor), calendar.description_limit)
             self._note_no_room(instructor, calendar, event, link)
@@ -243,6 +243,19 @@ class Engine:
             result.changes.append(line)
             return
         raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
+
+    @staticmethod
+    def _owns_location(known: KnownEvent | None, event: Event, link: JoinLink | None) -> bool:
+        """Whether the event's location is one the program wrote.
+
+        With no memory of the event at all (a first pass, or a rebuilt state database), a
+        location that is exactly the current join URL is taken as the program's: it is
+        what the program writes, and so a later link change replaces it."""
+        if known is not None and known.owns_location(event.location):
+            return True
+        forgotten = known is None or (known.link_hash is None
+                                      and known.owned_location_hash is None)
+        return forgotten and link is not None and event.location.strip() == link.url
 
     def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
                       link: JoinLink | None) -> None:

@@ -81,7 +81,7 @@ def test_damaged_state_database_is_set_aside_and_rebuilt(sandbox: Sandbox,
 
 def test_missing_state_database_means_a_full_resync_without_duplicates(
         sandbox: Sandbox, now: datetime) -> None:
-    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3), pmi_password="13579111")
     config = sandbox.write_config()
     assert officehours(config, "sync").returncode == 0
     linked = events(sandbox, ADA, ids)
@@ -94,3 +94,12 @@ def test_missing_state_database_means_a_full_resync_without_duplicates(
         assert after[name]["description"].count(sandbox.zoom.user(ADA).join_url) == 1
     assert all(after[n] == linked[n] for n in UNTOUCHED)
     assert Path(sandbox.dir / "state" / "state.sqlite3").exists()
+    # the locations it wrote before the loss are still known as its own: a new link
+    # replaces them, and the old link is nowhere
+    old_url = sandbox.zoom.user(ADA).join_url
+    sandbox.zoom.user(ADA).pmi_password = "24680135"
+    assert officehours(config, "sync").returncode == 0
+    for name, event in events(sandbox, ADA, ids).items():
+        assert old_url not in str(event), name
+        if name in OFFICE:
+            assert event["location"] == sandbox.zoom.user(ADA).join_url
