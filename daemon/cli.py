@@ -92,7 +92,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     engine = open_engine(_config(args), dry_run=args.dry_run)
     try:
-        results = [engine.sync(instructor) for instructor in engine.config.instructors]
+        results = engine.sync_all(engine.config.instructors)
     finally:
         engine.close()
     return _report(results, args.dry_run)

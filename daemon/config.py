@@ -39,6 +39,7 @@ class ServiceConfig:
     ca_bundle: Path | None
     log_level: str
     http_timeout_seconds: int
+    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class ZoomConfig:
     client_secret_file: Path
     api_base_url: str
     oauth_base_url: str
+    refresh_minutes: int = 60
+    plan: str = "pro"
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ SERVICE: Schema = {
     "ca_bundle": (_optional_file, ""),
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
     "http_timeout_seconds": (_int_at_least(1), 30),
+    "concurrency": (_int_at_least(1), 16),
 }
 LINKS: Schema = {
     "template": (_template, DEFAULT_TEMPLATE),
@@ -258,6 +262,8 @@ ZOOM: Schema = {
     "client_secret_file": (_file(secret=True), REQUIRED),
     "api_base_url": (_https_url, "https://api.zoom.us/v2"),
     "oauth_base_url": (_https_url, "https://zoom.us"),
+    "refresh_minutes": (_int_at_least(1), 60),
+    "plan": (_choice("pro", "business", "enterprise"), "pro"),
 }
 GOOGLE: Schema = {
     "credentials_file": (_file(secret=True), REQUIRED),
@@ -389,6 +395,7 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
             ca_bundle=service["ca_bundle"],
             log_level=service["log_level"],
             http_timeout_seconds=service["http_timeout_seconds"],
+            concurrency=service["concurrency"],
         ),
         links=LinksConfig(**links),
         zoom=ZoomConfig(**zoom),

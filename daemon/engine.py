@@ -7,10 +7,13 @@ and run again converges without duplicates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -51,6 +54,9 @@ class Engine:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
+        self.stopping = threading.Event()
+        self._links: dict[str, tuple[JoinLink, float]] = {}  # key -> (link, trusted until)
+        self._checked_for: dict[str, datetime] = {}  # key -> session whose first check ran
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -75,6 +81,23 @@ class Engine:
         if instructor.key not in self._providers:
             self._providers[instructor.key] = self.provider(instructor)
         return self._providers[instructor.key]
+
+    def sync_all(self, instructors: Sequence[Instructor],
+                 done: Callable[[Result], None] | None = None) -> list[Result]:
+        """A pass over many instructors, `service.concurrency` at a time; in order."""
+        workers = max(1, min(self.config.service.concurrency, len(instructors)))
+
+        def one(instructor: Instructor) -> Result:
+            if self.stopping.is_set():  # SIGTERM: finish what is under way, start nothing
+                return Result(instructor, error="not synced: the service is stopping")
+            return self.sync(instructor)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="pass") as pool:
+            futures = [pool.submit(one, i) for i in instructors]
+            for future in as_completed(futures):
+                if done is not None:
+                    done(future.result())
+        return [f.result() for f in futures]
 
     def sync(self, instructor: Instructor) -> Result:
         """A whole pass for one instructor; failures are caught, reported and recorded."""
@@ -166,16 +189,44 @@ class Engine:
 
     def _zoom_link(self, instructor: Instructor, result: Result, now: datetime,
                    upcoming: list[Session]) -> JoinLink:
-        """Secure the PMI when a session is within the lead window; the current link."""
-        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
-        if not any(s.start - lead <= now < s.end for s in upcoming):
-            return self.zoom.link(instructor.zoom_user)
-        return self.enforce(instructor, result, now)
+        """Secure the PMI when a session is within the lead window; the current link.
 
-    def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
+        Zoom's user data is read at most every `zoom.refresh_minutes` (quota, not CPU, is
+        the limit on a large campus), and always at the first check before a session, so
+        a link changed in Zoom reaches the events before the session starts."""
+        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
+        session = next((s for s in upcoming if s.start - lead <= now < s.end), None)
+        key = instructor.key
+        if session is not None:
+            first_check = self._checked_for.get(key) != session.start
+            link = self.enforce(instructor, result, now, want_link=first_check)
+            if link is not None:
+                self._links[key] = (link, time.monotonic() + self._link_ttl(key))
+                if result.zoom != "REFUSED":
+                    self._checked_for[key] = session.start
+                return link
+        cached = self._links.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        link = self.zoom.link(instructor.zoom_user)
+        self._links[key] = (link, time.monotonic() + self._link_ttl(key))
+        return link
+
+    def _link_ttl(self, key: str) -> float:
+        """Seconds a link is trusted; the first time a share of that, different for each
+        instructor, so that refreshes spread over the cadence instead of all coming due
+        in the same pass."""
+        cadence = self.config.zoom.refresh_minutes * 60.0
+        if key in self._links:
+            return cadence
+        spread = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return cadence * (0.5 + 0.5 * spread)
+
+    def enforce(self, instructor: Instructor, result: Result, now: datetime,
+                want_link: bool = True) -> JoinLink | None:
         user = instructor.zoom_user
         try:
-            enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
+            enforcement = self.zoom.enforce(user, dry_run=self.dry_run, want_link=want_link)
         except ZoomRefused as err:
             result.zoom = "REFUSED"
             result.error = str(err)

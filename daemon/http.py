@@ -6,6 +6,7 @@ import email.utils
 import random
 import re
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -88,6 +89,25 @@ def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
         return response
 
     return with_retries(once, _httpx_delay, sleep)
+
+
+class RateLimiter:
+    """Spaces requests to at most `per_second`, across threads, without bursts."""
+
+    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._gap = 1.0 / per_second
+        self._sleep, self._clock = sleep, clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._gap
+        if slot > now:
+            self._sleep(slot - now)
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

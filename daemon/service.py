@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .app import open_engine, utc_now
 from .config import Config, ConfigError, load
-from .engine import Engine
+from .engine import Engine, Result
 from .state import StateError
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Service:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
+        if self._engine is not None:
+            self._engine.stopping.set()
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
         self._reload.set()  # handled by the main loop, outside the signal handler
@@ -136,19 +138,22 @@ class Service:
         with self._planning:
             config, engine = self._config, self._engine
         assert config is not None and engine is not None
-        started, last_status = time.monotonic(), 0.0
-        problems = 0
+        started, last_status = time.monotonic(), [0.0]
         label = "first pass" if self._passes == 0 else "pass"
         total = len(config.instructors)
-        for done, instructor in enumerate(config.instructors):
-            if self._stop.is_set():
-                return
-            if time.monotonic() - last_status >= STATUS_EVERY:
-                last_status = time.monotonic()
-                notify(f"STATUS={label}: {done}/{total} instructors, {problems} problems")
-            result = engine.sync(instructor)
-            problems += result.error is not None
-            self._plan_enforcement(config, engine, instructor.key)
+        counts = {"done": 0, "problems": 0}
+
+        def done(result: Result) -> None:  # progress for `systemctl status`
+            counts["done"] += 1
+            counts["problems"] += result.error is not None
+            self._plan_enforcement(config, engine, result.instructor.key)
+            if time.monotonic() - last_status[0] >= STATUS_EVERY:
+                last_status[0] = time.monotonic()
+                notify(f"STATUS={label}: {counts['done']}/{total} instructors, "
+                       f"{counts['problems']} problems")
+
+        engine.sync_all([] if self._stop.is_set() else config.instructors, done)
+        problems = counts["problems"]
         self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler
         # (its shutdown holds the job-store lock while it waits for running jobs)

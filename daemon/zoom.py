@@ -17,10 +17,15 @@ from typing import Any
 import httpx
 
 from .config import ZoomConfig
-from .http import send
+from .http import RateLimiter, send
 from .model import JoinLink
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires
+# Requests per second by plan and Zoom's rate-limit category (light: user and meeting
+# reads and writes; medium: user settings), kept 10% under Zoom's figures.
+RATE_LIMITS = {"pro": {"light": 27.0, "medium": 18.0},
+               "business": {"light": 72.0, "medium": 54.0},
+               "enterprise": {"light": 72.0, "medium": 54.0}}
 
 
 class ZoomError(Exception):
@@ -121,7 +126,7 @@ class Enforcement:
     before: PmiSettings
     after: PmiSettings
     repaired: bool
-    link: JoinLink
+    link: JoinLink | None  # read when asked for, or when the repair may have changed it
 
 
 class _TokenAuth(httpx.Auth):
@@ -174,6 +179,8 @@ class ZoomClient:
         self._http = http
         self._auth = _TokenAuth(config, secret, clock)
         self._sleep = sleep
+        self._limits = {category: RateLimiter(rate, sleep)
+                        for category, rate in RATE_LIMITS[config.plan].items()}
         self.requests = 0
 
     def close(self) -> None:
@@ -181,6 +188,7 @@ class ZoomClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         self.requests += 1
+        self._limits["medium" if "settings" in path else "light"].wait()
         request = self._http.build_request(method, self._base + path, json=body)
         try:
             response = send(self._http, request, self._auth, self._sleep)
@@ -220,8 +228,9 @@ class ZoomClient:
         return {name for name in ("require_password_for_pmi_meetings", "waiting_room")
                 if found.get(name)}
 
-    def enforce(self, user: str, dry_run: bool = False) -> Enforcement:
-        """Make the PMI secure if it is not, confirm by reading back, return the link."""
+    def enforce(self, user: str, dry_run: bool = False, want_link: bool = True) -> Enforcement:
+        """Make the PMI secure if it is not and confirm by reading back; with the link when
+        asked for, or when a repair may have changed it (a new passcode changes pwd=)."""
         before = self.settings(user)
         patch = missing_security(before, random_passcode)
         after = before
@@ -233,4 +242,6 @@ class ZoomClient:
                     f"Zoom kept the PMI of {user} insecure after a repair: "
                     f"{', '.join(after.lacking())} unchanged (locked by the account?)"
                 )
-        return Enforcement(before, after, patch is not None, self.link(user, after))
+        repaired = patch is not None and not dry_run
+        link = self.link(user, after) if want_link or repaired else None
+        return Enforcement(before, after, patch is not None, link)
