@@ -56,7 +56,6 @@ class Engine:
         self._no_room: set[str] = set()
         self.stopping = threading.Event()
         self._links: dict[str, tuple[JoinLink, float]] = {}  # key -> (link, trusted until)
-        self._checked_for: dict[str, datetime] = {}  # key -> session whose first check ran
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -192,25 +191,25 @@ class Engine:
         """Secure the PMI when a session is within the lead window; the current link.
 
         Zoom's user data is read at most every `zoom.refresh_minutes` (quota, not CPU, is
-        the limit on a large campus), and always at the first check before a session, so
-        a link changed in Zoom reaches the events before the session starts."""
+        the limit on a large campus), and at every check in a session's lead window, so a
+        link changed in Zoom reaches the events before the session starts."""
         lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
         session = next((s for s in upcoming if s.start - lead <= now < s.end), None)
         key = instructor.key
-        if session is not None:
-            first_check = self._checked_for.get(key) != session.start
-            link = self.enforce(instructor, result, now, want_link=first_check)
-            if link is not None:
-                self._links[key] = (link, time.monotonic() + self._link_ttl(key))
-                if result.zoom != "REFUSED":
-                    self._checked_for[key] = session.start
-                return link
+        if session is not None:  # in the lead window: settings checked, link read afresh
+            link = self.enforce(instructor, result, now)
+            self._links[key] = (link, time.monotonic() + self._link_ttl(key))
+            return link
         cached = self._links.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         link = self.zoom.link(instructor.zoom_user)
         self._links[key] = (link, time.monotonic() + self._link_ttl(key))
         return link
+
+    def forget_links(self) -> None:
+        """Trust no cached Zoom link: the next pass reads each one again."""
+        self._links.clear()
 
     def _link_ttl(self, key: str) -> float:
         """Seconds a link is trusted; the first time a share of that, different for each
@@ -222,11 +221,10 @@ class Engine:
         spread = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         return cadence * (0.5 + 0.5 * spread)
 
-    def enforce(self, instructor: Instructor, result: Result, now: datetime,
-                want_link: bool = True) -> JoinLink | None:
+    def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
         user = instructor.zoom_user
         try:
-            enforcement = self.zoom.enforce(user, dry_run=self.dry_run, want_link=want_link)
+            enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
         except ZoomRefused as err:
             result.zoom = "REFUSED"
             result.error = str(err)

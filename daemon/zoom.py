@@ -126,7 +126,7 @@ class Enforcement:
     before: PmiSettings
     after: PmiSettings
     repaired: bool
-    link: JoinLink | None  # read when asked for, or when the repair may have changed it
+    link: JoinLink
 
 
 class _TokenAuth(httpx.Auth):
@@ -228,9 +228,8 @@ class ZoomClient:
         return {name for name in ("require_password_for_pmi_meetings", "waiting_room")
                 if found.get(name)}
 
-    def enforce(self, user: str, dry_run: bool = False, want_link: bool = True) -> Enforcement:
-        """Make the PMI secure if it is not and confirm by reading back; with the link when
-        asked for, or when a repair may have changed it (a new passcode changes pwd=)."""
+    def enforce(self, user: str, dry_run: bool = False) -> Enforcement:
+        """Make the PMI secure if it is not, confirm by reading back, return the link."""
         before = self.settings(user)
         patch = missing_security(before, random_passcode)
         after = before
@@ -242,6 +241,4 @@ class ZoomClient:
                     f"Zoom kept the PMI of {user} insecure after a repair: "
                     f"{', '.join(after.lacking())} unchanged (locked by the account?)"
                 )
-        repaired = patch is not None and not dry_run
-        link = self.link(user, after) if want_link or repaired else None
-        return Enforcement(before, after, patch is not None, link)
+        return Enforcement(before, after, patch is not None, self.link(user, after))

@@ -240,7 +240,7 @@ class GoogleCalendarEmulator(Emulator):
             return google_error(400, "invalid", "this emulator lists with singleEvents=false")
         page_token = query.get("pageToken")
         if page_token:
-            items = self.page_snapshots.pop(page_token, None)
+            items = self.page_snapshots.get(page_token)  # reusable, as Google's are
             if items is None:
                 return google_error(400, "invalid", "Invalid page token")
             snapshot_seq = items[0]["seq"]

@@ -307,7 +307,7 @@ class GraphEmulator(Emulator):
         path = request.path
         query = request.query
         if "$skiptoken" in query:
-            items = self.pages.pop(query["$skiptoken"], None)
+            items = self.pages.get(query["$skiptoken"])  # reusable, as Graph's are
             if items is None:
                 return graph_error(400, "ErrorInvalidUrlQuery", "Invalid skip token.")
             return self._page(items[1:], path, items[0], request)
@@ -341,7 +341,7 @@ class GraphEmulator(Emulator):
         box = user.lower()
         query = request.query
         if "$skiptoken" in query:
-            items = self.pages.pop(query["$skiptoken"], None)
+            items = self.pages.get(query["$skiptoken"])  # reusable, as Graph's are
             if items is None:
                 return graph_error(400, "ErrorInvalidUrlQuery", "Invalid skip token.")
             return self._page(items[1:], request.path, items[0], request)
