@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from .calendars.base import CalendarError, CalendarProvider
-from .calendars.google import GoogleCalendar, load_credentials
+from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar
 from .config import Config, ConfigError, Instructor
 from .engine import Engine
@@ -41,11 +41,13 @@ class Providers:
         self._sleep = sleep
         self._timeout = float(config.service.http_timeout_seconds)
         used = {i.provider for i in config.instructors}
-        self._google_info: dict[str, Any] | None = None
+        self._google: GoogleAccount | None = None
         self._graph: tuple[GraphApp, httpx.Client] | None = None
         try:
             if config.google is not None and "google" in used:
-                self._google_info = load_credentials(config.google.credentials_file)
+                self._google = GoogleAccount(config.google,
+                                             load_credentials(config.google.credentials_file),
+                                             config.service.ca_bundle, self._timeout)
             if config.microsoft is not None and "microsoft" in used:
                 app = GraphApp(config.microsoft, config.service.ca_bundle)
                 self._graph = (app, client(config.service.ca_bundle, self._timeout))
@@ -54,15 +56,16 @@ class Providers:
 
     def __call__(self, instructor: Instructor) -> CalendarProvider:
         config = self._config
-        if instructor.provider == "google" and config.google and self._google_info:
-            return GoogleCalendar(config.google, self._google_info, instructor,
-                                  config.service.ca_bundle, self._timeout, self._sleep)
+        if instructor.provider == "google" and self._google:
+            return GoogleCalendar(self._google, instructor, self._sleep)
         if instructor.provider == "microsoft" and config.microsoft and self._graph:
             return OutlookCalendar(config.microsoft, self._graph[0], self._graph[1], instructor,
                                    sleep=self._sleep)
         raise CalendarError(f"no {instructor.provider} section in the configuration")
 
     def close(self) -> None:
+        if self._google:
+            self._google.close()
         if self._graph:
             self._graph[1].close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -49,14 +50,54 @@ def load_credentials(path: Path) -> dict[str, Any]:
     return info
 
 
-def _credentials(info: dict[str, Any], subject: str) -> Any:
-    if info["type"] == "service_account":
-        return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-            info, scopes=SCOPES, subject=subject)
-    creds = user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
-        info, scopes=SCOPES)
-    # from_authorized_user_info ignores the file's token_uri (API-NOTES): set it ourselves
-    return creds.with_token_uri(info.get("token_uri") or creds.token_uri)
+class GoogleAccount:
+    """What every Google instructor of an install shares: one API client built from the
+    shipped discovery document, the parsed key, and one HTTP connection per thread.
+
+    Per instructor there is then only a credentials object (a token), which keeps a
+    campus of thousands in little memory."""
+
+    def __init__(self, config: GoogleConfig, info: dict[str, Any], ca_bundle: Path | None,
+                 timeout: float = 30.0) -> None:
+        self.config = config
+        self._ca_certs = str(ca_bundle) if ca_bundle else None
+        self._timeout = timeout
+        if info["type"] == "service_account":
+            self._base = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=SCOPES)
+        else:
+            creds = user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
+                info, scopes=SCOPES)
+            # from_authorized_user_info ignores the file's token_uri (API-NOTES): set it
+            self._base = creds.with_token_uri(info.get("token_uri") or creds.token_uri)
+        self._delegated = info["type"] == "service_account"
+        self._local = threading.local()
+        self._connections: list[httplib2.Http] = []
+        self._lock = threading.Lock()
+        self.service = build_from_document(
+            _discovery_document(), http=self._new_http(),
+            client_options={"api_endpoint": config.api_base_url})
+
+    def credentials(self, subject: str) -> Any:
+        """Domain-wide delegation: the service account acting as `subject`."""
+        return self._base.with_subject(subject) if self._delegated else self._base
+
+    def _new_http(self) -> httplib2.Http:
+        http = httplib2.Http(ca_certs=self._ca_certs, timeout=self._timeout)
+        with self._lock:
+            self._connections.append(http)
+        return http
+
+    def http(self) -> httplib2.Http:
+        """This thread's connection (httplib2 is not thread-safe)."""
+        if not hasattr(self._local, "http"):
+            self._local.http = self._new_http()
+        return self._local.http
+
+    def close(self) -> None:
+        with self._lock:
+            for http in self._connections:
+                http.close()
 
 
 class GoogleCalendar:
@@ -66,28 +107,26 @@ class GoogleCalendar:
     # Description Limits in Google Calendar and Microsoft Exchange").
     description_limit = 8192
 
-    def __init__(self, config: GoogleConfig, info: dict[str, Any], instructor: Instructor,
-                 ca_bundle: Path | None, timeout: float = 30.0,
+    def __init__(self, account: GoogleAccount, instructor: Instructor,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+        self._account = account
+        self._credentials = account.credentials(instructor.email)
+        self._service = account.service
         self._sleep = sleep
-        authorized = google_auth_httplib2.AuthorizedHttp(
-            _credentials(info, instructor.email), http=http)
-        self._service = build_from_document(
-            _discovery_document(), http=authorized,
-            client_options={"api_endpoint": config.api_base_url})
         self._calendar = instructor.calendar_id
-        self._send_updates = config.send_updates
+        self._send_updates = account.config.send_updates
         self._who = instructor.email
         self.requests = 0
 
     def close(self) -> None:
-        self._service.close()
+        pass  # connections belong to the shared GoogleAccount
 
     def _execute(self, request: Any) -> Any:
         self.requests += 1
         try:
-            return with_retries(lambda: _answer(request), _delay, self._sleep)
+            http = google_auth_httplib2.AuthorizedHttp(self._credentials,
+                                                       http=self._account.http())
+            return with_retries(lambda: _answer(request, http), _delay, self._sleep)
         except HttpError as err:
             status = err.resp.status
             if status == 410:
@@ -148,9 +187,9 @@ class GoogleCalendar:
         return to_event(self._execute(request))
 
 
-def _answer(request: Any) -> dict[str, Any]:
+def _answer(request: Any, http: Any) -> dict[str, Any]:
     """One attempt. The client hands back the raw text of a body that is not JSON."""
-    result = request.execute(num_retries=0)
+    result = request.execute(http=http, num_retries=0)
     if not isinstance(result, dict):
         raise ValueError("Google answered with a body that is not a JSON object")
     return result

@@ -15,6 +15,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +64,16 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` requests per `window` seconds for each key `key` gives (None: exempt)."""
+
+    name: str
+    limit: int
+    window: float
+    key: Callable[[Request], str | None]
+
+
+@dataclass(frozen=True)
 class Logged:
     method: str
     path: str
@@ -86,6 +97,10 @@ class Emulator:
         self.after_hooks: list[Callable[[Request, Response], None]] = []  # before answering
         self.schema_errors: list[str] = []
         self.issued_tokens: list[str] = []  # every access token handed out, for secret checks
+        self.validate = True  # check bodies against the vendor's schema (off for benchmarks)
+        self.rate_limits: list[RateLimit] = []
+        self.throttled: Counter[str] = Counter()  # 429s given, by limit
+        self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.latency = 0.0  # seconds added to every request
         self.chaos: Chaos | None = None  # random faults, see faults.py
         self.hang_seconds = 2.0  # how long a "timeout" fault keeps the connection silent
@@ -132,8 +147,12 @@ class Emulator:
             busy = self.in_flight.get(key, 0)
             self.in_flight[key] = busy + 1
         try:
+            limited = self._over_limit(request)
             if key is not None and self.max_concurrent and busy >= self.max_concurrent:
+                self.throttled["concurrency"] += 1
                 response = self.too_many(request)
+            elif limited is not None:
+                response = limited
             else:
                 if self.latency:
                     time.sleep(self.latency)  # outside the lock: concurrent requests overlap
@@ -148,6 +167,25 @@ class Emulator:
         for hook in list(self.after_hooks):
             hook(request, response)
         return response
+
+    def _over_limit(self, request: Request) -> Response | None:
+        """A 429 when a rate limit is exhausted, with Retry-After until a slot frees up."""
+        now = time.monotonic()
+        with self.lock:
+            for limit in self.rate_limits:
+                key = limit.key(request)
+                if key is None:
+                    continue
+                hits = self._hits[(limit.name, key)]
+                while hits and hits[0] <= now - limit.window:
+                    hits.popleft()
+                if len(hits) >= limit.limit:
+                    self.throttled[limit.name] += 1
+                    wait = max(hits[0] + limit.window - now, 0.05)
+                    return self.error_response(429, "rateLimitExceeded",
+                                               {"Retry-After": f"{wait:.2f}"})
+                hits.append(now)
+        return None
 
     def _inject(self, kind: str, request: Request) -> Response:
         """Answer `request` with the fault `kind` (see faults.py)."""

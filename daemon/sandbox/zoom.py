@@ -110,6 +110,8 @@ class ZoomEmulator(Emulator):
         return dict(schema)
 
     def _check(self, body: Any, path: str, method: str, which: str) -> list[str]:
+        if not self.validate:
+            return []
         validator = OAS30Validator(self._schema(path, method, which))
         found = [f"{method.upper()} {path} {which}: {e.json_path}: {e.message}"
                  for e in validator.iter_errors(body)]
