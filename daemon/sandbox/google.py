@@ -215,6 +215,12 @@ class GoogleCalendarEmulator(Emulator):
         """Google matches addresses without regard to case."""
         return next((owner for owner in self.owners if owner.lower() == email.lower()), None)
 
+    def caller_of(self, request: Request) -> str | None:
+        """The user a request acts as (for per-user quotas), None for the token endpoint."""
+        known = self.access_tokens.get(request.headers.get("authorization", "")
+                                       .removeprefix("Bearer "))
+        return known[0] if known else None
+
     def _caller(self, request: Request, calendar: str) -> tuple[str | None, Response | None]:
         auth = request.headers.get("authorization", "")
         known = self.access_tokens.get(auth.removeprefix("Bearer "))
