@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint soak clean
+.PHONY: demo test lint soak bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,14 @@ demo: $(STAMP)
 	$(BIN)/officehours demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff check daemon tests bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+bench: $(STAMP)  # the campus benchmark (5,000 instructors: several minutes); see README
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 soak: $(STAMP)  # the soak test, longer than CI runs it: 20 seeds x 300 passes
 	SOAK_SEEDS=1-20 SOAK_PASSES=300 $(BIN)/pytest -q tests/test_soak.py

@@ -1,0 +1,321 @@
+"""`make bench`: officehours on a simulated campus, measured.
+
+Starts the emulators with vendor latency and rate limits, seeds N instructors (half
+Google, half Outlook; office-hours series with a moved occurrence, a single office-hours
+event and ~20 other events each), runs `officehours run` as a real process against them,
+and measures the first pass, a steady-state pass, reaction to new events, enforcement
+before sessions, and the process's peak memory and CPU. Prints one table; writes JSON.
+
+    python bench/run.py --instructors 5000            # the full campus (several minutes)
+    python bench/run.py --instructors 200 --naive     # quick, with the naive comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.app import open_engine
+from daemon.config import load
+from daemon.reconcile import START_MARK
+from daemon.sandbox.campus import (
+    add_session,
+    apply_vendor_limits,
+    description,
+    seed_campus,
+)
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Emulator
+
+DEFAULT_INTERVAL = 300  # the shipped sync_interval_seconds, for projections
+GOOGLE_PER_MINUTE, GOOGLE_PER_DAY = 10_000, 1_000_000
+# Google Calendar API usage limits (developers.google.com/workspace/calendar/api/guides/
+# quota): 10,000 requests per minute per project, 600 per user, and for projects created
+# since May 2026 a daily billing threshold of 1,000,000 requests per project.
+ZOOM_LIGHT, ZOOM_MEDIUM = 30, 20  # Zoom Pro, requests per second
+PASS_LINE = re.compile(r"action=pass instructors=(\d+) problems=(\d+) seconds=([\d.]+)")
+LEAD_MINUTES = 1  # short, so that sessions' windows open while the benchmark runs
+
+
+def kind_of(method: str, path: str) -> str:
+    if "token" in path or "openid" in path:
+        return "token"
+    if path.endswith(("/events", "/delta", "/calendarView")):
+        return "list"
+    return "write" if method in ("PATCH", "POST") else "read"
+
+
+def tally(box: Sandbox, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for vendor, emulator in vendors(box):
+        for r in list(emulator.log):
+            if since <= r.at < until:
+                counts[f"{vendor} {kind_of(r.method, r.path)}"] += 1
+    return counts
+
+
+def vendors(box: Sandbox) -> list[tuple[str, Emulator]]:
+    return [("google", box.google), ("graph", box.graph), ("zoom", box.zoom)]
+
+
+class Process:
+    """`officehours run`, its pass lines as they come, its memory and CPU."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.passes: list[tuple[float, float, int]] = []  # (ended, seconds, problems)
+        self.peak_rss_mb = 0.0
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            found = PASS_LINE.search(line)
+            if found:
+                self.passes.append((time.monotonic(), float(found[3]), int(found[2])))
+
+    def _watch(self) -> None:
+        while self.proc.poll() is None:
+            try:
+                status = Path(f"/proc/{self.proc.pid}/status").read_text()
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", status)[1])  # type: ignore[index]
+                self.peak_rss_mb = max(self.peak_rss_mb, hwm / 1024)
+            except (OSError, TypeError):
+                pass
+            time.sleep(0.5)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_passes(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.passes) < count:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"officehours made {len(self.passes)} passes, not {count}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def naive_pass(box: Sandbox, config_path: Path) -> Counter[str]:
+    """The same workload the naive way: every calendar listed in full, every Zoom user
+    read, on every pass."""
+    config = load(config_path)
+    engine = open_engine(config)
+    try:
+        engine.sync_all(config.instructors)  # warm: tokens and state as a service has them
+        for instructor in config.instructors:
+            engine.state.forget_instructor_events(instructor.key)
+        engine.forget_links()
+        started = time.monotonic()
+        engine.sync_all(config.instructors)
+        return tally(box, since=started)
+    finally:
+        engine.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="officehours-bench-"))
+    box = Sandbox(workdir, page_size=250)
+    for _, emulator in vendors(box):
+        emulator.validate = False
+        emulator.latency = args.latency
+    now = datetime.now(UTC)
+    print(f"seeding {args.instructors} instructors ...", file=sys.stderr, flush=True)
+    emails = seed_campus(box, args.instructors, now, rng)
+    apply_vendor_limits(box)
+    config = box.write_config(sync_interval_seconds=args.interval, concurrency=args.concurrency,
+                              enforce_lead_minutes=LEAD_MINUTES, log_level="info")
+    n_google, n_graph = (len(emails) + 1) // 2, len(emails) // 2
+
+    started = time.monotonic()
+    process = Process(config)
+    process.wait_passes(1, timeout=3600)
+    first_end, first_seconds, first_problems = process.passes[0]
+    first = tally(box, until=first_end + 0.5)
+    print(f"first pass: {first_seconds:.1f} s", file=sys.stderr, flush=True)
+
+    # reaction: instructors add office hours while `run` runs
+    reaction_events = {}
+    for email in rng.sample(emails, args.reaction):
+        reaction_events[email] = (add_session(box, email, now + timedelta(days=3)),
+                                  time.monotonic())
+    # enforcement: sessions whose lead window opens after their calendars are next read
+    session_emails = rng.sample([e for e in emails if e not in reaction_events],
+                                args.sessions)
+    windows: dict[str, float] = {}
+    starts: dict[str, float] = {}
+    for email in session_emails:
+        box.zoom.user(email).waiting_room = False  # insecure until the program acts
+        opens_in = args.interval + rng.uniform(10, 40)
+        start = datetime.now(UTC) + timedelta(minutes=LEAD_MINUTES, seconds=opens_in)
+        add_session(box, email, start)
+        windows[email] = time.monotonic() + opens_in
+        starts[email] = windows[email] + LEAD_MINUTES * 60
+
+    linked: dict[str, float] = {}
+    secured: dict[str, float] = {}
+    insecure_at_start: set[str] = set()
+    checked_start: set[str] = set()
+    deadline = max(starts.values(), default=time.monotonic()) + 5
+    deadline = max(deadline, time.monotonic() + args.interval * 2 + 30)
+    while time.monotonic() < deadline:
+        for email, (event_id, _) in reaction_events.items():
+            if email not in linked and START_MARK in description(box, email, event_id):
+                linked[email] = time.monotonic()
+        for email in session_emails:
+            if email not in secured and box.zoom.user(email).secure:
+                secured[email] = time.monotonic()
+            if email not in checked_start and time.monotonic() >= starts[email]:
+                checked_start.add(email)
+                if not box.zoom.user(email).secure:
+                    insecure_at_start.add(email)
+        time.sleep(0.25)
+
+    # the steady-state pass: a whole pass after everything above settled
+    settled = len(process.passes)
+    process.wait_passes(settled + 2, timeout=args.interval * 3 + 600)
+    end, steady_seconds, steady_problems = process.passes[settled + 1]
+    steady = tally(box, since=end - steady_seconds - 0.2, until=end + 0.2)
+    cpu = process.cpu_seconds()
+    process.stop()
+    wall = time.monotonic() - started
+    naive = naive_pass(box, config) if args.naive else None
+    throttled = sum((e.throttled for _, e in vendors(box)), Counter())
+    box.stop()
+
+    reaction = [linked[e] - t for e, (_, t) in reaction_events.items() if e in linked]
+    lateness = [max(0.0, secured[e] - windows[e]) for e in session_emails if e in secured]
+    per_pass = DEFAULT_INTERVAL
+    google_steady = sum(v for k, v in steady.items() if k.startswith("google"))
+    graph_steady = sum(v for k, v in steady.items() if k.startswith("graph"))
+    zoom_steady = sum(v for k, v in steady.items() if k.startswith("zoom"))
+    result: dict[str, Any] = {
+        "instructors": args.instructors, "google": n_google, "outlook": n_graph,
+        "latency_ms": args.latency * 1000, "concurrency": args.concurrency,
+        "measure_interval_s": args.interval, "projection_interval_s": DEFAULT_INTERVAL,
+        "first_pass": {"seconds": first_seconds, "problems": first_problems,
+                       "requests": dict(first)},
+        "steady_pass": {"seconds": steady_seconds, "problems": steady_problems,
+                        "requests": dict(steady),
+                        "google_reads_per_instructor": steady["google list"] / n_google,
+                        "graph_reads_per_instructor": steady["graph list"] / max(n_graph, 1),
+                        "zoom_per_instructor": zoom_steady / args.instructors,
+                        "writes": steady["google write"] + steady["graph write"]},
+        "projection": {
+            "google_per_minute": google_steady * 60 / per_pass,
+            "google_per_day": google_steady * 86400 / per_pass,
+            "graph_per_minute": graph_steady * 60 / per_pass,
+            "zoom_per_minute": zoom_steady * 60 / per_pass,
+            "google_quota_per_minute": GOOGLE_PER_MINUTE,
+            "google_billing_threshold_per_day": GOOGLE_PER_DAY},
+        "reaction_s": {"count": len(reaction), "of": args.reaction,
+                       "p50": pct(reaction, 0.5), "p99": pct(reaction, 0.99)},
+        "enforcement": {"sessions": len(session_emails), "secured": len(secured),
+                        "lateness_p99_s": pct(lateness, 0.99),
+                        "lateness_max_s": max(lateness, default=float("nan")),
+                        "started_insecure": len(insecure_at_start)},
+        "process": {"peak_rss_mb": process.peak_rss_mb, "cpu_seconds": cpu,
+                    "wall_seconds": wall},
+        "throttled_429": dict(throttled),
+    }
+    if naive is not None:
+        naive_total = sum(naive.values())
+        steady_total = sum(steady.values())
+        result["naive_pass"] = {"requests": dict(naive), "total": naive_total,
+                                "ratio_to_steady": naive_total / max(steady_total, 1)}
+    return result
+
+
+def table(r: dict[str, Any]) -> str:
+    s, p, e = r["steady_pass"], r["projection"], r["enforcement"]
+    rows = [
+        ("instructors (Google / Outlook)", f"{r['instructors']} ({r['google']} / {r['outlook']})"),
+        ("latency per request, workers", f"{r['latency_ms']:.0f} ms, {r['concurrency']}"),
+        ("first pass", f"{r['first_pass']['seconds']:.1f} s, "
+                       f"{sum(r['first_pass']['requests'].values())} requests"),
+        ("  by vendor and kind", ", ".join(f"{k} {v}" for k, v in
+                                           sorted(r["first_pass"]["requests"].items()))),
+        ("steady-state pass", f"{s['seconds']:.1f} s, {sum(s['requests'].values())} requests, "
+                              f"{s['writes']} writes"),
+        ("  calendar reads per instructor", f"Google {s['google_reads_per_instructor']:.2f}, "
+                                            f"Outlook {s['graph_reads_per_instructor']:.2f}"),
+        ("  Zoom requests per instructor", f"{s['zoom_per_instructor']:.3f}"),
+        (f"projected at {r['projection_interval_s']} s interval",
+         f"Google {p['google_per_minute']:.0f}/min (quota {p['google_quota_per_minute']}), "
+         f"{p['google_per_day']:,.0f}/day (billing threshold "
+         f"{p['google_billing_threshold_per_day']:,}); Graph {p['graph_per_minute']:.0f}/min; "
+         f"Zoom {p['zoom_per_minute']:.1f}/min"),
+        ("reaction to a new event", f"p50 {r['reaction_s']['p50']:.1f} s, p99 "
+                                    f"{r['reaction_s']['p99']:.1f} s ({r['reaction_s']['count']}"
+                                    f"/{r['reaction_s']['of']} linked; interval "
+                                    f"{r['measure_interval_s']} s)"),
+        ("enforcement lateness", f"p99 {e['lateness_p99_s']:.1f} s, max "
+                                 f"{e['lateness_max_s']:.1f} s, {e['secured']}/{e['sessions']} "
+                                 f"secured, {e['started_insecure']} started insecure"),
+        ("officehours process", f"peak RSS {r['process']['peak_rss_mb']:.0f} MB, CPU "
+                                f"{r['process']['cpu_seconds']:.0f} s in "
+                                f"{r['process']['wall_seconds']:.0f} s"),
+        ("429s from emulators", ", ".join(f"{k} {v}" for k, v in r["throttled_429"].items())
+         or "none"),
+    ]
+    if "naive_pass" in r:
+        n = r["naive_pass"]
+        rows.append(("naive pass (full listing, Zoom every pass)",
+                     f"{n['total']} requests = {n['ratio_to_steady']:.0f}x the steady pass"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instructors", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
+    parser.add_argument("--interval", type=int, default=30,
+                        help="sync interval while measuring (projections use 300 s)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--reaction", type=int, default=50, help="new events to time")
+    parser.add_argument("--sessions", type=int, default=50, help="sessions to enforce")
+    parser.add_argument("--naive", action="store_true", help="also time the naive way")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args()
+    args.reaction = min(args.reaction, args.instructors // 4)
+    args.sessions = min(args.sessions, args.instructors // 4)
+    result = run(args)
+    print(table(result))
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"\n(figures also in {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
