@@ -180,6 +180,9 @@ class Engine:
                 keep.append(event)
             elif event.series_id and event.series_id in office_series:
                 keep.append(event)  # a moved-away or cancelled occurrence of office hours
+            elif event.kind is not Kind.CANCELLED and event.id in known:
+                keep.append(event)  # retitled: remember what we wrote, in case it comes back
+                office_series.discard(event.id)
             else:
                 gone.append(event.id)
                 office_series.discard(event.id)

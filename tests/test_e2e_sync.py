@@ -331,3 +331,18 @@ def test_no_secret_reaches_output_or_state(sandbox: Sandbox, now: datetime) -> N
     for secret in (sandbox.zoom_secret, passcode, pwd):
         assert secret not in result.stdout + result.stderr
         assert secret.encode() not in state
+
+
+def test_retitled_and_back_with_a_new_link_updates_our_location(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Found by the soak test (seed 21): memory of our location was dropped with the title."""
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR, pmi_password="11111111")
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    sandbox.google.edit_event(ADA, ids["single"], summary="Exam (no office hours)")
+    assert officehours(config, "sync").returncode == 0
+    sandbox.zoom.user(ADA).pmi_password = "22222222"
+    sandbox.google.edit_event(ADA, ids["single"], summary="Office Hours - review")
+    assert officehours(config, "sync").returncode == 0
+    event = sandbox.google.event(ADA, ids["single"])
+    assert event["location"] == sandbox.zoom.user(ADA).join_url
