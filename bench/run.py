@@ -162,13 +162,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first = tally(box, until=first_end + 0.5)
     print(f"first pass: {first_seconds:.1f} s", file=sys.stderr, flush=True)
 
-    # reaction: instructors add office hours while `run` runs
-    reaction_events = {}
-    for email in rng.sample(emails, args.reaction):
-        reaction_events[email] = (add_session(box, email, now + timedelta(days=3)),
-                                  time.monotonic())
-    # enforcement: sessions whose lead window opens after their calendars are next read
-    session_emails = rng.sample([e for e in emails if e not in reaction_events],
+    process.wait_passes(2, timeout=args.interval * 3 + 600)  # steady from here on
+
+    # reaction: instructors add office hours at random moments while `run` runs
+    reaction_events: dict[str, tuple[str, float]] = {}
+    additions = sorted((rng.uniform(0, args.interval), email)
+                       for email in rng.sample(emails, args.reaction))
+    # enforcement: sessions whose lead window opens a while after they were added
+    session_emails = rng.sample([e for e in emails if e not in {a[1] for a in additions}],
                                 args.sessions)
     windows: dict[str, float] = {}
     starts: dict[str, float] = {}
@@ -180,14 +181,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         windows[email] = time.monotonic() + opens_in
         starts[email] = windows[email] + LEAD_MINUTES * 60
 
+    def add_over_time() -> None:
+        began = time.monotonic()
+        for offset, email in additions:
+            time.sleep(max(0.0, began + offset - time.monotonic()))
+            reaction_events[email] = (add_session(box, email, now + timedelta(days=3)),
+                                      time.monotonic())
+
+    adder = threading.Thread(target=add_over_time, daemon=True)
+    adder.start()
+
     linked: dict[str, float] = {}
     secured: dict[str, float] = {}
     insecure_at_start: set[str] = set()
     checked_start: set[str] = set()
     deadline = max(starts.values(), default=time.monotonic()) + 5
-    deadline = max(deadline, time.monotonic() + args.interval * 2 + 30)
+    deadline = max(deadline, time.monotonic() + args.interval * 3 + 30)
     while time.monotonic() < deadline:
-        for email, (event_id, _) in reaction_events.items():
+        for email, (event_id, _) in list(reaction_events.items()):
             if email not in linked and START_MARK in description(box, email, event_id):
                 linked[email] = time.monotonic()
         for email in session_emails:

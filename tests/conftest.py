@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -44,6 +46,39 @@ def spawn(config: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "daemon.cli", "--config", str(config), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=clean_env(), **kwargs)
+
+
+def sigkill_after(config: Path, emulators: list[Any], nth: int,
+                  method: str | None = None) -> bool:
+    """Run `sync` and SIGKILL it right after the vendor has handled its n-th request (of
+    `method`, if given): the request took effect, its answer never arrives. Returns
+    whether the pass got that far."""
+    reached, release = threading.Event(), threading.Event()
+    count = [0]
+    lock = threading.Lock()
+
+    def hang_after(request: Any, response: Any) -> None:
+        if method is not None and request.method != method:
+            return
+        with lock:
+            count[0] += 1
+            mine = count[0] == nth
+        if mine:
+            reached.set()
+            release.wait(10)
+
+    for emulator in emulators:
+        emulator.after_hooks.append(hang_after)
+    process = spawn(config, "sync")
+    try:
+        reached.wait(30)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=10)
+        release.set()
+        for emulator in emulators:
+            emulator.after_hooks.remove(hang_after)
+    return reached.is_set()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:

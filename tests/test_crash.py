@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import signal
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import officehours, spawn
+from conftest import officehours, sigkill_after
 from test_e2e_sync import ADA, OFFICE, UNTOUCHED, assert_linked, events, seed
 
 from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 
 
 @pytest.mark.parametrize("kill_after", range(1, 12))  # a pass here makes 11 requests
@@ -24,30 +21,8 @@ def test_sigkill_after_any_request_converges(sandbox: Sandbox, now: datetime,
     ids = seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
     config = sandbox.write_config()
     before = events(sandbox, ADA, ids)
-    reached, release = threading.Event(), threading.Event()
-    count = [0]
-    lock = threading.Lock()
-
-    def hang_after(request: Request, response: Response) -> None:
-        with lock:
-            count[0] += 1
-            mine = count[0] == kill_after
-        if mine:
-            reached.set()
-            release.wait(10)
-
-    for emulator in (sandbox.google, sandbox.zoom):
-        emulator.after_hooks.append(hang_after)
-    process = spawn(config, "sync")
-    try:
-        reached.wait(30)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
-        release.set()
-    assert reached.is_set(), f"the pass made fewer than {kill_after} requests"
-    for emulator in (sandbox.google, sandbox.zoom):
-        emulator.after_hooks.clear()
+    assert sigkill_after(config, [sandbox.google, sandbox.zoom], kill_after), \
+        f"the pass made fewer than {kill_after} requests"
 
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
-from conftest import HOUR, clean_env, officehours, spawn, wait_for
+from conftest import HOUR, clean_env, officehours, sigkill_after, spawn, wait_for
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
@@ -245,25 +245,7 @@ def test_kill_9_mid_outlook_pass_converges(mary: Sandbox, now: datetime,
     ids = seed(mary, now, next_session=3 * HOUR)
     config = mary.write_config()
     before = events(mary, ids)
-    landed, release = threading.Event(), threading.Event()
-    count = [0]
-
-    def hang_after_write(request: Request, response: Response) -> None:
-        if request.method == "PATCH":
-            count[0] += 1
-            if count[0] == kill_at_write:
-                landed.set()
-                release.wait(10)
-
-    mary.graph.after_hooks.append(hang_after_write)
-    process = spawn(config, "sync")
-    try:
-        assert landed.wait(30), "the pass never reached the write"
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
-    finally:
-        release.set()
-    mary.graph.after_hooks.clear()
+    assert sigkill_after(config, [mary.graph], kill_at_write, method="PATCH")
     assert officehours(config, "sync").returncode == 0
     assert_linked(before, events(mary, ids), mary.zoom.user(MARY).join_url)
     assert len(mary.graph.requests("PATCH")) == 3  # the write that landed is not repeated

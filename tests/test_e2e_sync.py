@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOUR, at, officehours, spawn
+from conftest import HOUR, at, officehours
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
@@ -206,41 +205,6 @@ def test_expired_google_token_is_refreshed(sandbox: Sandbox, now: datetime) -> N
     assert 401 in [r.status for r in sandbox.google.requests("PATCH")]
     assert len(sandbox.google.requests("POST", "/token")) == 2
     assert START_MARK in sandbox.google.event(ADA, ids["series"])["description"]
-
-
-@pytest.mark.parametrize("kill_at_write", [1, 2, 3])
-def test_kill_9_mid_pass_converges_without_duplicates(
-        sandbox: Sandbox, now: datetime, kill_at_write: int) -> None:
-    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
-    sandbox.google.edit_event(ADA, ids["single"], location="")
-    config = sandbox.write_config()
-    before = events(sandbox, ADA, ids)
-    landed, release = threading.Event(), threading.Event()
-    count = [0]
-
-    def hang_after_write(request: Request, response: Response) -> None:
-        if request.method == "PATCH":
-            count[0] += 1
-            if count[0] == kill_at_write:
-                landed.set()  # the write is applied; its answer never reaches the program
-                release.wait(10)
-
-    sandbox.google.after_hooks.append(hang_after_write)
-    process = spawn(config, "sync")
-    try:
-        assert landed.wait(30), "the pass never reached the write"
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
-    finally:
-        release.set()
-    sandbox.google.after_hooks.clear()
-
-    result = officehours(config, "sync")
-    assert result.returncode == 0, result.stderr
-    assert_linked(before, events(sandbox, ADA, ids), sandbox.zoom.user(ADA).join_url)
-    writes = len(sandbox.google.writes())
-    assert officehours(config, "sync").returncode == 0
-    assert len(sandbox.google.writes()) == writes
 
 
 def test_dry_run_writes_nothing_anywhere(sandbox: Sandbox, now: datetime) -> None:
