@@ -218,8 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu = process.cpu_seconds()
     process.stop()
     wall = time.monotonic() - started
-    naive = naive_pass(box, config) if args.naive else None
     throttled = sum((e.throttled for _, e in vendors(box)), Counter())
+    naive = naive_pass(box, config) if args.naive else None
     box.stop()
 
     reaction = [linked[e] - t for e, (_, t) in reaction_events.items() if e in linked]
@@ -312,7 +312,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--interval", type=int, default=30,
                         help="sync interval while measuring (projections use 300 s)")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--reaction", type=int, default=50, help="new events to time")
     parser.add_argument("--sessions", type=int, default=50, help="sessions to enforce")
     parser.add_argument("--naive", action="store_true", help="also time the naive way")

@@ -249,7 +249,7 @@ SERVICE: Schema = {
     "ca_bundle": (_optional_file, ""),
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
     "http_timeout_seconds": (_int_at_least(1), 30),
-    "concurrency": (_int_at_least(1), 16),
+    "concurrency": (_int_at_least(1), 32),
 }
 LINKS: Schema = {
     "template": (_template, DEFAULT_TEMPLATE),

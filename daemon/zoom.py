@@ -22,10 +22,11 @@ from .model import JoinLink
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires
 # Requests per second by plan and Zoom's rate-limit category (light: user and meeting
-# reads and writes; medium: user settings), kept 10% under Zoom's figures.
-RATE_LIMITS = {"pro": {"light": 27.0, "medium": 18.0},
-               "business": {"light": 72.0, "medium": 54.0},
-               "enterprise": {"light": 72.0, "medium": 54.0}}
+# reads and writes; medium: user settings), kept about 20% under Zoom's figures: requests
+# spaced evenly here still bunch up on their way over many connections.
+RATE_LIMITS = {"pro": {"light": 25.0, "medium": 16.0},
+               "business": {"light": 64.0, "medium": 48.0},
+               "enterprise": {"light": 64.0, "medium": 48.0}}
 
 
 class ZoomError(Exception):
