@@ -35,6 +35,7 @@ MAX_CONFLICT_RETRIES = 5
 class Result:
     instructor: Instructor
     changes: list[str] = field(default_factory=list)  # one line per event written (or planned)
+    checked_at: datetime | None = None  # the moment the pass looked at this instructor
     zoom: str = ""
     error: str | None = None
     next_session: Session | None = None
@@ -82,8 +83,13 @@ class Engine:
         return self._providers[instructor.key]
 
     def sync_all(self, instructors: Sequence[Instructor],
-                 done: Callable[[Result], None] | None = None) -> list[Result]:
-        """A pass over many instructors, `service.concurrency` at a time; in order."""
+                 done: Callable[[Result], None] | None = None,
+                 spread_seconds: float = 0.0) -> list[Result]:
+        """A pass over many instructors, `service.concurrency` at a time; in order.
+
+        With `spread_seconds`, the instructors are started evenly over that time rather
+        than all at once: each calendar is then read at the same point of every pass, so
+        a change waits at most one interval, and the vendors see a steady trickle."""
         workers = max(1, min(self.config.service.concurrency, len(instructors)))
 
         def one(instructor: Instructor) -> Result:
@@ -91,8 +97,15 @@ class Engine:
                 return Result(instructor, error="not synced: the service is stopping")
             return self.sync(instructor)
 
+        gap = spread_seconds / len(instructors) if instructors else 0.0
+        began = time.monotonic()
         with ThreadPoolExecutor(workers, thread_name_prefix="pass") as pool:
-            futures = [pool.submit(one, i) for i in instructors]
+            futures = []
+            for index, instructor in enumerate(instructors):
+                wait = began + index * gap - time.monotonic()
+                if wait > 0 and self.stopping.wait(wait):
+                    break
+                futures.append(pool.submit(one, instructor))
             for future in as_completed(futures):
                 if done is not None:
                     done(future.result())
@@ -101,8 +114,8 @@ class Engine:
     def sync(self, instructor: Instructor) -> Result:
         """A whole pass for one instructor; failures are caught, reported and recorded."""
         with self._locks[instructor.key]:
-            result = Result(instructor)
             now = self.clock()
+            result = Result(instructor, checked_at=now)
             try:
                 self._sync(instructor, result, now)
             except (CalendarError, ZoomError) as err:

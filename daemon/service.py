@@ -146,13 +146,16 @@ class Service:
         def done(result: Result) -> None:  # progress for `systemctl status`
             counts["done"] += 1
             counts["problems"] += result.error is not None
-            self._plan_enforcement(config, engine, result.instructor.key)
+            self._plan_enforcement(config, engine, result)
             if time.monotonic() - last_status[0] >= STATUS_EVERY:
                 last_status[0] = time.monotonic()
                 notify(f"STATUS={label}: {counts['done']}/{total} instructors, "
                        f"{counts['problems']} problems")
 
-        engine.sync_all([] if self._stop.is_set() else config.instructors, done)
+        # the first pass as fast as it goes; then each pass spread over most of the
+        # interval, so that every calendar is read one interval after the last time
+        spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
+        engine.sync_all([] if self._stop.is_set() else config.instructors, done, spread)
         problems = counts["problems"]
         self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler
@@ -165,22 +168,24 @@ class Service:
         notify(f"STATUS={total} instructors, {problems} problems, "
                f"next pass {upcoming.astimezone():%H:%M}")
 
-    def _plan_enforcement(self, config: Config, engine: Engine, key: str) -> None:
+    def _plan_enforcement(self, config: Config, engine: Engine, result: Result) -> None:
         """One job at start - lead for each session of the next day (not only at passes)."""
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
-        now = self.clock()
+        key = result.instructor.key
+        checked = result.checked_at or self.clock()
         for session in engine.upcoming.get(key, []):
             at = session.start - lead
-            if at > now + SCHEDULE_AHEAD:
+            if at > checked + SCHEDULE_AHEAD:
                 break
-            if at <= now:  # within the window already: this pass has just secured it
+            if at <= checked:  # the window was open when the pass looked: it secured it
                 continue
             with self._planning:
                 if self._stop.is_set():
                     return
-                self._scheduler.add_job(self._enforce, DateTrigger(run_date=at), args=[key],
-                                        id=f"enforce:{key}:{session.start.isoformat()}",
-                                        replace_existing=True)
+                # a window that opened while the pass was busy elsewhere runs at once
+                self._scheduler.add_job(self._enforce, DateTrigger(run_date=max(
+                    at, self.clock())), args=[key],
+                    id=f"enforce:{key}:{session.start.isoformat()}", replace_existing=True)
 
     def _enforce(self, key: str) -> None:
         """The pre-session check: the instructor as the config has them now."""
