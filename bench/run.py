@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import re
@@ -319,6 +320,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the naive pass runs in this process
     args.reaction = min(args.reaction, args.instructors // 4)
     args.sessions = min(args.sessions, args.instructors // 4)
     result = run(args)
