@@ -311,7 +311,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instructors", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
-    parser.add_argument("--interval", type=int, default=30,
+    parser.add_argument("--interval", type=int, default=60,
                         help="sync interval while measuring (projections use 300 s)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--reaction", type=int, default=50, help="new events to time")
