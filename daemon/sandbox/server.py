@@ -122,15 +122,20 @@ class Emulator:
         with self.lock:
             self.queued.append(Fault(method, re.compile(path_pattern), Response(0), times, kind))
 
-    def _queued_kind(self, request: Request) -> str | None:
+    def _take(self, faults: list[Fault], request: Request) -> Fault | None:
+        """The first fault in `faults` matching `request`, used up once."""
         with self.lock:
-            for fault in self.queued:
+            for fault in faults:
                 if fault.method == request.method and fault.path.search(request.path):
                     fault.times -= 1
                     if fault.times <= 0:
-                        self.queued.remove(fault)
-                    return fault.kind
+                        faults.remove(fault)
+                    return fault
         return None
+
+    def _queued_kind(self, request: Request) -> str | None:
+        fault = self._take(self.queued, request)
+        return fault.kind if fault else None
 
     def requests(self, method: str | None = None, path_contains: str = "") -> list[Logged]:
         with self.lock:
@@ -231,13 +236,10 @@ class Emulator:
         return Response(429, {"error": "too many concurrent requests"}, {"Retry-After": "1"})
 
     def _answer(self, request: Request) -> Response:
+        fault = self._take(self.faults, request)
+        if fault is not None:
+            return fault.response
         with self.lock:
-            for fault in self.faults:
-                if fault.method == request.method and fault.path.search(request.path):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.faults.remove(fault)
-                    return fault.response
             for hook in list(self.hooks):
                 hooked = hook(request)
                 if hooked is not None:
