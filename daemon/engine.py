@@ -276,7 +276,7 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
-            known = self.state.known_events(instructor.key).get(event.id)
+            known = self.state.known_event(instructor.key, event.id)
             owned = event.location if self._owns_location(known, event, link) else None
             change = reconcile(event.description, event.location, link, owned,
                                self.template(instructor), calendar.description_limit)

@@ -211,10 +211,17 @@ class State:
 
     # --- known events ---
 
+    _KNOWN = ("SELECT event_id, kind, series_id, body, link_hash, owned_location_hash "
+              "FROM events WHERE instructor=?")
+
     def known_events(self, instructor: str) -> dict[str, KnownEvent]:
-        rows = self._rows("SELECT event_id, kind, series_id, body, link_hash, "
-                          "owned_location_hash FROM events WHERE instructor=?", instructor)
+        rows = self._rows(self._KNOWN, instructor)
         return {r[0]: KnownEvent(_decode(*r[:4]), r[4], r[5]) for r in rows}
+
+    def known_event(self, instructor: str, event_id: str) -> KnownEvent | None:
+        """One event's record: what a write needs, without decoding all the others."""
+        rows = self._rows(self._KNOWN + " AND event_id=?", instructor, event_id)
+        return KnownEvent(_decode(*rows[0][:4]), rows[0][4], rows[0][5]) if rows else None
 
     def replace_events(self, instructor: str, events: list[Event], full: bool,
                        gone: list[str]) -> None:
