@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError, default_config_path, load
@@ -135,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .state import State
+    from .zoom import describe_meets
 
     config = _config(args)
     path = config.service.state_dir / "state.sqlite3"
@@ -143,7 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except sqlite3.DatabaseError as err:
         raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
                          "next start") from None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for instructor in config.instructors:
         status = known.get(instructor.key)
         rows.append({
@@ -152,14 +154,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             "next_session": status.next_session if status else None,
             "zoom_state": status.zoom_state if status else None,
             "zoom_checked": status.zoom_checked if status else None,
+            "students_meet": status.pmi if status else None,
             "last_error": status.last_error if status else None,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "LAST ERROR")
+    header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET", "LAST ERROR")
     table = [header] + [(f"{r['instructor']} <{r['email']}>", _when(r["last_pass"]),
                          _when(r["next_session"]), r["zoom_state"] or "not checked yet",
+                         describe_meets(r["students_meet"]) if r["students_meet"] else "-",
                          r["last_error"] or "-") for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:

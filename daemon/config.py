@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
@@ -42,10 +42,13 @@ class ServiceConfig:
     concurrency: int
 
 
+PasscodePolicy = bool | Literal["auto"]  # links.include_passcode
+
+
 @dataclass(frozen=True)
 class LinksConfig:
     template: str
-    include_passcode: bool
+    include_passcode: PasscodePolicy  # "auto": when the join URL does not carry it
     opt_out_marker: str
 
 
@@ -146,6 +149,12 @@ def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, not {_type_name(value)}")
     return value
+
+
+def _passcode_policy(value: Any) -> PasscodePolicy:
+    if value == "auto" or isinstance(value, bool):
+        return "auto" if value == "auto" else bool(value)
+    raise ValueError(f'must be "auto", true or false, not {value!r}')
 
 
 def _choice(*allowed: str) -> Converter:
@@ -253,7 +262,7 @@ SERVICE: Schema = {
 }
 LINKS: Schema = {
     "template": (_template, DEFAULT_TEMPLATE),
-    "include_passcode": (_boolean, False),
+    "include_passcode": (_passcode_policy, "auto"),
     "opt_out_marker": (_nonempty, "#no-zoom"),
 }
 ZOOM: Schema = {

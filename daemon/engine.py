@@ -8,6 +8,7 @@ and run again converges without duplicates.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from .model import Event, JoinLink, Kind, is_office_hours
 from .reconcile import Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
 from .state import KnownEvent, State, fingerprint
-from .zoom import ZoomClient, ZoomError, ZoomRefused
+from .zoom import PmiState, ZoomClient, ZoomError, ZoomRefused, carries_passcode, meets
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
@@ -55,6 +56,7 @@ class Engine:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
+        self._no_passcode: set[str] = set()
         self.stopping = threading.Event()
         self._links: dict[str, tuple[JoinLink, float]] = {}  # key -> (link, trusted until)
 
@@ -69,8 +71,7 @@ class Engine:
 
     def template(self, instructor: Instructor) -> Template:
         links = self.config.links
-        return Template(links.template, links.include_passcode, links.opt_out_marker,
-                        instructor.name)
+        return Template(links.template, links.opt_out_marker, instructor.name)
 
     def is_office_event(self, event: Event) -> bool:
         return (event.kind in (Kind.SERIES, Kind.EXCEPTION, Kind.SINGLE)
@@ -159,11 +160,15 @@ class Engine:
         self.upcoming[instructor.key] = upcoming
         result.next_session = upcoming[0] if upcoming else None  # may be under way
 
-        link = self._zoom_link(instructor, result, now, upcoming)
-        url_hash = fingerprint(link.url)
         listed = {e.id: e for e in listing_events if self.is_office_event(e)}
-        stale = [k for k in known.values() if self.is_office_event(k.event)
-                 and k.event.id not in listed and k.link_hash != url_hash]
+        office = [k for k in known.values() if self.is_office_event(k.event)]
+        if not office:  # no office hours: nothing to write, nothing to ask Zoom
+            if not self.dry_run:
+                self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
+            return
+        link = self._zoom_link(instructor, result, now, upcoming)
+        url_hash = fingerprint(link.identity)
+        stale = [k for k in office if k.event.id not in listed and k.link_hash != url_hash]
         failures = 0
         for event in [*listed.values(), *[k.event for k in stale]]:
             try:
@@ -204,22 +209,27 @@ class Engine:
 
     def _zoom_link(self, instructor: Instructor, result: Result, now: datetime,
                    upcoming: list[Session]) -> JoinLink:
-        """Secure the PMI when a session is within the lead window; the current link.
+        """The current link, with the PMI secured first whenever it is about to matter.
 
-        Zoom's user data is read at most every `zoom.refresh_minutes` (quota, not CPU, is
-        the limit on a large campus), and at every check in a session's lead window, so a
-        link changed in Zoom reaches the events before the session starts."""
+        Secured at first sight (a session ahead, the PMI never checked), before the link
+        goes into any event: a passcode set now changes the link, and it must not change
+        after the students got it. Secured again in each session's lead window, where the
+        link is read afresh too, so a link changed in Zoom reaches the events in time.
+        Otherwise Zoom's user data is read at most every `zoom.refresh_minutes` (quota,
+        not CPU, is the limit on a large campus). No session ahead: nothing is changed."""
         lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
-        session = next((s for s in upcoming if s.start - lead <= now < s.end), None)
+        in_window = any(s.start - lead <= now < s.end for s in upcoming)
+        first_sight = bool(upcoming) and not self.state.pmi_checked(instructor.key)
         key = instructor.key
-        if session is not None:  # in the lead window: settings checked, link read afresh
+        if in_window or first_sight:
             link = self.enforce(instructor, result, now)
             self._links[key] = (link, time.monotonic() + self._link_ttl(key))
             return link
         cached = self._links.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        link = self.zoom.link(instructor.zoom_user)
+        link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
+        self._warn_no_passcode(instructor, link.url)
         self._links[key] = (link, time.monotonic() + self._link_ttl(key))
         return link
 
@@ -238,14 +248,16 @@ class Engine:
         return cadence * (0.5 + 0.5 * spread)
 
     def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
-        user = instructor.zoom_user
+        """Make the PMI secure (read, repair, read back), record what students meet, and
+        return the link for invites."""
+        user, policy = instructor.zoom_user, self.config.links.include_passcode
         try:
             enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
         except ZoomRefused as err:
             result.zoom = "REFUSED"
             result.error = str(err)
-            self._zoom_status(instructor, f"refused: {err}", now)
-            return self.zoom.link(user)
+            self._zoom_status(instructor, f"refused: {err}", now, err.state)
+            return err.state.link(policy) if err.state else self.zoom.link(user, policy)
         before = enforcement.before.describe()
         if not enforcement.repaired:
             result.zoom = "secure"
@@ -257,13 +269,29 @@ class Engine:
                         instructor.email, user, before)
             self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
                              {"was": before, "now": "secure"})
-        self._zoom_status(instructor, result.zoom, now)
-        return enforcement.link
+        self._zoom_status(instructor, result.zoom, now, enforcement.after)
+        link = enforcement.after.link(policy)
+        self._warn_no_passcode(instructor, link.url)
+        return link
 
-    def _zoom_status(self, instructor: Instructor, text: str, now: datetime) -> None:
-        if not self.dry_run:
-            self.state.record_status(instructor.key, instructor.name, zoom_state=mask_url(text),
-                                     zoom_checked=now.isoformat())
+    def _zoom_status(self, instructor: Instructor, text: str, now: datetime,
+                     pmi: PmiState | None) -> None:
+        if self.dry_run:
+            return
+        found = None if pmi is None else json.dumps(meets(pmi, self.config.links.include_passcode))
+        self.state.record_status(instructor.key, instructor.name, zoom_state=mask_url(text),
+                                 zoom_checked=now.isoformat(), pmi=found)
+
+    def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:
+        """Say once per process when links.include_passcode = false leaves an invite that
+        cannot get a student in on its own."""
+        if (self.config.links.include_passcode is not False or carries_passcode(url)
+                or instructor.key in self._no_passcode):
+            return
+        self._no_passcode.add(instructor.key)
+        log.warning("instructor=%s action=write-link problem=link-without-passcode "
+                    "outcome=students-asked-for-a-passcode-the-invite-does-not-give "
+                    "fix=links.include_passcode=auto", instructor.email)
 
     def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
                link: JoinLink | None, result: Result, fetch: bool) -> None:
@@ -281,7 +309,7 @@ class Engine:
             change = reconcile(event.description, event.location, link, owned,
                                self.template(instructor), calendar.description_limit)
             self._note_no_room(instructor, calendar, event, link)
-            url = link.url if link else None
+            url = link.identity if link else None
             if change is None:
                 if not self.dry_run:
                     self.state.mark_link(instructor.key, event.id, url, owned)

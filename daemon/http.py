@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,7 +72,7 @@ def with_retries(once: Callable[[], T], delay: Callable[[T | Exception, int], fl
     raise AssertionError("unreachable")
 
 
-def _httpx_delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
+def httpx_delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
     if isinstance(outcome, httpx.TransportError | ValueError):  # reset, timeout, bad JSON
         return backoff(attempt)
     if isinstance(outcome, httpx.Response) and outcome.status_code in RETRY_STATUSES:
@@ -80,15 +81,19 @@ def _httpx_delay(outcome: httpx.Response | Exception, attempt: int) -> float | N
 
 
 def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
-         sleep: Callable[[float], None]) -> httpx.Response:
-    """Send with the retry policy; a 2xx answer whose JSON does not parse is retried too."""
+         sleep: Callable[[float], None],
+         delay: Callable[[httpx.Response | Exception, int], float | None] = httpx_delay,
+         ) -> httpx.Response:
+    """Send with the retry policy; a 2xx answer whose JSON does not parse is retried too.
+
+    `delay` is the policy's decision (see `with_retries`); a vendor may narrow it."""
     def once() -> httpx.Response:
         response = http.send(request, auth=auth) if auth else http.send(request)
         if response.is_success and response.content:
             response.json()  # raises ValueError on a truncated or garbled body
         return response
 
-    return with_retries(once, _httpx_delay, sleep)
+    return with_retries(once, delay, sleep)
 
 
 class RateLimiter:
@@ -110,20 +115,35 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: seconds (maybe fractional) or an HTTP date."""
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds until the moment a Retry-After header names, uncapped, or None.
+
+    Three forms are seen: seconds (maybe fractional: Graph), an HTTP date (RFC 9110), and
+    an ISO-8601 date and time, which is what Zoom documents ("Retry-After:
+    2020-05-31T00:00:00Z", https://developers.zoom.us/docs/api/rest/rate-limits/)."""
     value = headers.get("retry-after") or headers.get("Retry-After")
     if not value:
         return None
     try:
-        seconds = float(value)
+        return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         try:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
             return None
-        seconds = when - (time.time() if now is None else now)
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    if moment.tzinfo is None:  # neither form promises a zone; both mean UTC in practice
+        moment = moment.replace(tzinfo=UTC)
+    return max(moment.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait before retrying within a pass, at most MAX_RETRY_AFTER."""
+    seconds = retry_after_seconds(headers, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def mask_url(text: str) -> str:

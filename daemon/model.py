@@ -41,7 +41,12 @@ class JoinLink:
 
     url: str
     meeting_id: str
-    passcode: str = ""
+    passcode: str = ""  # set only when it belongs in the invite (links.include_passcode)
+
+    @property
+    def identity(self) -> str:
+        """What changes when the invite must change: the URL, and a passcode it shows."""
+        return f"{self.url} passcode:{self.passcode}" if self.passcode else self.url
 
     @property
     def display_id(self) -> str:

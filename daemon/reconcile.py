@@ -30,7 +30,6 @@ _URL_CONTINUES = re.compile(r"[A-Za-z0-9?&=#%/_\-]")
 @dataclass(frozen=True)
 class Template:
     text: str
-    include_passcode: bool = False
     opt_out_marker: str = "#no-zoom"
     name: str = ""
 
@@ -43,8 +42,9 @@ class Change:
 
 
 def render_block(link: JoinLink, template: Template, as_html: bool) -> str:
+    """The block's text; a link carries a passcode only when it belongs in the invite."""
     text = template.text
-    if template.include_passcode and link.passcode and "{passcode}" not in text:
+    if link.passcode and "{passcode}" not in text:
         text += "\nPasscode: {passcode}"
     body = text.format(
         url=link.url, meeting_id=link.display_id, passcode=link.passcode, name=template.name

@@ -48,6 +48,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE instructors ADD COLUMN error_logged_for TEXT;
     """,
+    # 3: what a student meets at the PMI at its last check (JSON), judged by the PMI
+    # meeting itself; NULL until the first check under that rule, so an upgrade re-checks
+    """
+    ALTER TABLE instructors ADD COLUMN pmi TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -80,6 +85,7 @@ class InstructorStatus:
     zoom_state: str | None
     zoom_checked: str | None
     next_session: str | None
+    pmi: dict[str, bool] | None  # what a student meets, as Engine.enforce recorded it
 
 
 def _encode(event: Event) -> str:
@@ -274,7 +280,7 @@ class State:
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
         columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for")
+                   "error_logged_for", "pmi")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -291,10 +297,18 @@ class State:
                           instructor)
         return rows[0][0] if rows else None
 
+    _STATUS = ("SELECT instructor, name, last_pass, last_error, zoom_state, zoom_checked, "
+               "next_session, pmi FROM instructors")
+
     def statuses(self) -> dict[str, InstructorStatus]:
-        rows = self._rows("SELECT instructor, name, last_pass, last_error, zoom_state, "
-                          "zoom_checked, next_session FROM instructors")
-        return {r[0]: InstructorStatus(*r) for r in rows}
+        return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                                       json.loads(r[7]) if r[7] else None)
+                for r in self._rows(self._STATUS)}
+
+    def pmi_checked(self, instructor: str) -> bool:
+        """Whether the instructor's PMI was ever checked (secured or found refused)."""
+        return bool(self._rows("SELECT 1 FROM instructors WHERE instructor=? AND pmi "
+                               "IS NOT NULL", instructor))
 
     def audit(self, at: datetime, instructor: str, target: str, action: str,
               detail: dict[str, Any]) -> None:

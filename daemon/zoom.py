@@ -1,6 +1,7 @@
 """Zoom: the pure PMI security policy, and a small REST client that applies it.
 
 `missing_security` decides; `ZoomClient.enforce` reads, repairs and reads back.
+"Secure" is what a student meets (../shared/CONTRACT.md, "What a pass does").
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import string
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from .config import ZoomConfig
-from .http import RateLimiter, send
+from .config import PasscodePolicy, ZoomConfig
+from .http import MAX_RETRY_AFTER, RateLimiter, httpx_delay, retry_after_seconds, send
 from .model import JoinLink
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires
@@ -32,36 +35,51 @@ RATE_LIMITS = {"pro": {"light": 25.0, "medium": 16.0},
 class ZoomError(Exception):
     """A Zoom request failed; the message is safe to log and names no secret."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ZoomRefused(ZoomError):
-    """Zoom would not make the PMI secure (a setting locked by the account, say)."""
+    """Zoom would not make the PMI secure (a setting locked by the account, say);
+    `state` is what a student meets now, as read back."""
+
+    def __init__(self, message: str, state: PmiState | None = None) -> None:
+        super().__init__(message, 400)
+        self.state = state
+
+
+class ZoomThrottled(ZoomError):
+    """A daily limit (or a wait longer than a pass) was reached: no retry helps today."""
+
+    def __init__(self, message: str, until: datetime | None) -> None:
+        super().__init__(message, 429)
+        self.until = until
 
 
 @dataclass(frozen=True)
-class PmiSettings:
-    require_password_for_pmi_meetings: str
-    pmi_password: str
-    waiting_room: bool
-    password_requirement: dict[str, Any]
+class PmiState:
+    """What a student meets when joining the PMI, from the two places that decide it.
 
-    @classmethod
-    def from_api(cls, body: dict[str, Any]) -> PmiSettings:
-        schedule = body.get("schedule_meeting") or {}
-        return cls(
-            require_password_for_pmi_meetings=str(
-                schedule.get("require_password_for_pmi_meetings", "none")),
-            pmi_password=str(schedule.get("pmi_password") or ""),
-            waiting_room=bool((body.get("in_meeting") or {}).get("waiting_room", False)),
-            password_requirement=dict(schedule.get("meeting_password_requirement") or {}),
-        )
+    The user's settings say whether PMI meetings require a passcode; the PMI meeting
+    itself (GET /meetings/{pmi}) holds the passcode and its own waiting room, which
+    follows the user's default only until someone edits the Personal Room
+    (../shared/API-NOTES.md, "The PMI meeting has a waiting room of its own")."""
+
+    require_password_for_pmi_meetings: str  # user setting: "all", "jbh_only" or "none"
+    passcode: str  # the PMI meeting's `password`
+    waiting_room: bool  # the PMI meeting's `settings.waiting_room`
+    url: str  # the user's `personal_meeting_url`, with `pwd=` when the account embeds it
+    meeting_id: str
+    password_requirement: dict[str, Any] = field(default_factory=dict)
 
     def lacking(self) -> list[str]:
         """Names of what 'secure' lacks, empty when secure."""
         missing = []
         if self.require_password_for_pmi_meetings != "all":
             missing.append("require_password_for_pmi_meetings")
-        if not self.pmi_password:
-            missing.append("pmi_password")
+        if not self.passcode:
+            missing.append("password")
         if not self.waiting_room:
             missing.append("waiting_room")
         return missing
@@ -70,25 +88,74 @@ class PmiSettings:
         lacking = self.lacking()
         return "secure" if not lacking else "insecure (" + ", ".join(lacking) + ")"
 
+    @property
+    def link_carries_passcode(self) -> bool:
+        return carries_passcode(self.url)
+
+    def link(self, policy: PasscodePolicy) -> JoinLink:
+        """The link for invites: with the passcode when `policy` says it belongs there."""
+        shown = passcode_in_invite(policy, self.url)
+        return JoinLink(self.url, self.meeting_id, self.passcode if shown else "")
+
+
+def carries_passcode(url: str) -> bool:
+    """Whether a join URL lets a student in without typing the passcode."""
+    return "pwd" in parse_qs(urlsplit(url).query)
+
+
+def passcode_in_invite(policy: PasscodePolicy, url: str) -> bool:
+    """links.include_passcode: "auto" gives it exactly when the link does not carry it."""
+    return policy is True or (policy == "auto" and not carries_passcode(url))
+
+
+def meets(state: PmiState, policy: PasscodePolicy) -> dict[str, bool]:
+    """What a student meets at this PMI, as `status` and `doctor` show it."""
+    return {"passcode_required": state.require_password_for_pmi_meetings == "all",
+            "passcode_set": bool(state.passcode), "waiting_room": state.waiting_room,
+            "link_carries_passcode": state.link_carries_passcode,
+            "passcode_in_invite": passcode_in_invite(policy, state.url)}
+
+
+def describe_meets(found: dict[str, bool]) -> str:
+    """One phrase for a person, from `meets`."""
+    passcode = ("passcode required" if found.get("passcode_required")
+                and found.get("passcode_set") else "NO passcode")
+    room = "waiting room on" if found.get("waiting_room") else "NO waiting room"
+    if found.get("link_carries_passcode"):
+        how = "link carries passcode"
+    elif found.get("passcode_in_invite"):
+        how = "invite gives passcode"
+    else:
+        how = "WARNING: invite lacks passcode"
+    return f"{passcode}, {room}, {how}"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What to PATCH, each through the endpoint that owns the setting; None: nothing."""
+
+    settings: dict[str, Any] | None  # PATCH /users/{user}/settings
+    meeting: dict[str, Any] | None  # PATCH /meetings/{pmi}
+
 
 def missing_security(
-    settings: PmiSettings, new_passcode: Callable[[dict[str, Any]], str]
-) -> dict[str, Any] | None:
-    """The settings PATCH body that makes the PMI secure, or None when it already is."""
-    lacking = settings.lacking()
+    state: PmiState, new_passcode: Callable[[dict[str, Any]], str]
+) -> Repair | None:
+    """The PATCHes that make the PMI secure, or None when it already is.
+
+    Never a PATCH for what is already right: Zoom allows a meeting 100 updates a day."""
+    lacking = state.lacking()
     if not lacking:
         return None
-    patch: dict[str, Any] = {}
-    schedule: dict[str, Any] = {}
+    settings = None
     if "require_password_for_pmi_meetings" in lacking:
-        schedule["require_password_for_pmi_meetings"] = "all"
-    if "pmi_password" in lacking:
-        schedule["pmi_password"] = new_passcode(settings.password_requirement)
-    if schedule:
-        patch["schedule_meeting"] = schedule
+        settings = {"schedule_meeting": {"require_password_for_pmi_meetings": "all"}}
+    meeting: dict[str, Any] = {}
+    if "password" in lacking:
+        meeting["password"] = new_passcode(state.password_requirement)
     if "waiting_room" in lacking:
-        patch["in_meeting"] = {"waiting_room": True}
-    return patch
+        meeting["settings"] = {"waiting_room": True}
+    return Repair(settings, meeting or None)
 
 
 def random_passcode(requirement: dict[str, Any], rng: secrets.SystemRandom | None = None) -> str:
@@ -124,10 +191,9 @@ def _has_run(code: str, limit: int) -> bool:
 
 @dataclass(frozen=True)
 class Enforcement:
-    before: PmiSettings
-    after: PmiSettings
+    before: PmiState
+    after: PmiState
     repaired: bool
-    link: JoinLink
 
 
 class _TokenAuth(httpx.Auth):
@@ -172,6 +238,28 @@ class _TokenAuth(httpx.Auth):
             yield request
 
 
+def _daily_limit(response: httpx.Response) -> datetime | None:
+    """When a 429 is a limit no retry within the pass can help, the moment it lifts.
+
+    Zoom's limits are per second (QPS) or per day ("Daily-limit" in X-RateLimit-Type),
+    and a meeting takes 100 updates a day
+    (https://developers.zoom.us/docs/api/rest/rate-limits/). A Retry-After beyond what a
+    pass waits is taken the same way, whatever the type says."""
+    if response.status_code != 429:
+        return None
+    wait = retry_after_seconds(response.headers)
+    daily = "daily" in response.headers.get("x-ratelimit-type", "").lower()
+    if not daily and (wait is None or wait <= MAX_RETRY_AFTER):
+        return None
+    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 86400)
+
+
+def _delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
+    if isinstance(outcome, httpx.Response) and _daily_limit(outcome) is not None:
+        return None
+    return httpx_delay(outcome, attempt)
+
+
 class ZoomClient:
     def __init__(self, config: ZoomConfig, secret: str, http: httpx.Client,
                  clock: Callable[[], float] = time.time,
@@ -187,12 +275,14 @@ class ZoomClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              category: str = "light") -> Any:
+        """One request; `category` is Zoom's rate-limit label of the endpoint."""
         self.requests += 1
-        self._limits["medium" if "settings" in path else "light"].wait()
+        self._limits[category].wait()
         request = self._http.build_request(method, self._base + path, json=body)
         try:
-            response = send(self._http, request, self._auth, self._sleep)
+            response = send(self._http, request, self._auth, self._sleep, _delay)
         except httpx.TransportError as err:
             raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
         except ValueError:
@@ -204,42 +294,74 @@ class ZoomClient:
 
     @staticmethod
     def _error(method: str, path: str, response: httpx.Response) -> ZoomError:
+        code = None
         try:
             body = response.json()
-            detail = f"code {body.get('code')}: {body.get('message')}"
+            code = body.get("code")
+            detail = f"code {code}: {body.get('message')}"
         except ValueError:
             detail = response.text[:200]
-        kind = ZoomRefused if response.status_code == 400 and "settings" in path else ZoomError
-        return kind(f"Zoom {method} {path.split('?')[0]} failed: HTTP {response.status_code} "
-                    f"({detail})")
+        text = f"Zoom {method} {path} failed: HTTP {response.status_code} ({detail})"
+        until = _daily_limit(response)
+        if until is not None:
+            return ZoomThrottled(f"{text}; Zoom's limit lifts at {until:%Y-%m-%d %H:%M} UTC, "
+                                 "no retry before then", until)
+        if response.status_code == 400 and method == "PATCH" and code == 300:  # locked
+            return ZoomRefused(text)
+        return ZoomError(text, response.status_code)
 
-    def link(self, user: str, settings: PmiSettings | None = None) -> JoinLink:
+    def _user(self, user: str) -> tuple[str, str]:
         body = self._call("GET", f"/users/{user}")
-        passcode = settings.pmi_password if settings else ""
-        return JoinLink(url=str(body["personal_meeting_url"]), meeting_id=str(body["pmi"]),
-                        passcode=passcode)
+        return str(body["personal_meeting_url"]), str(body["pmi"])
 
-    def settings(self, user: str) -> PmiSettings:
-        return PmiSettings.from_api(self._call("GET", f"/users/{user}/settings"))
+    def _meeting(self, pmi: str) -> tuple[str, bool]:
+        body = self._call("GET", f"/meetings/{pmi}")
+        settings = body.get("settings") or {}
+        return str(body.get("password") or ""), bool(settings.get("waiting_room", False))
+
+    def link(self, user: str, policy: PasscodePolicy) -> JoinLink:
+        """The current link; the PMI meeting is read too when its passcode belongs in it."""
+        url, pmi = self._user(user)
+        if not passcode_in_invite(policy, url):
+            return JoinLink(url, pmi)
+        return JoinLink(url, pmi, self._meeting(pmi)[0])
+
+    def pmi_state(self, user: str) -> PmiState:
+        """What a student meets: user, user settings and PMI meeting, read now."""
+        url, pmi = self._user(user)
+        settings = self._call("GET", f"/users/{user}/settings", category="medium") or {}
+        schedule = settings.get("schedule_meeting") or {}
+        passcode, waiting_room = self._meeting(pmi)
+        return PmiState(
+            require_password_for_pmi_meetings=str(
+                schedule.get("require_password_for_pmi_meetings", "none")),
+            passcode=passcode, waiting_room=waiting_room, url=url, meeting_id=pmi,
+            password_requirement=dict(schedule.get("meeting_password_requirement") or {}))
 
     def account_locks(self) -> set[str]:
         """Which of the settings 'secure' needs the account has locked."""
-        body = self._call("GET", "/accounts/me/lock_settings") or {}
+        body = self._call("GET", "/accounts/me/lock_settings", category="medium") or {}
         found = {**(body.get("schedule_meeting") or {}), **(body.get("in_meeting") or {})}
         return {name for name in ("require_password_for_pmi_meetings", "waiting_room")
                 if found.get(name)}
 
     def enforce(self, user: str, dry_run: bool = False) -> Enforcement:
-        """Make the PMI secure if it is not, confirm by reading back, return the link."""
-        before = self.settings(user)
-        patch = missing_security(before, random_passcode)
-        after = before
-        if patch is not None and not dry_run:
-            self._call("PATCH", f"/users/{user}/settings", patch)
-            after = self.settings(user)
-            if after.lacking():
-                raise ZoomRefused(
-                    f"Zoom kept the PMI of {user} insecure after a repair: "
-                    f"{', '.join(after.lacking())} unchanged (locked by the account?)"
-                )
-        return Enforcement(before, after, patch is not None, self.link(user, after))
+        """Make the PMI secure if it is not, each setting through the endpoint that owns
+        it, and confirm by reading both back."""
+        before = self.pmi_state(user)
+        repair = missing_security(before, random_passcode)
+        if repair is None or dry_run:
+            return Enforcement(before, before, repair is not None)
+        try:
+            if repair.settings is not None:
+                self._call("PATCH", f"/users/{user}/settings", repair.settings, "medium")
+            if repair.meeting is not None:
+                self._call("PATCH", f"/meetings/{before.meeting_id}", repair.meeting)
+        except ZoomRefused as err:
+            raise ZoomRefused(str(err), self.pmi_state(user)) from None
+        after = self.pmi_state(user)
+        if after.lacking():
+            raise ZoomRefused(
+                f"Zoom kept the PMI of {user} insecure after a repair: "
+                f"{', '.join(after.lacking())} unchanged (locked by the account?)", after)
+        return Enforcement(before, after, True)

@@ -12,6 +12,7 @@ from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
 
 ADA = "ada@example.edu"
+MINUTE = timedelta(minutes=1)
 
 
 def test_run_links_a_new_event_within_one_interval_and_stops_on_sigterm(
@@ -37,20 +38,30 @@ def test_run_links_a_new_event_within_one_interval_and_stops_on_sigterm(
     assert "action=stopped" in stderr
 
 
-def test_run_secures_the_pmi_when_the_lead_window_opens(sandbox: Sandbox, now: datetime) -> None:
-    """No pass happens near the session (interval 300 s): only the per-session job can."""
-    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
-    start = datetime.now(now.tzinfo) + timedelta(seconds=4)
-    sandbox.google.add_event(ADA, summary="Office Hours", start=at(start),
-                             end=at(start + HOUR))
-    config = sandbox.write_config(sync_interval_seconds=300, enforce_lead_minutes=0)
+def test_a_personal_room_opened_between_two_sessions_is_secure_again_before_the_second(
+        sandbox: Sandbox, now: datetime) -> None:
+    """No pass happens near the second session (interval 300 s): the per-session job
+    finds the Personal Room's own waiting room switched off (the user's default still on)
+    and repairs it within the lead window, before the session starts, writing no event."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, waiting_room=True)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now - 10 * MINUTE),
+                             end=at(now + 2 * MINUTE))
+    second = datetime.now(now.tzinfo) + timedelta(seconds=66)  # its window opens in ~6 s
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(second),
+                             end=at(second + HOUR))
+    config = sandbox.write_config(sync_interval_seconds=300, enforce_lead_minutes=1)
     process = spawn(config, "run")
     try:
-        wait_for(lambda: sandbox.google.writes(), what="the first pass")
-        assert not sandbox.zoom.user(ADA).secure  # too early: the window is [start, start]
-        wait_for(lambda: sandbox.zoom.user(ADA).secure, timeout=20,
-                 what="the PMI to be secured at the session start")
-        assert datetime.now(now.tzinfo) >= start
+        wait_for(lambda: len(sandbox.google.writes()) == 2 and user.secure,
+                 what="the first pass")
+        user.pmi_waiting_room = False  # someone edits the Personal Room in the portal
+        assert user.waiting_room and not user.secure
+        patches = len(sandbox.zoom.writes())
+        wait_for(lambda: user.secure, timeout=30,
+                 what="the Personal Room to be secured in the second session's lead window")
+        assert datetime.now(now.tzinfo) < second
+        assert [r.path for r in sandbox.zoom.writes()[patches:]] == ["/v2/meetings/8123456789"]
+        assert len(sandbox.google.writes()) == 2  # the link students have stays as it was
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)

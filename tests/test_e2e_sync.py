@@ -76,17 +76,18 @@ def test_first_pass_links_office_hours_and_second_pass_writes_nothing(
     assert_linked(before, events(sandbox, ADA, ids), sandbox.zoom.user(ADA).join_url)
     assert len(sandbox.google.requests("GET", "/events")) == 2  # 6 events, 3 per page
     assert sandbox.google.send_updates == ["none"] * 3
-    assert sandbox.zoom.writes() == []  # no session within the lead window
+    # secured at first sight, hours ahead of the session, before the link was written
+    assert [r.path for r in sandbox.zoom.writes()] == [f"/v2/users/{ADA}/settings",
+                                                       "/v2/meetings/8123456789"]
     assert "3 event(s) changed" in first.stdout
 
-    writes = len(sandbox.google.writes())
+    writes = len(sandbox.google.writes()) + len(sandbox.zoom.writes())
     second = officehours(config, "sync")
     assert second.returncode == 0, second.stderr
-    assert len(sandbox.google.writes()) == writes
-    assert sandbox.zoom.writes() == []
+    assert len(sandbox.google.writes()) + len(sandbox.zoom.writes()) == writes
 
 
-def test_zoom_secured_only_inside_lead_window_and_new_link_reaches_events(
+def test_zoom_secured_at_first_sight_so_the_first_link_written_is_final(
         sandbox: Sandbox, now: datetime) -> None:
     ada = seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
     bob = seed(sandbox, BOB, now, next_session=3 * HOUR, pmi=8999999999)
@@ -95,12 +96,12 @@ def test_zoom_secured_only_inside_lead_window_and_new_link_reaches_events(
 
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
-    assert sandbox.zoom.user(ADA).secure
-    assert not sandbox.zoom.user(BOB).secure
-    ada_zoom = [(r.method, r.path) for r in sandbox.zoom.requests(path_contains=ADA)]
-    patch = ada_zoom.index(("PATCH", f"/v2/users/{ADA}/settings"))
-    assert ("GET", f"/v2/users/{ADA}/settings") in ada_zoom[patch + 1:]  # read back
-    assert sandbox.zoom.requests("PATCH", BOB) == []
+    assert sandbox.zoom.user(ADA).secure and sandbox.zoom.user(BOB).secure
+    ada_zoom = [(r.method, r.path) for r in sandbox.zoom.requests()
+                if ADA in r.path or "8123456789" in r.path]
+    patch = ada_zoom.index(("PATCH", "/v2/meetings/8123456789"))
+    assert ("GET", "/v2/meetings/8123456789") in ada_zoom[patch + 1:]  # read back
+    assert ("GET", f"/v2/users/{ADA}/settings") in ada_zoom[patch + 1:]
 
     new_url = sandbox.zoom.user(ADA).join_url
     assert new_url != old_url and "pwd=" in new_url  # the passcode we set changed the link
@@ -109,6 +110,9 @@ def test_zoom_secured_only_inside_lead_window_and_new_link_reaches_events(
         assert after[name]["description"].count(new_url) == 1
         assert not re.search(re.escape(old_url) + r"(?!\?pwd)", after[name]["description"])
     assert events(sandbox, BOB, bob)["series"]["location"] == sandbox.zoom.user(BOB).join_url
+    google_writes = len(sandbox.google.writes())
+    assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.google.writes()) == google_writes  # no link ever rewritten after
 
 
 @pytest.mark.parametrize("refuse", [False, True], ids=["silently-kept", "400-code-300"])
@@ -123,7 +127,7 @@ def test_zoom_refusal_is_loud_and_others_still_processed(
     assert result.returncode == 1
     assert "Ada" in result.stderr and ("waiting_room" in result.stderr
                                        or "locked" in result.stderr)
-    assert not sandbox.zoom.user(ADA).waiting_room
+    assert not sandbox.zoom.user(ADA).room_waiting_room
     assert START_MARK in events(sandbox, BOB, bob)["series"]["description"]
     status = json.loads(officehours(config, "status", "--json").stdout)
     ada_row = next(row for row in status if row["email"] == ADA)

@@ -34,19 +34,53 @@ def engine(sandbox: Sandbox, now: datetime, clock: list[datetime]) -> Iterator[E
     made.close()
 
 
-def test_zoom_is_secured_from_start_minus_lead_and_not_a_second_earlier(
+def zoom_writes(sandbox: Sandbox) -> list[str]:
+    return [r.path for r in sandbox.zoom.requests("PATCH")]
+
+
+def test_pmi_is_secured_at_first_sight_before_its_link_is_written(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    """Hours before the session: secured now, so the link students get is final; the
+    pass inside the lead window checks again and writes no event."""
+    (ada,) = engine.config.instructors
+    result = engine.sync(ada)
+    assert result.error is None and result.zoom.startswith("repaired")
+    assert [e[3] for e in engine.state.audit_log()] == ["secure-pmi", "update-event"]
+    (event_id,) = sandbox.google.events[ADA]
+    final = sandbox.zoom.user(ADA).join_url
+    assert "pwd=" in final and sandbox.google.event(ADA, event_id)["description"].count(final) == 1
+    clock[0] = now + HOUR - timedelta(minutes=10)  # in the lead window
+    result = engine.sync(ada)
+    assert result.error is None and result.zoom == "secure" and result.changes == []
+
+
+def test_pmi_is_checked_again_from_start_minus_lead_and_not_a_second_earlier(
         engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
     (ada,) = engine.config.instructors
+    assert engine.sync(ada).error is None  # first sight
+    user = sandbox.zoom.user(ADA)
+    user.pmi_waiting_room = False  # someone opens the Personal Room in the portal
+    patched = len(zoom_writes(sandbox))
     start = now + HOUR
     for moment in (start - timedelta(minutes=15, seconds=1), start + HOUR):  # before, after
         clock[0] = moment
         result = engine.sync(ada)
         assert result.error is None and result.zoom == ""
-        assert sandbox.zoom.requests("PATCH") == []
+        assert len(zoom_writes(sandbox)) == patched
     clock[0] = start - timedelta(minutes=15)
     result = engine.sync(ada)
-    assert result.zoom.startswith("repaired")
-    assert sandbox.zoom.user(ADA).secure
+    assert result.zoom == "repaired (was insecure (waiting_room))"
+    assert user.secure and zoom_writes(sandbox)[patched:] == ["/v2/meetings/8123456789"]
+
+
+def test_an_instructor_without_office_hours_is_never_changed_in_zoom(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    (ada,) = engine.config.instructors
+    (event_id,) = sandbox.google.events[ADA]
+    sandbox.google.edit_event(ADA, event_id, summary="Faculty meeting")
+    clock[0] = now + HOUR  # when the office hours would have been under way
+    assert engine.sync(ada).error is None
+    assert sandbox.zoom.requests() == []
 
 
 def test_audit_log_records_each_write_with_masked_links(

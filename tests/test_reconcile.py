@@ -15,7 +15,7 @@ from daemon.reconcile import (
     strip_blocks,
 )
 
-LINK = JoinLink("https://zoom.example/j/1234567890?pwd=abc", "1234567890", "s3cret")
+LINK = JoinLink("https://zoom.example/j/1234567890?pwd=abc", "1234567890")
 NEW_LINK = JoinLink("https://zoom.example/j/1234567890?pwd=xyz", "1234567890", "n3w")
 TEMPLATE = Template("Join office hours on Zoom: {url}\nMeeting ID: {meeting_id}")
 
@@ -113,10 +113,14 @@ def test_removing_links_restores_original() -> None:
         assert apply(desc, loc, None, owned)[:2] == (original, "")
 
 
-def test_passcode_only_when_admin_turns_it_on() -> None:
-    with_code = Template(TEMPLATE.text, include_passcode=True)
-    change = reconcile("", "", LINK, None, with_code)
+def test_passcode_only_when_it_belongs_in_the_invite() -> None:
+    """The Zoom side leaves the passcode out of a link unless links.include_passcode
+    (and the link itself) say it belongs in the invite."""
+    with_code = JoinLink(LINK.url, LINK.meeting_id, "s3cret")
+    change = reconcile("", "", with_code, None, TEMPLATE)
     assert change is not None and "Passcode: s3cret" in change.description
+    change = reconcile("", "", LINK, None, TEMPLATE)
+    assert change is not None and "Passcode" not in change.description
 
 
 def test_matching_rules() -> None:

@@ -13,24 +13,45 @@ from daemon.config import ZoomConfig
 from daemon.http import client, mask_url, retry_after
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
-from daemon.zoom import PmiSettings, ZoomClient, ZoomRefused, missing_security, random_passcode
+from daemon.zoom import (
+    PmiState,
+    Repair,
+    ZoomClient,
+    ZoomError,
+    ZoomRefused,
+    ZoomThrottled,
+    missing_security,
+    random_passcode,
+)
 
 
-def settings(require: str = "all", password: str = "123456", waiting: bool = True) -> PmiSettings:
-    return PmiSettings(require, password, waiting, {})
+def pmi(require: str = "all", password: str = "123456", waiting: bool = True,
+        url: str = "https://z.us/j/1?pwd=x") -> PmiState:
+    return PmiState(require, password, waiting, url, "1")
 
 
 def test_secure_settings_need_nothing() -> None:
-    assert missing_security(settings(), lambda r: "x") is None
+    assert missing_security(pmi(), lambda r: "x") is None
 
 
-def test_each_lack_is_repaired_and_passcode_only_when_missing() -> None:
-    assert missing_security(settings(require="jbh_only"), lambda r: "x") == {
-        "schedule_meeting": {"require_password_for_pmi_meetings": "all"}}
-    assert missing_security(settings(password=""), lambda r: "new") == {
-        "schedule_meeting": {"pmi_password": "new"}}
-    assert missing_security(settings(waiting=False), lambda r: "x") == {
-        "in_meeting": {"waiting_room": True}}
+def test_each_lack_is_repaired_where_it_lives_and_passcode_only_when_missing() -> None:
+    assert missing_security(pmi(require="jbh_only"), lambda r: "x") == Repair(
+        {"schedule_meeting": {"require_password_for_pmi_meetings": "all"}}, None)
+    assert missing_security(pmi(password=""), lambda r: "new") == Repair(
+        None, {"password": "new"})
+    assert missing_security(pmi(waiting=False), lambda r: "x") == Repair(
+        None, {"settings": {"waiting_room": True}})
+
+
+@pytest.mark.parametrize(("policy", "url", "shown"), [
+    ("auto", "https://z.us/j/1?pwd=abc", False), ("auto", "https://z.us/j/1", True),
+    (True, "https://z.us/j/1?pwd=abc", True), (False, "https://z.us/j/1", False),
+])
+def test_passcode_goes_in_the_invite_as_the_policy_says(
+        policy: bool | str, url: str, shown: bool) -> None:
+    link = pmi(url=url).link(policy)  # type: ignore[arg-type]
+    assert link.passcode == ("123456" if shown else "")
+    assert (link.identity != link.url) is shown  # a shown passcode is part of the link
 
 
 @pytest.mark.parametrize("requirement", [
@@ -56,6 +77,10 @@ def test_retry_after_parsing() -> None:
     assert retry_after({"retry-after": "0.5"}) == 0.5
     assert retry_after({"Retry-After": "Wed, 25 Nov 2026 10:00:10 GMT"},
                        now=1795600800.0) == pytest.approx(10.0)
+    # Zoom documents an ISO-8601 moment (https://developers.zoom.us/docs/api/rest/rate-limits/)
+    assert retry_after({"Retry-After": "2026-11-25T10:00:20Z"},
+                       now=1795600800.0) == pytest.approx(20.0)
+    assert retry_after({"Retry-After": "2026-11-26T10:00:00Z"}, now=1795600800.0) == 60.0
     assert retry_after({"Retry-After": "soon"}) is None
     assert retry_after({}) is None
 
@@ -86,7 +111,7 @@ def test_429_retry_after_is_honoured(
     sandbox.zoom.fail("GET", "/v2/users/", Response(429, {"code": 429, "message": "Too many"},
                                                     {"Retry-After": "1.5"}))
     slept: list[float] = []
-    link = make_client(slept).link("ada@example.edu")
+    link = make_client(slept).link("ada@example.edu", False)
     assert link.meeting_id == "8123456789"
     assert slept == [1.5]
 
@@ -105,7 +130,7 @@ def test_wrong_secret_gives_a_clear_error_without_the_secret(
     zoom = make_client([])
     zoom._auth._basic = "Basic " + "d3Jvbmc6d3Jvbmc="  # wrong:wrong
     with pytest.raises(Exception, match="zoom.client_secret_file") as caught:
-        zoom.link("ada@example.edu")
+        zoom.link("ada@example.edu", "auto")
     assert sandbox.zoom_secret not in str(caught.value)
 
 
@@ -115,3 +140,88 @@ def test_trust_is_exactly_the_ca_bundle(sandbox: Sandbox, monkeypatch: pytest.Mo
         assert trusting.get(sandbox.zoom_server.url + "/v2/users/x").status_code == 401
     with client(None) as default, pytest.raises(httpx.ConnectError):
         default.get(sandbox.zoom_server.url + "/v2/users/x")
+
+
+def zoom_requests(sandbox: Sandbox, method: str | None = None) -> list[str]:
+    return [f"{m} {p.split('?')[0]}" for m, p in ((r.method, r.path) for r in sandbox.zoom.log)
+            if method is None or m == method]
+
+
+def test_the_personal_rooms_own_waiting_room_is_judged_and_repaired(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    """The user's default waiting room is on, the Personal Room's own is off: students
+    walk straight in. The repair goes to the meeting, and the read-back confirms it."""
+    user = sandbox.zoom.add_user("ada@example.edu", 8123456789, waiting_room=True,
+                                 require_password_for_pmi_meetings="all",
+                                 pmi_password="428571", pmi_waiting_room=False)
+    zoom = make_client([])
+    before = zoom.pmi_state("ada@example.edu")
+    assert before.lacking() == ["waiting_room"]
+    enforcement = zoom.enforce("ada@example.edu")
+    assert enforcement.repaired and not enforcement.after.lacking()
+    assert user.pmi_waiting_room is True and user.secure
+    assert zoom_requests(sandbox, "PATCH") == ["PATCH /v2/meetings/8123456789"]
+    assert user.settings_patches == 0  # the user's defaults are not ours to change
+
+
+def test_a_secure_pmi_is_never_patched(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    sandbox.zoom.add_user("ada@example.edu", 8123456789, require_password_for_pmi_meetings="all",
+                          pmi_password="428571", waiting_room=True)
+    enforcement = make_client([]).enforce("ada@example.edu")
+    assert not enforcement.repaired
+    assert zoom_requests(sandbox) == ["POST /oauth/token", "GET /v2/users/ada@example.edu",
+                                      "GET /v2/users/ada@example.edu/settings",
+                                      "GET /v2/meetings/8123456789"]
+
+
+def test_a_never_edited_room_follows_the_users_default(sandbox: Sandbox) -> None:
+    user = sandbox.zoom.add_user("ada@example.edu", 8123456789, waiting_room=True)
+    assert user.room_waiting_room
+    user.waiting_room = False
+    assert not user.room_waiting_room
+    user.pmi_waiting_room = True  # written once: the room keeps its own from then on
+    assert user.room_waiting_room
+
+
+def test_link_without_embedded_passcode_carries_it_for_the_invite(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    sandbox.zoom.add_user("ada@example.edu", 8123456789, pmi_password="428571",
+                          embed_password_in_join_link=False)
+    zoom = make_client([])
+    link = zoom.link("ada@example.edu", "auto")
+    assert "pwd=" not in link.url and link.passcode == "428571"
+    assert zoom.link("ada@example.edu", False).passcode == ""
+
+
+def test_a_daily_limit_is_not_retried_within_the_pass(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    sandbox.zoom.add_user("ada@example.edu", 8123456789)
+    sandbox.zoom.fail("GET", "/v2/users/", Response(
+        429, {"code": 429, "message": "daily"},
+        {"Retry-After": "2099-01-01T00:00:00Z", "X-RateLimit-Type": "Daily-limit"}))
+    slept: list[float] = []
+    with pytest.raises(ZoomThrottled, match="2099-01-01 00:00") as caught:
+        make_client(slept).link("ada@example.edu", "auto")
+    assert slept == [] and caught.value.until is not None
+    assert zoom_requests(sandbox, "GET") == ["GET /v2/users/ada@example.edu"]
+
+
+def test_the_emulator_allows_100_updates_a_day_per_meeting(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    user = sandbox.zoom.add_user("ada@example.edu", 8123456789, pmi_password="428571",
+                                 require_password_for_pmi_meetings="all")
+    zoom = make_client([])
+    for _ in range(100):
+        zoom._call("PATCH", "/meetings/8123456789", {"settings": {"waiting_room": False}})
+    user.pmi_waiting_room = False
+    with pytest.raises(ZoomThrottled, match="limit lifts"):
+        zoom.enforce("ada@example.edu")
+
+
+def test_a_missing_meeting_scope_is_named(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
+    sandbox.zoom.add_user("ada@example.edu", 8123456789)
+    sandbox.zoom.scopes -= {"meeting:read:admin"}
+    with pytest.raises(ZoomError, match="4711.*meeting:read:meeting:admin"):
+        make_client([]).pmi_state("ada@example.edu")

@@ -129,7 +129,8 @@ def _zoom_state(sandbox: Sandbox) -> dict[str, str]:
     for email, user in sandbox.zoom.users.items():
         lacking = [name for name, ok in (
             ("passcode required", user.require_password_for_pmi_meetings == "all"),
-            ("passcode set", bool(user.pmi_password)), ("waiting room", user.waiting_room))
+            ("passcode set", bool(user.pmi_password)),
+            ("waiting room", user.room_waiting_room))
             if not ok]
         state = "secure" if not lacking else "INSECURE: no " + ", no ".join(lacking)
         out[email] = f"{state}; link {mask_url(user.join_url)}"

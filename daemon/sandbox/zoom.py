@@ -1,9 +1,11 @@
 """A Zoom REST v2 stand-in: S2S OAuth, users, user settings and the PMI meeting.
 
 Faithful to what API-NOTES.md marks "emulate": tokens that expire (401 code 124),
-settings that an account locks (silently kept, or 400 code 300), a join URL whose
-`pwd=` follows the PMI passcode, 404 codes 1001/3001, 429 with Retry-After. Bodies are
-checked against ../shared/specs/zoom-users-meetings.openapi.json (copied into specs/).
+scopes per endpoint (400 code 4711), settings that an account locks (silently kept, or
+400 code 300), the PMI meeting's own waiting room apart from the user's default, a join
+URL whose `pwd=` follows the PMI passcode only when the account embeds it, 100 updates a
+day per meeting, 404 codes 1001/3001, 429 with Retry-After. Bodies are checked against
+../shared/specs/zoom-users-meetings.openapi.json (copied into specs/).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,22 @@ from openapi_schema_validator import OAS30Validator
 from .server import Emulator, Request, Response
 
 SPEC = Path(__file__).parent / "specs" / "zoom-users-meetings.openapi.json"
+
+
+# The scopes each endpoint accepts, classic and granular, as the API reference lists them
+# per endpoint (https://developers.zoom.us/docs/api/users/ and /docs/api/meetings/, e.g.
+# "Get a meeting": meeting:read:admin, meeting:read:meeting:admin).
+ENDPOINT_SCOPES = {
+    "GET user": {"user:read:admin", "user:read:user:admin"},
+    "GET settings": {"user:read:admin", "user:read:settings:admin"},
+    "PATCH settings": {"user:write:admin", "user:update:settings:admin"},
+    "GET meeting": {"meeting:read:admin", "meeting:read:meeting:admin"},
+    "PATCH meeting": {"meeting:write:admin", "meeting:update:meeting:admin"},
+    "GET lock_settings": {"account:read:admin", "account:read:lock_settings:admin"},
+}
+CLASSIC_SCOPES = ("user:read:admin", "user:write:admin", "meeting:read:admin",
+                  "meeting:write:admin", "account:read:admin")
+MEETING_UPDATES_PER_DAY = 100  # "Update a meeting": at most 100 updates a day per meeting
 
 
 def zoom_error(status: int, code: int, message: str,
@@ -38,12 +57,25 @@ class ZoomUser:
     last_name: str = "User"
     require_password_for_pmi_meetings: str = "none"
     pmi_password: str = ""
-    waiting_room: bool = False
+    waiting_room: bool = False  # the user's default for their meetings (in_meeting)
+    # The Personal Meeting Room's own waiting room: None while nobody edited the room, when
+    # it follows the user's default; set once written (web portal: Personal Room > Edit, or
+    # PATCH /meetings/{pmi}). API-NOTES.md; Loyola's Zoom knowledge base: "the Personal
+    # Meeting Room does not abide these user defaults".
+    pmi_waiting_room: bool | None = None
+    # schedule_meeting.embed_password_in_join_link: whether personal_meeting_url carries
+    # ?pwd= (https://developers.zoom.us/docs/api/users/#tag/users/GET/users/{userId}/settings)
     embed_password_in_join_link: bool = True
     locked: set[str] = field(default_factory=set)  # setting names the account locked
     refuse_locked: bool = False  # answer a change of a locked setting with 400/300
     settings_patches: int = 0
+    meeting_patches: list[float] = field(default_factory=list)  # when each PATCH came
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    @property
+    def room_waiting_room(self) -> bool:
+        """What a student meets: the room's own setting, else the user's default."""
+        return self.waiting_room if self.pmi_waiting_room is None else self.pmi_waiting_room
 
     @property
     def join_url(self) -> str:
@@ -56,7 +88,7 @@ class ZoomUser:
     @property
     def secure(self) -> bool:
         return (self.require_password_for_pmi_meetings == "all" and bool(self.pmi_password)
-                and self.waiting_room)
+                and self.room_waiting_room)
 
 
 class ZoomEmulator(Emulator):
@@ -65,6 +97,7 @@ class ZoomEmulator(Emulator):
         self.credentials = (account_id, client_id, client_secret)
         self.users: dict[str, ZoomUser] = {}
         self.access_tokens: dict[str, float] = {}
+        self.scopes = set(CLASSIC_SCOPES)  # what the app was granted in the Marketplace
         spec = json.loads(SPEC.read_text())
         self._paths = spec["paths"]
         self.route("POST", "/oauth/token", self._token)
@@ -133,7 +166,7 @@ class ZoomEmulator(Emulator):
         self.access_tokens[token] = time.time() + 3600
         self.issued_tokens.append(token)
         return Response(200, {"access_token": token, "token_type": "bearer",
-                              "expires_in": 3600, "scope": "user:read:admin user:write:admin",
+                              "expires_in": 3600, "scope": " ".join(sorted(self.scopes)),
                               "api_url": "https://api.zoom.us"})
 
     def _authorized(self, request: Request) -> bool:
@@ -141,9 +174,23 @@ class ZoomEmulator(Emulator):
         expiry = self.access_tokens.get(token)
         return expiry is not None and expiry > time.time()
 
-    def _find(self, request: Request, user_id: str) -> tuple[ZoomUser | None, Response | None]:
+    def _denied(self, request: Request, endpoint: str) -> Response | None:
+        """401 for a bad token; 400 code 4711 naming the scopes a call lacks, as Zoom
+        answers (https://devforum.zoom.us/t/granular-scopes-specification-change-of-scope-
+        setting-for-creating-oauth-apps-on-the-developer-site/108207)."""
         if not self._authorized(request):
-            return None, zoom_error(401, 124, "Invalid access token.")
+            return zoom_error(401, 124, "Invalid access token.")
+        wanted = ENDPOINT_SCOPES[endpoint]
+        if not wanted & self.scopes:
+            return zoom_error(400, 4711, "Invalid access token, does not contain scopes:["
+                              + ", ".join(sorted(wanted)) + "].")
+        return None
+
+    def _find(self, request: Request, user_id: str,
+              endpoint: str = "GET user") -> tuple[ZoomUser | None, Response | None]:
+        denied = self._denied(request, endpoint)
+        if denied is not None:
+            return None, denied
         user = self.users.get(user_id.lower()) or next(
             (u for u in self.users.values() if u.id == user_id), None)
         if user is None:
@@ -176,7 +223,7 @@ class ZoomEmulator(Emulator):
         }
 
     def _get_settings(self, request: Request, user_id: str) -> Response:
-        user, error = self._find(request, user_id)
+        user, error = self._find(request, user_id, "GET settings")
         if user is None:
             return error or zoom_error(404, 1001, "User does not exist")
         body = self._settings_body(user)
@@ -184,7 +231,7 @@ class ZoomEmulator(Emulator):
         return Response(200, body)
 
     def _patch_settings(self, request: Request, user_id: str) -> Response:
-        user, error = self._find(request, user_id)
+        user, error = self._find(request, user_id, "PATCH settings")
         if user is None:
             return error or zoom_error(404, 1001, "User does not exist")
         body = request.json()
@@ -209,8 +256,9 @@ class ZoomEmulator(Emulator):
 
     def _lock_settings(self, request: Request) -> Response:
         """The account's locks; here, a setting locked for any user counts as locked."""
-        if not self._authorized(request):
-            return zoom_error(401, 124, "Invalid access token.")
+        denied = self._denied(request, "GET lock_settings")
+        if denied is not None:
+            return denied
         locked = set().union(*(u.locked for u in self.users.values()))
         return Response(200, {
             "schedule_meeting": {"require_password_for_pmi_meetings":
@@ -218,15 +266,18 @@ class ZoomEmulator(Emulator):
             "in_meeting": {"waiting_room": "waiting_room" in locked}})
 
     def _meeting_body(self, user: ZoomUser) -> dict[str, Any]:
+        # "Get a meeting" for a PMI: type 4, its passcode and its own waiting room
+        # (https://developers.zoom.us/docs/api/meetings/#tag/meetings/GET/meetings/{meetingId})
         return {"id": user.pmi, "uuid": base64.b64encode(secrets.token_bytes(16)).decode(),
                 "host_id": user.id, "host_email": user.email, "topic": "Personal Meeting Room",
                 "type": 4, "password": user.pmi_password, "join_url": user.join_url,
-                "settings": {"waiting_room": user.waiting_room}}
+                "settings": {"waiting_room": user.room_waiting_room}}
 
-    def _find_meeting(self, request: Request,
-                      meeting_id: str) -> tuple[ZoomUser | None, Response | None]:
-        if not self._authorized(request):
-            return None, zoom_error(401, 124, "Invalid access token.")
+    def _find_meeting(self, request: Request, meeting_id: str,
+                      endpoint: str) -> tuple[ZoomUser | None, Response | None]:
+        denied = self._denied(request, endpoint)
+        if denied is not None:
+            return None, denied
         user = next((u for u in self.users.values() if str(u.pmi) == meeting_id), None)
         if user is None:
             return None, zoom_error(404, 3001, f"Meeting {meeting_id} is not found or has "
@@ -234,7 +285,7 @@ class ZoomEmulator(Emulator):
         return user, None
 
     def _get_meeting(self, request: Request, meeting_id: str) -> Response:
-        user, error = self._find_meeting(request, meeting_id)
+        user, error = self._find_meeting(request, meeting_id, "GET meeting")
         if user is None:
             return error or zoom_error(404, 3001, "Meeting not found")
         body = copy.deepcopy(self._meeting_body(user))
@@ -242,15 +293,31 @@ class ZoomEmulator(Emulator):
         return Response(200, body)
 
     def _patch_meeting(self, request: Request, meeting_id: str) -> Response:
-        user, error = self._find_meeting(request, meeting_id)
+        user, error = self._find_meeting(request, meeting_id, "PATCH meeting")
         if user is None:
             return error or zoom_error(404, 3001, "Meeting not found")
         body = request.json()
         if self._check(body, "/meetings/{meetingId}", "patch", "request"):
             return zoom_error(400, 300, "Invalid request body")
+        now = time.time()
+        user.meeting_patches = [t for t in user.meeting_patches if t > now - 86400]
+        if len(user.meeting_patches) >= MEETING_UPDATES_PER_DAY:
+            # a daily limit: 429 whose Retry-After is the ISO-8601 moment it lifts, as Zoom
+            # documents it (https://developers.zoom.us/docs/api/rest/rate-limits/)
+            lifts = datetime.fromtimestamp(user.meeting_patches[0] + 86400, UTC)
+            return zoom_error(429, 429, "You have exceeded the daily rate limit of (100) for "
+                              "Update a meeting API requests for this meeting.",
+                              {"Retry-After": lifts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "X-RateLimit-Type": "Daily-limit",
+                               "X-RateLimit-Category": "Light"})
+        user.meeting_patches.append(now)
+        locked = [n for n, v in (("pmi_password", body.get("password")), ("waiting_room", (
+            body.get("settings") or {}).get("waiting_room"))) if v is not None and n in user.locked]
+        if locked and user.refuse_locked:
+            return zoom_error(400, 300, f"The setting {locked[0]} is locked by your admin.")
         if "password" in body and "pmi_password" not in user.locked:
             user.pmi_password = body["password"]
         waiting = (body.get("settings") or {}).get("waiting_room")
         if waiting is not None and "waiting_room" not in user.locked:
-            user.waiting_room = waiting
+            user.pmi_waiting_room = waiting  # the room now keeps a setting of its own
         return Response(204)
