@@ -31,6 +31,7 @@ from ..model import Event, Kind
 from .base import CalendarError, Conflict, Listing, SyncExpired
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
+WRITERS = ("owner", "writer")
 RATE_LIMITED = ("rateLimitExceeded", "userRateLimitExceeded")
 # resets, timeouts, TLS and transport failures, a truncated or garbled JSON answer
 TRANSIENT = (OSError, http.client.HTTPException, httplib2.HttpLib2Error,
@@ -100,8 +101,18 @@ class GoogleAccount:
                 http.close()
 
 
+class _Gone(CalendarError):
+    """A get or patch of one event answered 404 or 410 (`deleted`): that event is gone
+    (API-NOTES; https://developers.google.com/calendar/api/guides/errors#410_gone)."""
+
+
 class GoogleCalendar:
-    """CalendarProvider for one instructor's Google calendar."""
+    """CalendarProvider for one instructor's Google calendar.
+
+    Every request names the instructor as its quotaUser, so Google counts it against that
+    user's per-user quota however the service account is counted
+    (https://developers.google.com/calendar/api/guides/quota; quotaUser is one of the
+    standard parameters, https://cloud.google.com/apis/docs/system-parameters)."""
 
     # Not in Google's reference; the limit integrators report (Nylas support, "Event
     # Description Limits in Google Calendar and Microsoft Exchange").
@@ -121,7 +132,8 @@ class GoogleCalendar:
     def close(self) -> None:
         pass  # connections belong to the shared GoogleAccount
 
-    def _execute(self, request: Any) -> Any:
+    def _execute(self, request: Any, one_event: str | None = None) -> Any:
+        """Run a request; `one_event` names the event a get or patch is about."""
         self.requests += 1
         try:
             http = google_auth_httplib2.AuthorizedHttp(self._credentials,
@@ -129,6 +141,8 @@ class GoogleCalendar:
             return with_retries(lambda: _answer(request, http), _delay, self._sleep)
         except HttpError as err:
             status = err.resp.status
+            if one_event is not None and status in (404, 410):
+                raise _Gone(f"Google: event {one_event} is gone (HTTP {status})") from None
             if status == 410:
                 raise SyncExpired("Google: sync token expired, a full sync is required") from None
             if status == 412:
@@ -148,7 +162,7 @@ class GoogleCalendar:
         page_token: str | None = None
         while True:
             params: dict[str, Any] = {"calendarId": self._calendar, "singleEvents": False,
-                                      "maxResults": 250}
+                                      "maxResults": 250, "quotaUser": self._who}
             if sync_token:
                 params["syncToken"] = sync_token
             if page_token:
@@ -160,31 +174,39 @@ class GoogleCalendar:
                 return Listing(events, page["nextSyncToken"], full=sync_token is None)
 
     def access(self) -> str:
-        entry = self._execute(self._service.calendarList().get(calendarId=self._calendar))
-        role = entry.get("accessRole", "")
-        if role not in ("owner", "writer"):
-            raise CalendarError(f"Google calendar {self._calendar!r} of {self._who} is only "
-                                f"{role or 'visible'} to the program, not writable")
-        self._execute(self._service.events().list(calendarId=self._calendar, maxResults=1,
-                                                  singleEvents=False))
+        """Through events.list, which the delegated calendar.events scope allows and whose
+        answer carries the caller's accessRole; calendarList.get would need the calendar
+        or calendar.readonly scope (403 insufficientPermissions with calendar.events:
+        https://developers.google.com/calendar/api/v3/reference/calendarList/get)."""
+        page = self._execute(self._service.events().list(
+            calendarId=self._calendar, maxResults=1, quotaUser=self._who))
+        role = page.get("accessRole", "")
+        if role not in WRITERS:
+            raise CalendarError(f"Google calendar {self._calendar!r} is only {role or 'visible'}"
+                                f" to {self._who}: the program can read it but cannot write "
+                                "the link into its events (it needs owner or writer access)")
         return f"readable and writable ({role})"
 
     def get(self, event_id: str) -> Event | None:
         try:
             item = self._execute(self._service.events().get(
-                calendarId=self._calendar, eventId=event_id))
-        except CalendarError as err:
-            if "HTTP 404" in str(err) or "HTTP 410" in str(err):
-                return None
-            raise
+                calendarId=self._calendar, eventId=event_id, quotaUser=self._who),
+                one_event=event_id)
+        except _Gone:
+            return None
         return to_event(item)
 
     def patch(self, event: Event, description: str, location: str) -> Event:
         request = self._service.events().patch(
             calendarId=self._calendar, eventId=event.id, sendUpdates=self._send_updates,
-            body={"description": description, "location": location})
+            quotaUser=self._who, body={"description": description, "location": location})
         request.headers["If-Match"] = event.etag
-        return to_event(self._execute(request))
+        try:
+            return to_event(self._execute(request, one_event=event.id))
+        except _Gone as gone:
+            # deleted since it was read: the caller re-reads as after any change (get()
+            # then says None), and the next listing shows it cancelled
+            raise Conflict(str(gone)) from None
 
 
 def _answer(request: Any, http: Any) -> dict[str, Any]:

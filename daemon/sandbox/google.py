@@ -2,8 +2,8 @@
 
 Faithful to what API-NOTES.md marks "emulate": singleEvents=false listings with series,
 modified and cancelled occurrences; sync tokens (410 once expired); paging; ETags with
-If-Match (412); organizer.self; Google's error bodies. Bodies are checked against the
-discovery document that google-api-python-client ships.
+If-Match (412); organizer.self; scopes per method; access roles; Google's error bodies.
+Bodies and scopes are checked against the discovery document google-api-python-client ships.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import itertools
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +27,73 @@ from jsonschema import Draft7Validator
 from .server import Emulator, Request, Response
 
 PREFIX = "/calendar/v3"
+AUTH = "https://www.googleapis.com/auth/"
+CALENDAR_EVENTS = AUTH + "calendar.events"  # what the README has admins delegate
+WRITERS = ("owner", "writer")
 DESCRIPTION_LIMIT = 8192  # characters (see calendars/google.py)
 SYNC_PARAMS_FORBIDDEN = ("timeMin", "timeMax", "q", "orderBy", "updatedMin", "iCalUID",
                          "privateExtendedProperty", "sharedExtendedProperty")
 
 
 def google_error(code: int, reason: str, message: str, domain: str = "global",
-                 headers: dict[str, str] | None = None) -> Response:
-    return Response(code, {"error": {
-        "errors": [{"domain": domain, "reason": reason, "message": message}],
-        "code": code, "message": message}}, headers or {})
+                 headers: dict[str, str] | None = None, status: str | None = None,
+                 detail: str | None = None) -> Response:
+    """Google's error body (https://developers.google.com/calendar/api/guides/errors);
+    `detail` is the errors[].message where it differs from the top-level one."""
+    error: dict[str, Any] = {
+        "errors": [{"domain": domain, "reason": reason, "message": detail or message}],
+        "code": code, "message": message}
+    if status:
+        error["status"] = status
+    return Response(code, {"error": error}, headers or {})
+
+
+def insufficient_scopes() -> Response:
+    """A token without any of the method's scopes: 403, as Google answers it (the body
+    quoted in API-NOTES "scopes per method"; WWW-Authenticate per RFC 6750 section 3.1)."""
+    return google_error(403, "insufficientPermissions",
+                        "Request had insufficient authentication scopes.",
+                        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+                        status="PERMISSION_DENIED", detail="Insufficient Permission")
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """One Calendar API request, the quotaUser it named and the user its token acts as
+    (None: none named, or no valid token)."""
+
+    method: str
+    path: str
+    quota_user: str | None
+    subject: str | None
+
+
+@functools.cache
+def _discovery() -> dict[str, Any]:
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def method_scopes(method_id: str) -> frozenset[str]:
+    """The scopes any one of which lets a token call `method_id` (e.g.
+    "calendar.events.list"): the method's "scopes" in the discovery document, the same
+    lists as the "Authorization" section of each reference page, e.g.
+    https://developers.google.com/calendar/api/v3/reference/calendarList/get (calendar,
+    calendar.readonly, calendar.calendarlist*, calendar.app.created; not calendar.events)
+    and https://developers.google.com/calendar/api/v3/reference/events/patch (calendar,
+    calendar.events, calendar.events.owned, calendar.app.created). Scope meanings:
+    https://developers.google.com/calendar/api/auth"""
+    resource, method = method_id.removeprefix("calendar.").split(".")
+    scopes = _discovery()["resources"][resource]["methods"][method]["scopes"]
+    return frozenset(scopes)
 
 
 def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
     """Validators for Event bodies from the shipped discovery document.
 
     Requests get additionalProperties=false so an unknown field we send is caught."""
-    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
-    schemas = json.loads(path.read_text())["schemas"]
+    schemas = _discovery()["schemas"]
 
     def convert(node: dict[str, Any], strict: bool) -> dict[str, Any]:
         if "$ref" in node:
@@ -74,16 +124,22 @@ class GoogleCalendarEmulator(Emulator):
         self.page_size = page_size
         self.events: dict[str, dict[str, dict[str, Any]]] = {}  # calendar -> id -> event
         self.owners: dict[str, str] = {}  # calendar id -> owner email
+        self.shares: dict[str, dict[str, str]] = {}  # calendar id -> user -> access role
         self.seq = 0  # bumped on every change; sync tokens remember it
         self.oldest_valid_sync = 0
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (subject, expiry)
+        self.token_scopes: dict[str, frozenset[str]] = {}  # access token -> its scopes
         self.service_accounts: dict[str, rsa.RSAPublicKey] = {}
-        self.authorized_users: dict[str, tuple[str, str, str]] = {}  # refresh token -> ...
+        self.delegated_scopes: dict[str, frozenset[str]] = {}  # client email -> scopes
+        # refresh token -> (client id, client secret, user, scopes the user consented to)
+        self.authorized_users: dict[str, tuple[str, str, str, frozenset[str]]] = {}
+        self.quota_users: list[QuotaUse] = []  # every Calendar API request, in order
         self.page_snapshots: dict[str, list[dict[str, Any]]] = {}
         self.send_updates: list[str] = []
         self._ids = itertools.count(1)
         self._request_schema, self._response_schema = _discovery_validators()
         self.route("POST", "/token", self._token)
+        self.route("GET", PREFIX + "/users/me/calendarList", self._calendar_list)
         self.route("GET", PREFIX + "/users/me/calendarList/([^/]+)", self._calendar_entry)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events", self._list)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._get)
@@ -96,10 +152,18 @@ class GoogleCalendarEmulator(Emulator):
             self.events.setdefault(owner, {})
             self.owners[owner] = owner
 
-    def add_service_account(self, client_email: str) -> dict[str, str]:
-        """Register a service account; returns its key file as a dict (JSON-ready)."""
+    def share_calendar(self, calendar: str, user: str, role: str) -> None:
+        """Give `user` an access role ("reader", "writer", ...) on someone's calendar."""
+        with self.lock:
+            self.shares.setdefault(calendar, {})[user] = role
+
+    def add_service_account(self, client_email: str,
+                            delegated: tuple[str, ...] = (CALENDAR_EVENTS,)) -> dict[str, str]:
+        """Register a service account whose domain-wide delegation grants `delegated`
+        (by default the one scope the README asks for); returns its key file as a dict."""
         key = _sandbox_key()
         self.service_accounts[client_email] = key.public_key()
+        self.delegated_scopes[client_email] = frozenset(delegated)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
         return {"type": "service_account", "project_id": "sandbox",
@@ -107,10 +171,11 @@ class GoogleCalendarEmulator(Emulator):
                 "client_email": client_email, "client_id": "1000",
                 "token_uri": "{url}/token"}
 
-    def add_authorized_user(self, email: str) -> dict[str, str]:
+    def add_authorized_user(self, email: str,
+                            consented: tuple[str, ...] = (CALENDAR_EVENTS,)) -> dict[str, str]:
         refresh, client_id, secret = (secrets.token_urlsafe(16), "sandbox-client",
                                       secrets.token_urlsafe(12))
-        self.authorized_users[refresh] = (client_id, secret, email)
+        self.authorized_users[refresh] = (client_id, secret, email, frozenset(consented))
         return {"type": "authorized_user", "client_id": client_id, "client_secret": secret,
                 "refresh_token": refresh, "token_uri": "{url}/token"}
 
@@ -146,6 +211,21 @@ class GoogleCalendarEmulator(Emulator):
     def expire_access_tokens(self) -> None:
         with self.lock:
             self.access_tokens.clear()
+            self.token_scopes.clear()
+
+    def dispatch(self, request: Request) -> Response:
+        """Every request, then a note of the quotaUser it named (the user Google counts it
+        against: https://developers.google.com/calendar/api/guides/quota and the standard
+        parameters, https://cloud.google.com/apis/docs/system-parameters)."""
+        response = super().dispatch(request)
+        if request.path.startswith(PREFIX):
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            with self.lock:
+                known = self.access_tokens.get(token)
+                self.quota_users.append(QuotaUse(request.method, request.path,
+                                                 request.query.get("quotaUser"),
+                                                 known[0] if known else None))
+        return response
 
     def expire_sync_state(self) -> None:
         self.expire_sync_tokens()
@@ -183,21 +263,30 @@ class GoogleCalendarEmulator(Emulator):
 
     def _token(self, request: Request) -> Response:
         form = request.form()
-        subject: str | None = None
+        granted: tuple[str, frozenset[str]] | Response | None = None
         if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            subject = self._verify_jwt(form.get("assertion", ""))
+            granted = self._verify_jwt(form.get("assertion", ""))
         elif form.get("grant_type") == "refresh_token":
             known = self.authorized_users.get(form.get("refresh_token", ""))
             if known and known[:2] == (form.get("client_id"), form.get("client_secret")):
-                subject = known[2]
-        if subject is None:
+                granted = self._refresh_scopes(known[2], known[3], form.get("scope"))
+        if isinstance(granted, Response):
+            return granted
+        if granted is None:
             return Response(400, {"error": "invalid_grant", "error_description": "Bad grant"})
+        subject, scopes = granted
         token = "ya29.sandbox-" + secrets.token_urlsafe(16)
-        self.access_tokens[token] = (subject, time.time() + 3600)
-        self.issued_tokens.append(token)
-        return Response(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+        with self.lock:
+            self.access_tokens[token] = (subject, time.time() + 3600)
+            self.token_scopes[token] = scopes
+            self.issued_tokens.append(token)
+        return Response(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer",
+                              "scope": " ".join(sorted(scopes))})
 
-    def _verify_jwt(self, assertion: str) -> str | None:
+    def _verify_jwt(self, assertion: str) -> tuple[str, frozenset[str]] | Response | None:
+        """A service account's signed assertion: its `scope` claim must lie within what
+        the domain's admin delegated to it, else 401 unauthorized_client
+        (https://developers.google.com/identity/protocols/oauth2/service-account#error-codes)."""
         try:
             header, payload, signature = assertion.split(".")
             claims = json.loads(_unb64(payload))
@@ -207,42 +296,99 @@ class GoogleCalendarEmulator(Emulator):
         except Exception:
             return None
         subject = self._canonical(str(claims.get("sub", "")))
-        if subject is None or "calendar" not in claims.get("scope", ""):
+        requested = frozenset(str(claims.get("scope", "")).split())
+        if subject is None or not requested:
             return None
-        return subject
+        if not requested <= self.delegated_scopes.get(claims["iss"], frozenset()):
+            return Response(401, {"error": "unauthorized_client", "error_description":
+                                  "Client is unauthorized to retrieve access tokens using "
+                                  "this method, or client not authorized for any of the "
+                                  "scopes requested."})
+        return subject, requested
+
+    @staticmethod
+    def _refresh_scopes(user: str, consented: frozenset[str], scope: str | None
+                        ) -> tuple[str, frozenset[str]] | Response:
+        """A refresh may ask for fewer scopes than the user consented to, never more
+        (RFC 6749 section 6: 400 invalid_scope)."""
+        requested = frozenset((scope or "").split()) or consented
+        if not requested <= consented:
+            return Response(400, {"error": "invalid_scope", "error_description":
+                                  "Some requested scopes were invalid."})
+        return user, requested
 
     def _canonical(self, email: str) -> str | None:
         """Google matches addresses without regard to case."""
         return next((owner for owner in self.owners if owner.lower() == email.lower()), None)
 
     def caller_of(self, request: Request) -> str | None:
-        """The user a request acts as (for per-user quotas), None for the token endpoint."""
+        """The user a request is counted against (for per-user quotas): its quotaUser if it
+        names one (https://developers.google.com/calendar/api/guides/quota), else the user
+        its token acts as; None for the token endpoint."""
         known = self.access_tokens.get(request.headers.get("authorization", "")
                                        .removeprefix("Bearer "))
-        return known[0] if known else None
+        if not known:
+            return None
+        return request.query.get("quotaUser") or known[0]
 
-    def _caller(self, request: Request, calendar: str) -> tuple[str | None, Response | None]:
-        auth = request.headers.get("authorization", "")
-        known = self.access_tokens.get(auth.removeprefix("Bearer "))
+    def _caller(self, request: Request, method_id: str
+                ) -> tuple[str, frozenset[str]] | Response:
+        """The user a request acts as and its token's scopes, or the 401 (bad token) or
+        403 (none of the method's scopes, see `method_scopes`) Google answers instead."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        known = self.access_tokens.get(token)
         if not known or known[1] < time.time():
-            return None, google_error(401, "authError", "Invalid Credentials")
-        subject = known[0]
+            return google_error(401, "authError", "Invalid Credentials")
+        scopes = self.token_scopes.get(token, frozenset())
+        if not scopes & method_scopes(method_id):
+            return insufficient_scopes()
+        return known[0], scopes
+
+    def _access(self, request: Request, calendar: str, method_id: str
+                ) -> tuple[str, str] | Response:
+        """The calendar a request names and the caller's access role on it; 404 for a
+        calendar the caller cannot see."""
+        caller = self._caller(request, method_id)
+        if isinstance(caller, Response):
+            return caller
+        subject = caller[0]
         calendar = subject if calendar == "primary" else self._canonical(calendar) or calendar
-        if self.owners.get(calendar) != subject:
-            return None, google_error(404, "notFound", "Not Found")
-        return calendar, None
+        role = self._role(calendar, subject)
+        if role is None:
+            return google_error(404, "notFound", "Not Found")
+        return calendar, role
+
+    def _role(self, calendar: str, user: str) -> str | None:
+        if calendar not in self.owners:
+            return None
+        if self.owners[calendar] == user:
+            return "owner"
+        return self.shares.get(calendar, {}).get(user)
+
+    def _entry(self, calendar: str, role: str) -> dict[str, Any]:
+        entry = {"kind": "calendar#calendarListEntry", "id": calendar, "summary": calendar,
+                 "accessRole": role}
+        return {**entry, "primary": True} if role == "owner" else entry
+
+    def _calendar_list(self, request: Request) -> Response:
+        caller = self._caller(request, "calendar.calendarList.list")
+        if isinstance(caller, Response):
+            return caller
+        entries = [self._entry(c, role) for c in sorted(self.owners)
+                   if (role := self._role(c, caller[0])) is not None]
+        return Response(200, {"kind": "calendar#calendarList", "items": entries})
 
     def _calendar_entry(self, request: Request, calendar: str) -> Response:
-        resolved, error = self._caller(request, calendar)
-        if error or resolved is None:
-            return error or google_error(404, "notFound", "Not Found")
-        return Response(200, {"kind": "calendar#calendarListEntry", "id": resolved,
-                              "summary": resolved, "accessRole": "owner", "primary": True})
+        access = self._access(request, calendar, "calendar.calendarList.get")
+        if isinstance(access, Response):
+            return access
+        return Response(200, self._entry(*access))
 
     def _list(self, request: Request, calendar: str) -> Response:
-        resolved, error = self._caller(request, calendar)
-        if error or resolved is None:
-            return error or google_error(404, "notFound", "Not Found")
+        access = self._access(request, calendar, "calendar.events.list")
+        if isinstance(access, Response):
+            return access
+        resolved, role = access
         query = request.query
         if query.get("singleEvents", "false") != "false":
             return google_error(400, "invalid", "this emulator lists with singleEvents=false")
@@ -275,7 +421,10 @@ class GoogleCalendarEmulator(Emulator):
             ]
         limit = min(int(query.get("maxResults", 250)), self.page_size)
         page, rest = items[:limit], items[limit:]
+        # every page names the caller's role ("accessRole" of the Events resource:
+        # https://developers.google.com/calendar/api/v3/reference/events/list#response)
         body: dict[str, Any] = {"kind": "calendar#events", "summary": resolved,
+                                "accessRole": role,
                                 "items": [entry["event"] for entry in page]}
         if rest:
             token = secrets.token_urlsafe(12)
@@ -285,22 +434,39 @@ class GoogleCalendarEmulator(Emulator):
             body["nextSyncToken"] = _b64(json.dumps([resolved, snapshot_seq]).encode())
         return Response(200, body)
 
-    def _get(self, request: Request, calendar: str, event_id: str) -> Response:
-        resolved, error = self._caller(request, calendar)
-        if error or resolved is None:
-            return error or google_error(404, "notFound", "Not Found")
-        event = self.events[resolved].get(event_id)
-        if event is None or (event["status"] == "cancelled" and "recurringEventId" not in event):
-            return google_error(404, "notFound", "Not Found")
-        return Response(200, self._public(resolved, event))
-
-    def _patch(self, request: Request, calendar: str, event_id: str) -> Response:
-        resolved, error = self._caller(request, calendar)
-        if error or resolved is None:
-            return error or google_error(404, "notFound", "Not Found")
-        event = self.events[resolved].get(event_id)
+    def _one_event(self, calendar: str, event_id: str) -> dict[str, Any] | Response:
+        """An event a get or patch names: 404 if it never existed; 410 `deleted` if it was
+        deleted (API-NOTES; https://developers.google.com/calendar/api/guides/errors#410_gone).
+        A cancelled occurrence of a series stays readable, in its short form."""
+        event = self.events[calendar].get(event_id)
         if event is None:
             return google_error(404, "notFound", "Not Found")
+        if event["status"] == "cancelled" and "recurringEventId" not in event:
+            return google_error(410, "deleted", "Resource has been deleted")
+        return event
+
+    def _get(self, request: Request, calendar: str, event_id: str) -> Response:
+        access = self._access(request, calendar, "calendar.events.get")
+        if isinstance(access, Response):
+            return access
+        event = self._one_event(access[0], event_id)
+        if isinstance(event, Response):
+            return event
+        return Response(200, self._public(access[0], event))
+
+    def _patch(self, request: Request, calendar: str, event_id: str) -> Response:
+        access = self._access(request, calendar, "calendar.events.patch")
+        if isinstance(access, Response):
+            return access
+        resolved, role = access
+        if role not in WRITERS:  # as Google answers a reader's write (e.g.
+            # https://github.com/phw198/OutlookGoogleCalendarSync/issues/968)
+            return google_error(403, "requiredAccessLevel",
+                                "You need to have writer access to this calendar.",
+                                domain="calendar")
+        event = self._one_event(resolved, event_id)
+        if isinstance(event, Response):
+            return event
         if_match = request.headers.get("if-match")
         if if_match and if_match != event["etag"]:
             return google_error(412, "conditionNotMet", "Precondition Failed")
