@@ -13,7 +13,7 @@ from pathlib import Path
 from .calendars.base import CalendarError
 from .config import Config, Instructor
 from .engine import Engine
-from .zoom import ZoomError
+from .zoom import ZoomError, describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 SCOPES_HINT = {
@@ -97,18 +97,27 @@ def _instructor_checks(instructor: Instructor, engine: Engine,
         return
     user = instructor.zoom_user
     try:
-        link = engine.zoom.link(user)
-        settings = engine.zoom.settings(user)
+        pmi = engine.zoom.pmi_state(user)
     except ZoomError as err:
         yield Check(FAIL, f"{who} Zoom", str(err),
-                    f"check that {user} is a licensed user of this Zoom account (zoom_user)")
+                    f"check that {user} is a licensed user of this Zoom account (zoom_user), "
+                    "and that the app has the scopes user:read:admin, user:write:admin, "
+                    "meeting:read:admin and meeting:write:admin (granular: "
+                    "meeting:read:meeting:admin, meeting:update:meeting:admin)")
         return
-    yield Check(OK, f"{who} Zoom", f"user found, PMI {link.display_id}, "
-                f"{settings.describe()}")
-    blocked = [name for name in settings.lacking() if name in locks]
+    found = meets(pmi, engine.config.links.include_passcode)
+    yield Check(OK, f"{who} Zoom", f"user found, PMI {pmi.link('auto').display_id}, "
+                f"{pmi.describe()}; students meet: {describe_meets(found)}")
+    blocked = [name for name in pmi.lacking() if name in locks]
     if blocked:
         yield Check(FAIL, f"{who} Zoom", f"{', '.join(blocked)} must change but is locked by "
                     "the account", UNLOCK_HINT)
+    if not found["passcode_in_invite"] and not found["link_carries_passcode"]:
+        yield Check(WARN, f"{who} Zoom", "the join link does not carry the passcode and "
+                    "links.include_passcode = false: students with the invite are asked for a "
+                    "passcode it does not give",
+                    'set links.include_passcode = "auto", or turn on "Embed passcode in invite '
+                    'link" in the Zoom account')
 
 
 def run(config: Config, engine: Engine, out: Callable[[str], None] = print) -> int:
