@@ -167,7 +167,10 @@ class GraphEmulator(Emulator):
         self.expire_delta_tokens()
 
     def error_response(self, status: int, reason: str, headers: dict[str, str]) -> Response:
-        code = {429: "TooManyRequests", 503: "ServiceNotAvailable"}.get(status, "generalException")
+        # an injected "412" is what Graph answers to plain GETs under load (API-NOTES.md,
+        # Microsoft Graph: ErrorIrresolvableConflict 412s on GETs, to be retried like a 503)
+        code = {429: "TooManyRequests", 503: "ServiceNotAvailable",
+                412: "ErrorIrresolvableConflict"}.get(status, "generalException")
         return graph_error(status, code, "The service is busy; retry later.", headers)
 
     # --- internals ---
