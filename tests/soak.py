@@ -217,8 +217,12 @@ class Campus:
                 self._google_event(t.owner, self.rng.choice(TITLES), self._later())
             else:
                 self._graph_event(t.owner, self.rng.choice(TITLES), self._later())
-        elif action == "zoom-insecure":
-            self.box.zoom.user(t.owner).waiting_room = False
+        elif action == "zoom-insecure":  # the user's default, or the Personal Room's own
+            user = self.box.zoom.user(t.owner)
+            if self.rng.random() < 0.5:
+                user.waiting_room = False
+            else:
+                user.pmi_waiting_room = False
         elif action == "zoom-passcode":  # the link changes: every event must follow
             self.box.zoom.user(t.owner).pmi_password = str(self.rng.randint(100000, 999999))
 

@@ -16,10 +16,16 @@ ADA, MARY = "ada@example.edu", "mary@example.edu"
 QUICK = tuple(k for k in ALL_KINDS if k != "timeout")
 
 
-@pytest.mark.parametrize("google_credentials", ["service_account", "authorized_user"])
-def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials: str) -> None:
-    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
-    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+@pytest.mark.parametrize(("google_credentials", "embedded"), [
+    ("service_account", True), ("authorized_user", True), ("service_account", False)])
+def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials: str,
+                            embedded: bool) -> None:
+    """`embedded` False: the account does not put the passcode in join links, so by design
+    the passcode goes into the invites (links.include_passcode = "auto"); still nowhere
+    else: not in logs, state, status or dry-run output."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, embed_password_in_join_link=embedded)
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555,
+                                     embed_password_in_join_link=embedded)
     sandbox.google.add_event(ADA, summary="Office Hours", start=at(now - timedelta(minutes=5)),
                              end=at(now + HOUR))
     sandbox.graph.add_event(MARY, now - timedelta(minutes=5), now + HOUR,
@@ -46,19 +52,28 @@ def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials:
         emulator.chaos = None
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
+    dry = officehours(config, "sync", "--dry-run")
     outputs += [result.stdout, result.stderr, officehours(config, "status").stdout,
-                officehours(config, "status", "--json").stdout]
+                officehours(config, "status", "--json").stdout, dry.stdout, dry.stderr]
     assert "DEBUG" in "".join(outputs)
     state_files = b"".join(p.read_bytes() for p in (sandbox.dir / "state").iterdir())
 
     for emulator in (sandbox.google, sandbox.graph, sandbox.zoom):
         secrets += emulator.issued_tokens
+    (ada_event,) = sandbox.google.events[ADA]
+    (mary_event,) = sandbox.graph.events[MARY]
+    invites = {ADA: sandbox.google.event(ADA, ada_event)["description"],
+               MARY: sandbox.graph.event(MARY, mary_event)["body"]["content"]}
     for email in (ADA, MARY):
         user = sandbox.zoom.user(email)
         assert user.secure and user.pmi_password
-        secrets += [user.pmi_password, user.join_url.split("pwd=")[1]]
+        assert (f"Passcode: {user.pmi_password}" in invites[email]) is not embedded
+        secrets += [user.pmi_password]
+        if embedded:
+            secrets += [user.join_url.split("pwd=")[1]]
     text = "\n".join(outputs)
-    assert "pwd=***" in text  # join URLs were logged, masked
+    if embedded:
+        assert "pwd=***" in text  # join URLs were logged, masked
     for secret in secrets:
         assert secret and secret not in text, "a secret reached the output"
         assert secret.encode() not in state_files, "a secret reached the state database"
