@@ -1,21 +1,28 @@
-"""Graph as it really behaves (issue 9, item 4): 412s on plain GETs.
+"""Graph as it really behaves (issue 9, item 4): `$select` for what comes back only then,
+and 412s on plain GETs.
 
 The engine runs in-process with an injected clock (as in test_engine.py) against the
 HTTPS Graph and Zoom emulators; `status --json` runs as the real CLI."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from conftest import HOUR
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
+from daemon.http import ssl_context
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Request, Response
 
 MARY = "mary@example.edu"
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -51,6 +58,65 @@ def engine(sandbox: Sandbox, clock: list[datetime]) -> Iterator[Engine]:
                        clock=lambda: clock[0], sleep=lambda seconds: None)
     yield made
     made.close()
+
+
+def test_master_get_selects_every_field_read_including_cancelled_occurrences(
+        engine: Engine, sandbox: Sandbox, now: datetime) -> None:
+    master, _ = weekly_evening_series(sandbox, now)
+    queries: list[dict[str, str]] = []
+
+    def record(request: Request) -> Response | None:
+        if request.method == "GET" and unquote(request.path).endswith(f"/events/{master}"):
+            queries.append(dict(request.query))
+        return None
+
+    sandbox.graph.hooks.append(record)
+    (mary,) = engine.config.instructors
+    assert engine.sync(mary).error is None
+    assert queries, "the series master was never read"
+    selected = set(queries[0]["$select"].split(","))
+    assert {"cancelledOccurrences", "recurrence", "subject", "body", "location", "isOrganizer",
+            "type", "isCancelled", "seriesMasterId", "originalStart", "start", "end",
+            "originalStartTimeZone"} <= selected
+
+
+def test_emulator_returns_cancelled_occurrences_only_when_selected_by_id(
+        sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    master, starts = weekly_evening_series(sandbox, now)
+    sandbox.graph.cancel_occurrence(MARY, master, starts[1])
+    token = "test-token"
+    sandbox.graph.access_tokens[token] = time.time() + 600
+    base = f"{sandbox.graph_server.url}/v1.0/users/{MARY}"
+    with httpx.Client(verify=ssl_context(sandbox.ca.bundle),
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        def get(url: str, **params: str) -> Any:
+            response = http.get(url, params=params)
+            return response.status_code, response.json()
+
+        status, plain = get(f"{base}/events/{master}")
+        assert status == 200 and "cancelledOccurrences" not in plain
+        assert plain["recurrence"] and plain["subject"] == "Office Hours"
+
+        status, chosen = get(f"{base}/events/{master}", **{"$select": "subject,"
+                                                            "cancelledOccurrences"})
+        assert status == 200
+        assert set(chosen) == {"id", "@odata.etag", "subject", "cancelledOccurrences"}
+        # the occurrence's date where the series recurs (Pacific), not its UTC date
+        local_day = starts[1].astimezone(PACIFIC).date()
+        assert chosen["cancelledOccurrences"] == [f"OID.{master}.{local_day}"]
+        assert local_day != starts[1].date()
+
+        status, _ = get(f"{base}/events/{master}", **{"$select": "subject,noSuchThing"})
+        assert status == 400
+
+        window = {"startDateTime": f"{now - HOUR:%Y-%m-%dT%H:%M:%SZ}",
+                  "endDateTime": f"{now + 30 * WEEK:%Y-%m-%dT%H:%M:%SZ}"}
+        status, listed = get(f"{base}/calendarView/delta", **window)
+        assert status == 200 and listed["value"]
+        assert not any("cancelledOccurrences" in item for item in listed["value"])
+        status, _ = get(f"{base}/calendarView/delta", **window, **{"$select": "subject"})
+        assert status == 400  # "$select is not supported" on calendarView delta
 
 
 @pytest.mark.parametrize("path", ["/calendarView/delta", "/events/"],

@@ -3,7 +3,8 @@
 The default calendar is read with calendarView/delta (the delta link is the sync token,
 a new round starts when the look-ahead window must move); another calendar is read by
 windowed calendarView and compared by changeKey. Series masters are fetched once per
-series that changed. Writes PATCH body and location together, with If-Match.
+series that changed, with `$select` (their cancelled occurrences come back only then).
+Writes PATCH body and location together, with If-Match.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,15 @@ NEW_ROUND_AFTER = timedelta(days=7)  # then the window is moved: the delta link 
 PAGE_SIZE = 100
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
 DEFAULT_CALENDARS = ("primary", "default", "calendar")
+# Every event property the program reads (see _events, _to_event and changes); asked for
+# with $select, so the answers carry these and nothing else.
+EVENT_FIELDS = ("type", "isCancelled", "seriesMasterId", "originalStart", "subject", "body",
+                "location", "isOrganizer", "start", "end", "originalStartTimeZone",
+                "recurrence", "changeKey")
+# A series' deleted occurrences come back "only on $select in a GET operation which specifies
+# the ID of a series master event" (https://learn.microsoft.com/en-us/graph/api/resources/event,
+# properties table; API-NOTES.md): without them a deleted occurrence would still be a session.
+BY_ID_FIELDS = (*EVENT_FIELDS, "cancelledOccurrences")
 
 
 def client_credential(config: MicrosoftConfig) -> str | dict[str, str]:
@@ -220,13 +231,17 @@ class OutlookCalendar:
         window = {"startDateTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",
                   "endDateTime": f"{start + WINDOW_AHEAD + WINDOW_BEHIND:%Y-%m-%dT%H:%M:%SZ}"}
         if self._calendar is None:
+            # no $select here: "$select is not supported" in a delta query on a calendar view
+            # (https://learn.microsoft.com/en-us/graph/delta-query-events, query parameters);
+            # the items carry every property anyway, and masters are read by id below
             url = (state["link"] if state else
                    f"{self._base}/users/{self._user}/calendarView/delta?{urlencode(window)}")
             items, link = self._pages(url)
             new_state: dict[str, Any] = {"start": start.isoformat(), "link": link}
         else:
+            query = urlencode({**window, "$select": ",".join(EVENT_FIELDS)}, safe="$,")
             url = (f"{self._base}/users/{self._user}/calendars/"
-                   f"{quote(self._calendar, safe='')}/calendarView?{urlencode(window)}")
+                   f"{quote(self._calendar, safe='')}/calendarView?{query}")
             listed, _ = self._pages(url)
             known: dict[str, str] = state["keys"] if state else {}
             keys = {item["id"]: item.get("changeKey", "") for item in listed}
@@ -268,7 +283,8 @@ class OutlookCalendar:
 
     def get(self, event_id: str) -> Event | None:
         try:
-            item = self._call("GET", self._event_url(event_id))
+            query = urlencode({"$select": ",".join(BY_ID_FIELDS)}, safe="$,")
+            item = self._call("GET", f"{self._event_url(event_id)}?{query}")
         except CalendarError as err:
             if "HTTP 404" in str(err):
                 return None
@@ -285,7 +301,12 @@ class OutlookCalendar:
             body["location"] = {"displayName": location}
         item = self._call("PATCH", self._event_url(event.id), body,
                           headers={"If-Match": event.etag} if event.etag else None)
-        return self._to_event(item)
+        written = self._to_event(item)
+        if written.kind is Kind.SERIES and "cancelledOccurrences" not in item:
+            # a PATCH answer has no cancelled occurrences (they come only on a $select by
+            # id); If-Match guaranteed the series was the one read, EXDATEs included
+            written = replace(written, recurrence=event.recurrence)
+        return written
 
     def _event_url(self, event_id: str) -> str:
         return f"{self._base}/users/{self._user}/events/{quote(event_id, safe='')}"

@@ -3,7 +3,9 @@ for it), calendarView/delta with paging and delta links, events get/patch with E
 calendarView of other calendars, 401/410/412/429 in Graph's error shape.
 
 Series are stored as a master plus the occurrence times the test gives, so the emulator
-does not share the program's recurrence code. Bodies are checked against the CSDL.
+does not share the program's recurrence code. Bodies are checked against the CSDL. As
+strict as Graph about `$select`: a master's cancelled and exception occurrences come back
+only when selected in a GET by id, and a selection returns only what it names.
 """
 
 from __future__ import annotations
@@ -16,15 +18,25 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from tzlocal.windows_tz import win_tz
 
 from .csdl import GraphSchema
 from .server import Emulator, Request, Response
 
 DEFAULT_CALENDAR = "default"
+# "Returned only on $select in a GET operation which specifies the ID of a series master
+# event" (https://learn.microsoft.com/en-us/graph/api/resources/event, properties table;
+# API-NOTES.md): never in lists, delta, PATCH answers, or a GET by id without $select.
+ONLY_ON_SELECT_BY_ID = ("cancelledOccurrences", "exceptionOccurrences")
+# What a $select answer carries besides the selected properties: the key and the ETag
+# annotation (https://learn.microsoft.com/en-us/graph/api/event-get, the $select example's
+# response; OData 4.01 keeps key properties in a projection).
+ALWAYS = ("id", "@odata.etag")
 
 
 def graph_error(status: int, code: str, message: str,
@@ -129,8 +141,14 @@ class GraphEmulator(Emulator):
     def cancel_occurrence(self, mailbox: str, master_id: str, original: datetime) -> None:
         with self.lock:
             master = self.events[mailbox.lower()][master_id]
+            # the date is the occurrence's date where the series recurs, as Exchange keeps
+            # deleted instances (MS-OXOCAL 2.2.1.44.1 DeletedInstanceDates: midnight, local
+            # time; example 4.1.1.3), not its UTC date: an evening session in the Americas
+            # is on the next day in UTC
+            zone = _zone((master.get("recurrence") or {}).get("range", {}).get(
+                "recurrenceTimeZone") or master.get("originalStartTimeZone"))
             master["cancelledOccurrences"].append(
-                f"OID.{master_id}.{original.astimezone(UTC):%Y-%m-%d}")
+                f"OID.{master_id}.{original.astimezone(zone):%Y-%m-%d}")
             self.occurrences[master_id] = [o for o in self.occurrences[master_id]
                                            if o[0] != original]
             self._touch(master)
@@ -187,6 +205,39 @@ class GraphEmulator(Emulator):
         for problem in (self.schema.check(out) if self.validate else []):
             self.schema_errors.append(f"response: {problem}")
         return out
+
+    def _select(self, request: Request) -> set[str] | Response | None:
+        """The properties `$select` names, None without one; 400 for an unknown name, as
+        Graph answers ("Could not find a property named ...")."""
+        value = request.query.get("$select")
+        if value is None:
+            return None
+        names = {name.strip() for name in value.split(",") if name.strip()}
+        for name in sorted(names):
+            if any("no such property" in p for p in self.schema.check({name: []})):
+                return graph_error(400, "RequestBroker--ParseUri", f"Could not find a property "
+                                   f"named '{name}' on type 'microsoft.graph.event'.")
+        return names
+
+    def _wire(self, event: dict[str, Any], select: set[str] | None,
+              by_id: bool = False) -> dict[str, Any]:
+        """An event as an answer carries it: the master-only collections only when selected
+        in a GET by id; with `$select`, only the selected properties and ALWAYS."""
+        out = self._public(event)
+        for name in ONLY_ON_SELECT_BY_ID:
+            out.pop(name, None)
+        if select is None:
+            return out
+        if by_id and "cancelledOccurrences" in select:
+            out["cancelledOccurrences"] = list(event.get("cancelledOccurrences", []))
+        if by_id and "exceptionOccurrences" in select:  # a navigation property: events
+            out["exceptionOccurrences"] = [
+                {"id": e["id"]} for e in self.events[self._owner(event)].values()
+                if e.get("seriesMasterId") == event["id"]]
+        return {k: v for k, v in out.items() if k in select or k in ALWAYS}
+
+    def _owner(self, event: dict[str, Any]) -> str:
+        return next(box for box, events in self.events.items() if event["id"] in events)
 
     def _instances(self, box: str, calendar: str, start: datetime,
                    end: datetime) -> list[tuple[int, dict[str, Any]]]:
@@ -309,6 +360,10 @@ class GraphEmulator(Emulator):
             return graph_error(404, "ErrorInvalidUser", "The requested user is invalid.")
         path = request.path
         query = request.query
+        if "$select" in query:  # "$select is not supported" for delta on a calendar view
+            # (https://learn.microsoft.com/en-us/graph/delta-query-events, query parameters)
+            return graph_error(400, "ErrorInvalidUrlQuery", "The query parameter '$select' "
+                               "is not supported with this delta request.")
         if "$skiptoken" in query:
             items = self.pages.get(query["$skiptoken"])  # reusable, as Graph's are
             if items is None:
@@ -356,7 +411,13 @@ class GraphEmulator(Emulator):
         except KeyError:
             return graph_error(400, "ErrorInvalidParameter", "StartDateTime and EndDateTime "
                                "are required.")
+        select = self._select(request)  # calendarView supports $select, as a list does
+        if isinstance(select, Response):
+            return select
         items = [event for _, event in self._instances(box, calendar, start, end)]
+        if select is not None:
+            items = [{k: v for k, v in item.items() if k in select or k in ALWAYS}
+                     for item in items]
         return self._page(items, request.path, {}, request)
 
     def _find(self, request: Request, user: str,
@@ -374,7 +435,10 @@ class GraphEmulator(Emulator):
         event, error = self._find(request, user, event_id)
         if event is None:
             return error or graph_error(404, "ErrorItemNotFound", "Not found.")
-        return Response(200, self._public(event))
+        select = self._select(request)
+        if isinstance(select, Response):
+            return select
+        return Response(200, self._wire(event, select, by_id=True))
 
     def _patch(self, request: Request, user: str, event_id: str) -> Response:
         event, error = self._find(request, user, event_id)
@@ -396,11 +460,19 @@ class GraphEmulator(Emulator):
             else:
                 event[key] = value
         self._touch(event)
-        return Response(200, self._public(event))
+        return Response(200, self._wire(event, None))
 
 
 def _occurrence_id(master_id: str, start: datetime) -> str:
     return f"{master_id}_OCC{start.astimezone(UTC):%Y%m%dT%H%M}"
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    """A Windows zone name ("Pacific Standard Time") or an IANA one; UTC otherwise."""
+    try:
+        return ZoneInfo(win_tz.get(name or "UTC", name or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def _iso(when: datetime) -> str:
