@@ -1,11 +1,12 @@
 """Graph as it really behaves (issue 9, item 4): `$select` for what comes back only then,
-and 412s on plain GETs.
+a deleted Outlook occurrence that is no session, and 412s on plain GETs.
 
 The engine runs in-process with an injected clock (as in test_engine.py) against the
 HTTPS Graph and Zoom emulators; `status --json` runs as the real CLI."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import HOUR
+from conftest import HOUR, officehours
 
 from daemon.app import open_engine
 from daemon.config import load
@@ -58,6 +59,10 @@ def engine(sandbox: Sandbox, clock: list[datetime]) -> Iterator[Engine]:
                        clock=lambda: clock[0], sleep=lambda seconds: None)
     yield made
     made.close()
+
+
+def zoom_calls(sandbox: Sandbox) -> list[str]:
+    return [r.path for r in sandbox.zoom.requests() if "token" not in r.path]
 
 
 def test_master_get_selects_every_field_read_including_cancelled_occurrences(
@@ -117,6 +122,54 @@ def test_emulator_returns_cancelled_occurrences_only_when_selected_by_id(
         assert not any("cancelledOccurrences" in item for item in listed["value"])
         status, _ = get(f"{base}/calendarView/delta", **window, **{"$select": "subject"})
         assert status == 400  # "$select is not supported" on calendarView delta
+
+
+def test_occurrence_deleted_in_outlook_is_not_a_session(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    master, starts = weekly_evening_series(sandbox, now)
+    (mary,) = engine.config.instructors
+    for _ in range(2):  # the second pass reads back our own write of the link
+        first = engine.sync(mary)
+        assert first.error is None and first.next_session is not None
+        assert first.next_session.start == starts[0]
+
+    sandbox.graph.cancel_occurrence(MARY, master, starts[0])  # deleted in Outlook
+    second = engine.sync(mary)
+    assert second.error is None and second.next_session is not None
+    assert second.next_session.start == starts[1]
+    status = officehours(engine.config.path, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)
+    assert datetime.fromisoformat(row["next_session"]) == starts[1]
+
+    # the deleted occurrence's lead window: no Zoom check, nothing asked of Zoom at all
+    clock[0] = starts[0] - timedelta(minutes=10)
+    before = zoom_calls(sandbox)
+    during = engine.sync(mary)
+    assert during.error is None and during.zoom == ""
+    assert zoom_calls(sandbox) == before
+    assert during.next_session is not None and during.next_session.start == starts[1]
+
+    clock[0] = starts[1] - timedelta(minutes=10)  # the next real session is checked
+    after = engine.sync(mary)
+    assert after.error is None and after.zoom
+    assert len(zoom_calls(sandbox)) > len(before)
+
+
+def test_series_deleted_in_outlook_has_no_sessions_left(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    """The delta names only the deleted occurrences; the series is read again and is gone."""
+    master, starts = weekly_evening_series(sandbox, now)
+    (mary,) = engine.config.instructors
+    for _ in range(2):
+        assert engine.sync(mary).error is None
+    sandbox.graph.delete_event(MARY, master)
+    result = engine.sync(mary)
+    assert result.error is None and result.next_session is None
+    clock[0] = starts[0] - timedelta(minutes=10)
+    before = zoom_calls(sandbox)
+    during = engine.sync(mary)
+    assert during.error is None and during.zoom == "" and zoom_calls(sandbox) == before
 
 
 @pytest.mark.parametrize("path", ["/calendarView/delta", "/events/"],

@@ -249,9 +249,23 @@ class OutlookCalendar:
             items += [{"id": gone, "@removed": {"reason": "deleted"}}
                       for gone in known if gone not in keys]
             new_state = {"start": start.isoformat(), "keys": keys}
-        return Listing(self._events(items, full), json.dumps(new_state), full=full)
+        series: list[str] = state.get("series", []) if state else []
+        # A removal may be one deleted occurrence, which Graph reports as no more than its
+        # "@removed" (https://learn.microsoft.com/en-us/graph/delta-query-events): its
+        # id names no series, and only the master's cancelledOccurrences say which date
+        # is gone. So any removal re-reads the series of the round; rare, and cheap.
+        reread = series if any("@removed" in item for item in items) else []
+        events, masters = self._events(items, full, reread)
+        new_state["series"] = sorted(
+            {m for m in series if masters.get(m, True)}
+            | {m for m, exists in masters.items() if exists}
+            | {str(i["seriesMasterId"]) for i in items if i.get("seriesMasterId")})
+        return Listing(events, json.dumps(new_state), full=full)
 
-    def _events(self, items: list[dict[str, Any]], full: bool) -> list[Event]:
+    def _events(self, items: list[dict[str, Any]], full: bool,
+                reread: list[str]) -> tuple[list[Event], dict[str, bool]]:
+        """The events of `items`, with the series they need read by id (and `reread`);
+        and which series were read, each with whether it still exists."""
         events: list[Event] = []
         masters: list[str] = []
         for item in items:
@@ -267,10 +281,13 @@ class OutlookCalendar:
             if master and master not in masters and (
                     kind == "occurrence" or (full and kind == "exception")):
                 masters.append(master)
+        masters += [m for m in reread if m not in masters]
+        read: dict[str, bool] = {}
         for master_id in masters:  # once per series, however many occurrences changed
             master = self.get(master_id)
             events.append(master or Event(id=master_id, kind=Kind.CANCELLED))
-        return events
+            read[master_id] = master is not None
+        return events, read
 
     def access(self) -> str:
         path = ("calendar" if self._calendar is None

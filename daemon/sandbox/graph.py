@@ -151,7 +151,13 @@ class GraphEmulator(Emulator):
                 f"OID.{master_id}.{original.astimezone(zone):%Y-%m-%d}")
             self.occurrences[master_id] = [o for o in self.occurrences[master_id]
                                            if o[0] != original]
+            # the master changes (new ETag); its other occurrences are not listed again:
+            # Graph documents only the deleted one's "@removed" in the delta
+            # (https://learn.microsoft.com/en-us/graph/delta-query-events), so that is all
+            # a client may count on
+            shown = master["_shown_seq"]
             self._touch(master)
+            master["_shown_seq"] = shown
             self.removed[mailbox.lower()].append((self.seq, _occurrence_id(master_id, original)))
 
     def edit_event(self, mailbox: str, event_id: str, **changes: Any) -> None:
@@ -195,7 +201,7 @@ class GraphEmulator(Emulator):
 
     def _touch(self, event: dict[str, Any]) -> None:
         self.seq += 1
-        event["_seq"] = self.seq
+        event["_seq"] = event["_shown_seq"] = self.seq  # _shown_seq: a master's occurrences
         event["changeKey"] = base64.b64encode(f"ck{self.seq}".encode()).decode()
         event["@odata.etag"] = f'W/"{event["changeKey"]}"'
         event["lastModifiedDateTime"] = _now()
@@ -251,7 +257,8 @@ class GraphEmulator(Emulator):
                             if e.get("seriesMasterId") == event["id"]}
                 for begins, ends in self.occurrences[event["id"]]:
                     if begins < end and ends > start and _iso(begins) not in replaced:
-                        found.append((event["_seq"], self._occurrence(event, begins, ends)))
+                        found.append((event["_shown_seq"],
+                                      self._occurrence(event, begins, ends)))
             elif _parse(event["start"]["dateTime"]) < end and \
                     _parse(event["end"]["dateTime"]) > start:
                 found.append((event["_seq"], self._public(event)))
