@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..http import mask_url
+from ..state import State
 from .domain import Sandbox
 
 ZONE = ZoneInfo("America/New_York")
@@ -24,9 +26,11 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
     google = sandbox.google
     sandbox.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
     sandbox.add_instructor("Grace Hopper", "grace@example.edu", 8234567890)
+    # Alan's defaults are secure, but someone switched his Personal Room's own waiting
+    # room off (Personal Room > Edit): students would walk straight in
     sandbox.add_instructor("Alan Turing", "alan@example.edu", 8345678901,
                            require_password_for_pmi_meetings="all", pmi_password="428571",
-                           waiting_room=True)
+                           waiting_room=True, pmi_waiting_room=False)
     alan_url = sandbox.zoom.user("alan@example.edu").join_url
 
     local = now.astimezone(ZONE).replace(hour=14, minute=0, second=0, microsecond=0)
@@ -161,6 +165,38 @@ def _report(sandbox: Sandbox, before: View, zoom_before: dict[str, str]) -> None
         print(f"  {email}\n      before: {zoom_before[email]}\n      after:  {state}")
 
 
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def _lead_window_pass(config: Path) -> tuple[int, int]:
+    """A dry run per instructor with the clock at their next session's start minus 5
+    minutes, as the pre-session check runs: (events it would write, Zoom repairs)."""
+    from ..app import open_engine
+    from ..config import load
+
+    loaded = load(config)
+    state = State(loaded.service.state_dir / "state.sqlite3", read_only=True)
+    try:
+        upcoming = {key: s.next_session for key, s in state.statuses().items()}
+    finally:
+        state.close()
+    written = changed = 0
+    for instructor in loaded.instructors:
+        start = upcoming.get(instructor.key)
+        if start is None:
+            continue
+        moment = datetime.fromisoformat(start) - timedelta(minutes=5)
+        engine = open_engine(loaded, dry_run=True, clock=functools.partial(_same, moment))
+        try:
+            result = engine.sync(instructor)
+        finally:
+            engine.close()
+        written += len(result.changes)
+        changed += result.zoom != "secure"
+    return written, changed
+
+
 def run_demo() -> int:
     from ..cli import main
 
@@ -172,8 +208,10 @@ def run_demo() -> int:
             print("officehours demo: local emulators on 127.0.0.1 "
                   f"(Google Calendar {sandbox.google_server.url}, Microsoft Graph "
                   f"{sandbox.graph_server.url}, Zoom {sandbox.zoom_server.url})")
-            print("Grace's session is under way, so her PMI is secured now; Ada's next session "
-                  "is hours away, so hers waits for its lead window.\n")
+            print("Every instructor with office hours ahead has their PMI secured before their "
+                  "link is written,\nso the link students receive is final. Alan's user "
+                  "default has the waiting room on,\nbut his Personal Room's own is off: "
+                  "that is the one students meet.\n")
             before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
             print("=== Pass 1: officehours sync ===")
             code = main(["--config", str(config), "sync"])
@@ -191,6 +229,11 @@ def run_demo() -> int:
                 "writes); second pass: " + ", ".join(
                 f"{n} {t - c}" for n, c, t in zip(names, first, total, strict=True))
                 + f" ({second_writes} writes).")
+            print("\n=== Pass 3 (dry run): each instructor inside their next session's lead "
+                  "window ===")
+            third = _lead_window_pass(config)
+            print(f"{third[0]} event(s) would be written, {third[1]} PMI(s) would be repaired: "
+                  "every link written in pass 1 was already final.")
             print("\n=== officehours status ===")
             main(["--config", str(config), "status"])
             problems = [p for e in emulators for p in e.schema_errors]
