@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
-from ..http import RETRY_STATUSES, backoff, https_proxy, retry_after, send, with_retries
+from ..http import backoff, https_proxy, httpx_delay, retry_after, send
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
@@ -170,8 +170,8 @@ class OutlookCalendar:
         request = self._http.build_request(method, url, json=body,
                                            headers={"Prefer": PREFER, **(headers or {})})
         try:
-            response = (self._send_read(request) if method == "GET"
-                        else send(self._http, request, self._auth, self._sleep))
+            response = send(self._http, request, self._auth, self._sleep,
+                            delay=_read_delay if method == "GET" else httpx_delay)
         except httpx.TransportError as err:
             raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
         except ValueError:
@@ -194,20 +194,6 @@ class OutlookCalendar:
         except ValueError:
             raise CalendarError(f"Graph {method} for {self._who}: invalid JSON") from None
         return result
-
-    def _send_read(self, request: httpx.Request) -> httpx.Response:
-        """`http.send` for a GET: the shared retry policy, with a 412 retried like a 503.
-
-        Graph answers plain GETs under load with 412 ErrorIrresolvableConflict (API-NOTES.md,
-        Microsoft Graph): nothing of ours was written, so it is a busy service, not an edit
-        to merge. A write's 412 stays a Conflict (_call)."""
-        def once() -> httpx.Response:
-            response = self._http.send(request, auth=self._auth)
-            if response.is_success and response.content:
-                response.json()  # raises ValueError on a truncated or garbled body
-            return response
-
-        return with_retries(once, _read_delay, self._sleep)
 
     def _pages(self, url: str) -> tuple[list[dict[str, Any]], str]:
         """Every item behind `url`, following nextLink; and the deltaLink at the end."""
@@ -363,13 +349,14 @@ class OutlookCalendar:
 
 
 def _read_delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
-    """http.py's policy for a read (transport errors, bad JSON, RETRY_STATUSES with
-    Retry-After or backoff), and a 412 the same way as a 503."""
-    if isinstance(outcome, httpx.TransportError | ValueError):
-        return backoff(attempt)
-    if isinstance(outcome, httpx.Response) and outcome.status_code in (*RETRY_STATUSES, 412):
+    """http.py's policy, and for a GET a 412 retried like a 503.
+
+    Graph answers plain GETs under load with 412 ErrorIrresolvableConflict (API-NOTES.md,
+    Microsoft Graph): nothing of ours was written, so it is a busy service, not an edit
+    to merge. A write's 412 stays a Conflict (_call)."""
+    if isinstance(outcome, httpx.Response) and outcome.status_code == 412:
         return retry_after(outcome.headers) or backoff(attempt)
-    return None
+    return httpx_delay(outcome, attempt)
 
 
 def _when(value: dict[str, Any] | None) -> datetime | None:
