@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     windows: dict[str, float] = {}
     starts: dict[str, float] = {}
     for email in session_emails:
-        box.zoom.user(email).waiting_room = False  # insecure until the program acts
+        box.zoom.user(email).pmi_waiting_room = False  # someone opens the Personal Room
         opens_in = args.interval + rng.uniform(10, 40)
         start = datetime.now(UTC) + timedelta(minutes=LEAD_MINUTES, seconds=opens_in)
         add_session(box, email, start)

@@ -94,11 +94,14 @@ def test_first_pass_links_outlook_events_once_and_second_pass_writes_nothing(
     patches = mary.graph.requests("PATCH")
     assert len(patches) == 3  # one per series, exception and single: never an occurrence
     assert not any("_OCC" in p.path for p in patches)
-    assert mary.zoom.writes() == []
+    # secured at first sight, before the link was written: no second email to the class
+    assert [r.path for r in mary.zoom.writes()] == [f"/v2/users/{MARY}/settings",
+                                                    "/v2/meetings/8555555555"]
 
     second = officehours(config, "sync")
     assert second.returncode == 0, second.stderr
     assert len(mary.graph.requests("PATCH")) == 3
+    assert len(mary.zoom.writes()) == 2
 
 
 def test_outlook_session_secured_from_mapped_recurrence(mary: Sandbox, now: datetime) -> None:
