@@ -152,19 +152,24 @@ def test_every_request_of_a_sync_pass_names_the_instructor_as_quota_user(
     assert [q for q in uses if q.quota_user != q.subject] == []
 
 
+def delete_just_before(sandbox: Sandbox, method: str, event_id: str, purged: bool) -> None:
+    """The instructor deletes the event just before our `method` request for it arrives."""
+    def instructor_deletes_first(request: Request) -> Response | None:
+        if request.method == method and request.path.endswith(event_id) \
+                and event_id in sandbox.google.events[ADA]:
+            remove(sandbox, event_id, purged)
+        return None
+
+    sandbox.google.hooks.append(instructor_deletes_first)
+
+
 @pytest.mark.parametrize("purged", [False, True], ids=["deleted-410", "purged-404"])
 def test_event_deleted_before_our_patch_costs_no_failure(
         sandbox: Sandbox, now: datetime, purged: bool) -> None:
     series, single = office_hours(sandbox, ADA, now, 8123456789)
     config = sandbox.write_config()
 
-    def instructor_deletes_first(request: Request) -> Response | None:
-        if request.method == "PATCH" and request.path.endswith(single) \
-                and single in sandbox.google.events[ADA]:
-            remove(sandbox, single, purged)
-        return None
-
-    sandbox.google.hooks.append(instructor_deletes_first)
+    delete_just_before(sandbox, "PATCH", single, purged)
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
     gone = 404 if purged else 410
@@ -182,13 +187,7 @@ def test_event_deleted_before_our_get_costs_no_failure(
     linked_and_quiet(config)
     sandbox.zoom.user(ADA).pmi_password = "222222"  # not listed, so read one by one
 
-    def instructor_deletes_first(request: Request) -> Response | None:
-        if request.method == "GET" and request.path.endswith(single) \
-                and single in sandbox.google.events[ADA]:
-            remove(sandbox, single, purged)
-        return None
-
-    sandbox.google.hooks.append(instructor_deletes_first)
+    delete_just_before(sandbox, "GET", single, purged)
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
     assert [r.status for r in sandbox.google.requests("GET", f"/events/{single}")] == \
