@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import secrets
 import string
 import threading
@@ -35,25 +37,21 @@ RATE_LIMITS = {"pro": {"light": 25.0, "medium": 16.0},
 class ZoomError(Exception):
     """A Zoom request failed; the message is safe to log and names no secret."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 class ZoomRefused(ZoomError):
     """Zoom would not make the PMI secure (a setting locked by the account, say);
     `state` is what a student meets now, as read back."""
 
     def __init__(self, message: str, state: PmiState | None = None) -> None:
-        super().__init__(message, 400)
+        super().__init__(message)
         self.state = state
 
 
 class ZoomThrottled(ZoomError):
     """A daily limit (or a wait longer than a pass) was reached: no retry helps today."""
 
-    def __init__(self, message: str, until: datetime | None) -> None:
-        super().__init__(message, 429)
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
         self.until = until
 
 
@@ -203,6 +201,7 @@ class _TokenAuth(httpx.Auth):
 
     def __init__(self, config: ZoomConfig, secret: str, clock: Callable[[], float]) -> None:
         basic = base64.b64encode(f"{config.client_id}:{secret}".encode()).decode()
+        self.key = hashlib.sha256(b"officehours passcode digest:" + secret.encode()).digest()
         self._basic = f"Basic {basic}"
         self._config = config
         self._clock = clock
@@ -251,7 +250,11 @@ def _daily_limit(response: httpx.Response) -> datetime | None:
     daily = "daily" in response.headers.get("x-ratelimit-type", "").lower()
     if not daily and (wait is None or wait <= MAX_RETRY_AFTER):
         return None
-    return datetime.now(UTC) + timedelta(seconds=wait if wait is not None else 86400)
+    now = datetime.now(UTC)
+    if wait is not None:
+        return now + timedelta(seconds=wait)
+    # no moment given: Zoom's daily limits reset at 00:00 UTC (rate-limits page, above)
+    return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def _delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
@@ -305,10 +308,10 @@ class ZoomClient:
         until = _daily_limit(response)
         if until is not None:
             return ZoomThrottled(f"{text}; Zoom's limit lifts at {until:%Y-%m-%d %H:%M} UTC, "
-                                 "no retry before then", until)
+                                 "not tried again before then", until)
         if response.status_code == 400 and method == "PATCH" and code == 300:  # locked
             return ZoomRefused(text)
-        return ZoomError(text, response.status_code)
+        return ZoomError(text)
 
     def _user(self, user: str) -> tuple[str, str]:
         body = self._call("GET", f"/users/{user}")
@@ -347,21 +350,40 @@ class ZoomClient:
 
     def enforce(self, user: str, dry_run: bool = False) -> Enforcement:
         """Make the PMI secure if it is not, each setting through the endpoint that owns
-        it, and confirm by reading both back."""
+        it, and confirm by reading both back. A setting the account refuses does not stop
+        the repair of the others."""
         before = self.pmi_state(user)
         repair = missing_security(before, random_passcode)
         if repair is None or dry_run:
             return Enforcement(before, before, repair is not None)
-        try:
-            if repair.settings is not None:
-                self._call("PATCH", f"/users/{user}/settings", repair.settings, "medium")
-            if repair.meeting is not None:
-                self._call("PATCH", f"/meetings/{before.meeting_id}", repair.meeting)
-        except ZoomRefused as err:
-            raise ZoomRefused(str(err), self.pmi_state(user)) from None
+        refusals = []
+        if repair.settings is not None:
+            refusals += self._patch(f"/users/{user}/settings", repair.settings, "medium")
+        if repair.meeting is not None:
+            path = f"/meetings/{before.meeting_id}"
+            refused = self._patch(path, repair.meeting)
+            if refused and len(repair.meeting) > 1:  # one locked setting: try each alone
+                refusals += [r for name, value in repair.meeting.items()
+                             for r in self._patch(path, {name: value})]
+            else:
+                refusals += refused
         after = self.pmi_state(user)
         if after.lacking():
-            raise ZoomRefused(
-                f"Zoom kept the PMI of {user} insecure after a repair: "
-                f"{', '.join(after.lacking())} unchanged (locked by the account?)", after)
+            said = f"; Zoom said: {'; '.join(refusals)}" if refusals else \
+                " (locked by the account?)"
+            raise ZoomRefused(f"Zoom kept the PMI of {user} insecure after a repair: "
+                              f"{', '.join(after.lacking())} unchanged{said}", after)
         return Enforcement(before, after, True)
+
+    def _patch(self, path: str, body: dict[str, Any], category: str = "light") -> list[str]:
+        """One repair PATCH; what Zoom said if it refused (checked by reading back)."""
+        try:
+            self._call("PATCH", path, body, category)
+        except ZoomRefused as err:
+            return [str(err)]
+        return []
+
+    def passcode_digest(self, passcode: str) -> str:
+        """A passcode as the state may remember it: keyed with the app's secret, which
+        the state does not hold, so a short passcode cannot be guessed back from it."""
+        return hmac.new(self._auth.key, passcode.encode(), hashlib.sha256).hexdigest()

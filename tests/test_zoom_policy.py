@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -51,7 +52,6 @@ def test_passcode_goes_in_the_invite_as_the_policy_says(
         policy: bool | str, url: str, shown: bool) -> None:
     link = pmi(url=url).link(policy)  # type: ignore[arg-type]
     assert link.passcode == ("123456" if shown else "")
-    assert (link.identity != link.url) is shown  # a shown passcode is part of the link
 
 
 @pytest.mark.parametrize("requirement", [
@@ -225,3 +225,33 @@ def test_a_missing_meeting_scope_is_named(
     sandbox.zoom.scopes -= {"meeting:read:admin"}
     with pytest.raises(ZoomError, match="4711.*meeting:read:meeting:admin"):
         make_client([]).pmi_state("ada@example.edu")
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-RateLimit-Type": "Daily-limit"},  # no moment: Zoom's daily limits reset at 00:00 UTC
+    {"Retry-After": "3600", "X-RateLimit-Type": "QPS"},  # beyond what a pass waits
+], ids=["type-only", "long-wait-only"])
+def test_either_sign_of_a_daily_limit_stops_the_retries(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient],
+        headers: dict[str, str]) -> None:
+    sandbox.zoom.add_user("ada@example.edu", 8123456789)
+    sandbox.zoom.fail("GET", "/v2/users/", Response(429, {"code": 429, "message": "x"}, headers))
+    slept: list[float] = []
+    with pytest.raises(ZoomThrottled) as caught:
+        make_client(slept).link("ada@example.edu", False)
+    assert slept == [] and caught.value.until > datetime.now(UTC)
+
+
+@pytest.mark.parametrize("locked", ["require_password_for_pmi_meetings", "waiting_room"])
+def test_a_refused_setting_does_not_stop_the_repair_of_the_others(
+        sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient], locked: str) -> None:
+    """The account locks one setting and answers its change with 400 code 300."""
+    user = sandbox.zoom.add_user("ada@example.edu", 8123456789, locked={locked},
+                                 refuse_locked=True)
+    with pytest.raises(ZoomRefused, match=locked) as caught:
+        make_client([]).enforce("ada@example.edu")
+    assert user.pmi_password  # the passcode was set all the same
+    assert (user.require_password_for_pmi_meetings == "all") is (locked == "waiting_room")
+    assert user.room_waiting_room is (locked != "waiting_room")
+    assert caught.value.state is not None and caught.value.state.lacking() == [
+        "require_password_for_pmi_meetings" if locked != "waiting_room" else "waiting_room"]
