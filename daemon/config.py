@@ -145,12 +145,6 @@ def _int_at_least(minimum: int) -> Converter:
     return convert
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {_type_name(value)}")
-    return value
-
-
 def _passcode_policy(value: Any) -> PasscodePolicy:
     if value == "auto" or isinstance(value, bool):
         return "auto" if value == "auto" else bool(value)

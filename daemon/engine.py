@@ -16,19 +16,28 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .calendars.base import CalendarError, CalendarProvider, Conflict, SyncExpired
 from .config import Config, Instructor
 from .http import mask_url
 from .model import Event, JoinLink, Kind, is_office_hours
-from .reconcile import Template, desired_description, reconcile, strip_blocks
+from .reconcile import Change, Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
 from .state import KnownEvent, State, fingerprint
-from .zoom import PmiState, ZoomClient, ZoomError, ZoomRefused, carries_passcode, meets
+from .zoom import (
+    PmiState,
+    ZoomClient,
+    ZoomError,
+    ZoomRefused,
+    ZoomThrottled,
+    carries_passcode,
+    meets,
+)
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
+FAR_AHEAD = timedelta(days=400)  # how far ahead a session still calls for a secured PMI
 MAX_CONFLICT_RETRIES = 5
 
 
@@ -57,6 +66,7 @@ class Engine:
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
         self._no_passcode: set[str] = set()
+        self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self.stopping = threading.Event()
         self._links: dict[str, tuple[JoinLink, float]] = {}  # key -> (link, trusted until)
 
@@ -151,12 +161,7 @@ class Engine:
         calendar = self.calendar(instructor)
         listing_events, token = self._read(instructor, calendar)
         known = self.state.known_events(instructor.key)
-        upcoming = sessions((k.event for k in known.values()
-                             if self.is_office_event(k.event)
-                             or k.event.kind in (Kind.EXCEPTION, Kind.CANCELLED)),
-                            now, HORIZON)
-        upcoming = [s for s in upcoming if s.event_id in known
-                    and self.is_office_event(known[s.event_id].event)]
+        upcoming = self._sessions(known, now, HORIZON)
         self.upcoming[instructor.key] = upcoming
         result.next_session = upcoming[0] if upcoming else None  # may be under way
 
@@ -166,9 +171,19 @@ class Engine:
             if not self.dry_run:
                 self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
             return
-        link = self._zoom_link(instructor, result, now, upcoming)
-        url_hash = fingerprint(link.identity)
-        stale = [k for k in office if k.event.id not in listed and k.link_hash != url_hash]
+        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
+        in_window = any(s.start - lead <= now < s.end for s in upcoming)
+        first_sight = not self.state.pmi_checked(instructor.key) and self._ahead(
+            known, upcoming, now)
+        link = (self._secured_link(instructor, result, now) if in_window or first_sight
+                else self._cached_link(instructor))
+        stale = self._stale(office, listed, link)
+        if not (in_window or first_sight) and (stale or any(
+                self._plan(instructor, calendar, e, link)[0] for e in listed.values())) \
+                and self._ahead(known, upcoming, now):
+            # a link is about to be written: secure first, so that it is the final one
+            link = self._secured_link(instructor, result, now)
+            stale = self._stale(office, listed, link)
         failures = 0
         for event in [*listed.values(), *[k.event for k in stale]]:
             try:
@@ -178,6 +193,34 @@ class Engine:
                 result.error = result.error or f"event {event.id}: {err}"
         if not failures and not self.dry_run:
             self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
+
+    def _sessions(self, known: dict[str, KnownEvent], now: datetime,
+                  horizon: timedelta) -> list[Session]:
+        """The office-hours sessions that have not ended, up to `horizon` ahead."""
+        found = sessions((k.event for k in known.values()
+                          if self.is_office_event(k.event)
+                          or k.event.kind in (Kind.EXCEPTION, Kind.CANCELLED)), now, horizon)
+        return [s for s in found if s.event_id in known
+                and self.is_office_event(known[s.event_id].event)]
+
+    def _ahead(self, known: dict[str, KnownEvent], upcoming: list[Session],
+               now: datetime) -> bool:
+        """Whether any office-hours session has not ended, however far ahead: a term's
+        office hours are often entered weeks before they start."""
+        return bool(upcoming) or bool(self._sessions(known, now, FAR_AHEAD))
+
+    def _stale(self, office: list[KnownEvent], listed: dict[str, Event],
+               link: JoinLink) -> list[KnownEvent]:
+        """Unlisted office-hours events whose last written link is not `link`."""
+        remembered = fingerprint(self._identity(link))
+        return [k for k in office if k.event.id not in listed and k.link_hash != remembered]
+
+    def _identity(self, link: JoinLink) -> str:
+        """What the state remembers of a link (as a hash): its URL, and a passcode it
+        shows only as a keyed digest, since a hash of a short passcode is easily guessed."""
+        if not link.passcode:
+            return link.url
+        return f"{link.url} passcode:{self.zoom.passcode_digest(link.passcode)}"
 
     def _read(self, instructor: Instructor, calendar: CalendarProvider) -> tuple[list[Event], str]:
         """Read what changed (everything after a 410) and store the relevant events."""
@@ -207,24 +250,28 @@ class Engine:
         self.state.replace_events(instructor.key, keep, listing.full, gone)
         return listing.events, listing.sync_token
 
-    def _zoom_link(self, instructor: Instructor, result: Result, now: datetime,
-                   upcoming: list[Session]) -> JoinLink:
-        """The current link, with the PMI secured first whenever it is about to matter.
+    def _secured_link(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
+        """The PMI secured (see `enforce`), and its link read afresh and cached.
 
-        Secured at first sight (a session ahead, the PMI never checked), before the link
-        goes into any event: a passcode set now changes the link, and it must not change
-        after the students got it. Secured again in each session's lead window, where the
-        link is read afresh too, so a link changed in Zoom reaches the events in time.
-        Otherwise Zoom's user data is read at most every `zoom.refresh_minutes` (quota,
-        not CPU, is the limit on a large campus). No session ahead: nothing is changed."""
-        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
-        in_window = any(s.start - lead <= now < s.end for s in upcoming)
-        first_sight = bool(upcoming) and not self.state.pmi_checked(instructor.key)
-        key = instructor.key
-        if in_window or first_sight:
+        Secured at first sight (a session ahead, the PMI never checked) and before any
+        link is written, since a passcode set now changes the link and it must not change
+        after the students got it; again in each session's lead window, where the link
+        is read afresh too, so a link changed in Zoom reaches the events in time."""
+        blocked = self._throttled.get(instructor.key)
+        if blocked is not None and blocked.until > datetime.now(UTC):
+            raise blocked  # a daily limit: no request can help before it lifts
+        try:
             link = self.enforce(instructor, result, now)
-            self._links[key] = (link, time.monotonic() + self._link_ttl(key))
-            return link
+        except ZoomThrottled as err:
+            self._throttled[instructor.key] = err
+            raise
+        self._links[instructor.key] = (link, time.monotonic() + self._link_ttl(instructor.key))
+        return link
+
+    def _cached_link(self, instructor: Instructor) -> JoinLink:
+        """The current link, read from Zoom at most every `zoom.refresh_minutes` (quota,
+        not CPU, is the limit on a large campus)."""
+        key = instructor.key
         cached = self._links.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
@@ -261,8 +308,8 @@ class Engine:
         before = enforcement.before.describe()
         if not enforcement.repaired:
             result.zoom = "secure"
-        elif self.dry_run:
-            result.zoom = f"would repair ({before})"
+        elif self.dry_run:  # a passcode it would set changes the link shown below
+            result.zoom = f"would repair ({before}) before writing the link"
         else:
             result.zoom = f"repaired (was {before})"
             log.warning("instructor=%s zoom_user=%s action=secure-pmi was=%r now=secure",
@@ -304,12 +351,9 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
-            known = self.state.known_event(instructor.key, event.id)
-            owned = event.location if self._owns_location(known, event, link) else None
-            change = reconcile(event.description, event.location, link, owned,
-                               self.template(instructor), calendar.description_limit)
+            change, owned = self._plan(instructor, calendar, event, link)
             self._note_no_room(instructor, calendar, event, link)
-            url = link.identity if link else None
+            url = self._identity(link) if link else None
             if change is None:
                 if not self.dry_run:
                     self.state.mark_link(instructor.key, event.id, url, owned)
@@ -336,6 +380,14 @@ class Engine:
             result.changes.append(line)
             return
         raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
+
+    def _plan(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
+              link: JoinLink | None) -> tuple[Change | None, str | None]:
+        """What reconcile wants written to `event`, and the location the program owns."""
+        known = self.state.known_event(instructor.key, event.id)
+        owned = event.location if self._owns_location(known, event, link) else None
+        return reconcile(event.description, event.location, link, owned,
+                         self.template(instructor), calendar.description_limit), owned
 
     @staticmethod
     def _owns_location(known: KnownEvent | None, event: Event, link: JoinLink | None) -> bool:

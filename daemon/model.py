@@ -44,11 +44,6 @@ class JoinLink:
     passcode: str = ""  # set only when it belongs in the invite (links.include_passcode)
 
     @property
-    def identity(self) -> str:
-        """What changes when the invite must change: the URL, and a passcode it shows."""
-        return f"{self.url} passcode:{self.passcode}" if self.passcode else self.url
-
-    @property
     def display_id(self) -> str:
         digits = self.meeting_id
         if len(digits) == 10:

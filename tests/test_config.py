@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import clean_env, officehours
 
+from daemon.config import load
+
 GOOD = """
 [service]
 state_dir = "{dir}/state"
@@ -103,7 +105,18 @@ BROKEN = [
         "[service]", 'instructors = "ada"\n[service]'), "instructors: must be an array of tables"),
     ("microsoft-without-credential", lambda t: t + '\n[microsoft]\ntenant_id = "t"\n'
      'client_id = "c"\n', "microsoft.client_secret_file: missing (required)"),
+    ("include-passcode-word", lambda t: t + '\n[links]\ninclude_passcode = "yes"\n',
+     "links.include_passcode: must be \"auto\", true or false, not 'yes'"),
 ]
+
+
+@pytest.mark.parametrize(("written", "policy"), [
+    ("", "auto"), ('include_passcode = "auto"', "auto"), ("include_passcode = true", True),
+    ("include_passcode = false", False)])
+def test_include_passcode_is_auto_unless_set(config_dir: Path, written: str,
+                                             policy: object) -> None:
+    config = load(write(config_dir, GOOD + f"\n[links]\n{written}\n"))
+    assert config.links.include_passcode == policy
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [(m, e) for _, m, e in BROKEN],

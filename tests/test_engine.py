@@ -14,6 +14,8 @@ from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Response
+from daemon.state import fingerprint
 
 ADA = "ada@example.edu"
 
@@ -123,3 +125,80 @@ def test_a_refusal_is_logged_loudly_once_per_session(
     assert engine.sync(ada).error is not None
     failures = [r for r in caplog.records if "action=pass" in r.getMessage()]
     assert failures[-1].levelname == "ERROR"
+
+
+def test_office_hours_months_ahead_get_a_secured_link_the_first_time(
+        sandbox: Sandbox, now: datetime, tmp_path: Path) -> None:
+    """A term's office hours entered two months early: beyond the 35-day horizon of the
+    schedule, yet the link written now must already be the final one."""
+    sandbox.add_instructor("Grace Hopper", "grace@example.edu", 8234567890)
+    start = now + timedelta(days=60)
+    event = sandbox.google.add_event("grace@example.edu", summary="Office Hours",
+                                     start=at(start), end=at(start + HOUR),
+                                     recurrence=["RRULE:FREQ=WEEKLY;COUNT=10"])
+    clock = [now]
+    engine = open_engine(load(sandbox.write_config()), clock=lambda: clock[0])
+    try:
+        (grace,) = engine.config.instructors
+        result = engine.sync(grace)
+        assert result.error is None and result.zoom.startswith("repaired")
+        final = sandbox.zoom.user("grace@example.edu").join_url
+        assert final in sandbox.google.event("grace@example.edu", event)["description"]
+        clock[0] = start - timedelta(minutes=5)  # in the first session's lead window
+        engine.forget_links()
+        result = engine.sync(grace)
+        assert result.zoom == "secure" and result.changes == []
+    finally:
+        engine.close()
+
+
+def test_a_link_about_to_be_written_is_secured_first(
+        engine: Engine, sandbox: Sandbox, now: datetime) -> None:
+    """Weeks after the first check someone cleared the passcode; then the instructor adds
+    an event. The program secures the PMI before it writes the link into it."""
+    (ada,) = engine.config.instructors
+    assert engine.sync(ada).error is None
+    user = sandbox.zoom.user(ADA)
+    user.require_password_for_pmi_meetings, user.pmi_password = "none", ""
+    engine.forget_links()  # the link cache has expired
+    new = sandbox.google.add_event(ADA, summary="Office Hours - exam review",
+                                   start=at(now + 5 * HOUR), end=at(now + 6 * HOUR))
+    result = engine.sync(ada)
+    assert result.error is None and result.zoom.startswith("repaired")
+    assert user.secure and "pwd=" in user.join_url
+    assert user.join_url in sandbox.google.event(ADA, new)["description"]
+    secured = max(r.at for r in sandbox.zoom.requests("PATCH"))
+    assert all(r.at > secured for r in sandbox.google.requests("PATCH", new))
+
+
+def test_a_daily_limit_is_remembered_until_it_lifts(
+        engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
+    (ada,) = engine.config.instructors
+    sandbox.zoom.fail("PATCH", "/v2/meetings/", Response(
+        429, {"code": 429, "message": "daily"}, {"X-RateLimit-Type": "Daily-limit"}))
+    first = engine.sync(ada)
+    assert first.error is not None and "00:00 UTC" in first.error  # next UTC midnight
+    asked = len(sandbox.zoom.requests())
+    second = engine.sync(ada)
+    assert second.error == first.error and len(sandbox.zoom.requests()) == asked
+    assert sandbox.google.writes() == []  # no unsecured link was written meanwhile
+
+
+def test_the_state_cannot_give_back_a_passcode_shown_in_invites(
+        sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, embed_password_in_join_link=False,
+                           pmi_password="428571", require_password_for_pmi_meetings="all",
+                           waiting_room=True)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    engine = open_engine(load(sandbox.write_config()))
+    try:
+        (ada,) = engine.config.instructors
+        assert engine.sync(ada).error is None
+        (known,) = engine.state.known_events(ada.key).values()
+    finally:
+        engine.close()
+    url = sandbox.zoom.user(ADA).join_url
+    guesses = {fingerprint(f"{url} passcode:{code}") for code in ("428571", "")}
+    guesses |= {fingerprint(url), fingerprint(f"{url} 428571")}
+    assert known.link_hash is not None and known.link_hash not in guesses

@@ -39,12 +39,14 @@ def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials:
         (sandbox.credentials / "google.json").write_text(json.dumps(info))
         secrets += [info["refresh_token"], info["client_secret"]]
     config = sandbox.write_config(log_level="debug")
+    dry_first = officehours(config, "sync", "--dry-run")  # everything still to do
+    outputs = [dry_first.stdout, dry_first.stderr]
+    assert "would change" in dry_first.stdout
     for seed, emulator in enumerate((sandbox.google, sandbox.graph)):
         emulator.chaos = Chaos(seed=seed, rate=0.3, kinds=QUICK)
     sandbox.zoom.chaos = Chaos(seed=7, rate=0.3,
                                kinds=tuple(k for k in ZOOM_KINDS if k != "timeout"))
 
-    outputs = []
     for _ in range(3):  # faults may fail a pass; by the third everything is done
         result = officehours(config, "sync")
         outputs += [result.stdout, result.stderr]
