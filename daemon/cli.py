@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: object, help: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=description)
         sub.set_defaults(func=func)
+        if name != "demo":  # `officehours status --config FILE` works too
+            sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                             help="configuration file (as before the command)")
         return sub
 
     sync = add("sync", cmd_sync, "one pass over every instructor, then exit",
@@ -206,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print what would change; write nothing to calendars, Zoom or state")
     add("run", cmd_run, "the service: sync on a schedule, secure Zoom before each session",
         "Run until SIGTERM/SIGINT: a pass every service.sync_interval_seconds, and a Zoom "
-        "check service.enforce_lead_minutes before each session. SIGHUP is ignored for now.")
+        "check service.enforce_lead_minutes before each session. SIGHUP (systemctl reload) "
+        "re-reads the configuration; a configuration that does not load is logged and the "
+        "old one stays in force. Speaks systemd's notify protocol (READY, STATUS, WATCHDOG).")
     add("check-config", cmd_check_config, "validate the configuration; no network",
         "Validate the file and the files it names (secrets must exist, be readable, and not "
         "be readable by others). Exit 0 when usable, 78 with every problem listed otherwise.")

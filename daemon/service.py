@@ -10,7 +10,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -69,6 +71,8 @@ class Service:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._config: Config | None = None
         self._engine: Engine | None = None
+        self._in_use: Counter[Engine] = Counter()  # jobs running with each engine
+        self._retired: set[Engine] = set()  # replaced by a reload, closed once unused
         self._passes = 0
 
     def run(self) -> int:
@@ -127,17 +131,45 @@ class Service:
             return
         setup_logging(config.service.log_level)
         with self._planning:
-            self._config, self._engine = config, engine
+            old, self._config, self._engine = self._engine, config, engine
+            if old is not None and self._in_use[old]:
+                self._retired.add(old)  # a job still runs with it: closed when it ends
+                old = None
+        if old is not None:
+            old.close()  # its state connection, HTTP clients and calendar sessions
         self._scheduler.reschedule_job("pass", trigger=IntervalTrigger(
             seconds=config.service.sync_interval_seconds))
         self._scheduler.modify_job("pass", next_run_time=self.clock())
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
-    def _pass(self) -> None:
+    @contextmanager
+    def _current(self) -> Iterator[tuple[Config | None, Engine | None]]:
+        """The config and engine in force, held so that a reload cannot close the engine
+        under a running job (it is closed when the last job using it ends)."""
         with self._planning:
             config, engine = self._config, self._engine
-        assert config is not None and engine is not None
+            if engine is not None:
+                self._in_use[engine] += 1
+        try:
+            yield config, engine
+        finally:
+            if engine is not None:
+                with self._planning:
+                    self._in_use[engine] -= 1
+                    done = engine in self._retired and not self._in_use[engine]
+                    if done:
+                        self._retired.discard(engine)
+                        del self._in_use[engine]
+                if done:
+                    engine.close()
+
+    def _pass(self) -> None:
+        with self._current() as (config, engine):
+            if config is not None and engine is not None:
+                self._pass_with(config, engine)
+
+    def _pass_with(self, config: Config, engine: Engine) -> None:
         started, last_status = time.monotonic(), [0.0]
         label = "first pass" if self._passes == 0 else "pass"
         total = len(config.instructors)
@@ -189,12 +221,11 @@ class Service:
 
     def _enforce(self, key: str) -> None:
         """The pre-session check: the instructor as the config has them now."""
-        with self._planning:
-            config, engine = self._config, self._engine
-        if self._stop.is_set() or config is None or engine is None:
-            return
-        instructor = next((i for i in config.instructors if i.key == key), None)
-        if instructor is None:  # removed by a reload since the job was planned
-            return
-        log.info("instructor=%s action=pre-session-check", instructor.email)
-        engine.sync(instructor)
+        with self._current() as (config, engine):
+            if self._stop.is_set() or config is None or engine is None:
+                return
+            instructor = next((i for i in config.instructors if i.key == key), None)
+            if instructor is None:  # removed by a reload since the job was planned
+                return
+            log.info("instructor=%s action=pre-session-check", instructor.email)
+            engine.sync(instructor)

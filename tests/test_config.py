@@ -50,6 +50,13 @@ def test_good_config_passes(config_dir: Path) -> None:
     assert "1 instructor(s)" in result.stdout
 
 
+def test_config_may_follow_the_command(config_dir: Path) -> None:
+    result = officehours(None, "check-config", "--config", str(write(config_dir, GOOD)))
+    assert result.returncode == 0, result.stderr
+    run_help = " ".join(officehours(None, "run", "--help").stdout.split())
+    assert "SIGHUP (systemctl reload) re-reads the configuration" in run_help
+
+
 def test_config_path_from_environment(config_dir: Path) -> None:
     env = {**clean_env(), "OFFICEHOURS_CONFIG": str(write(config_dir, GOOD))}
     assert officehours(None, "check-config", env=env).returncode == 0

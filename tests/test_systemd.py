@@ -170,6 +170,44 @@ def test_sighup_reloads_and_a_broken_config_keeps_the_old_one(
     assert "zoom.bogus: unknown key" in stderr and "outcome=kept-old-config" in stderr
 
 
+def test_reloads_close_what_the_old_configuration_opened(
+        sandbox: Sandbox, now: datetime, notifications: Notifications) -> None:
+    """Each SIGHUP opens a new engine (state database, HTTP clients); the old one is closed
+    once no job uses it, so descriptors stay flat over many reloads."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    sandbox.add_microsoft_instructor("Mary Somerville", "mary@example.edu", 8555555555)
+    sandbox.graph.add_event("mary@example.edu", now + HOUR, now + 2 * HOUR,
+                            subject="Office Hours")
+    config = sandbox.write_config(relative_secrets=True, sync_interval_seconds=1)
+    process = start_like_systemd(sandbox, config, notifications)
+
+    def descriptors() -> int:
+        return len(os.listdir(f"/proc/{process.pid}/fd"))
+
+    def reload() -> None:
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(m.startswith("STATUS=config reloaded") for m in
+                             notifications.drain()), what="the reload")
+
+    try:
+        wait_for(lambda: any(m.startswith("STATUS=2 instructors") for m in
+                             notifications.drain()), what="the first pass")
+        for _ in range(3):
+            reload()
+        settled = descriptors()
+        for _ in range(15):
+            reload()
+        wait_for(lambda: any(m.startswith("STATUS=2 instructors") for m in
+                             notifications.drain()), what="a pass with the last engine")
+        assert descriptors() <= settled + 2, (settled, descriptors())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+
+
 def test_exit_78_on_a_bad_config_so_systemd_does_not_loop(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("[service]\nsync_interval_seconds = 0\n")
