@@ -11,14 +11,14 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError, default_config_path, load
 from .engine import Result
-from .state import StateError
+from .state import State, StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 log = logging.getLogger("daemon")
@@ -58,8 +58,8 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
-def _config(args: argparse.Namespace) -> Config:
-    config = load(args.config)
+def _config(args: argparse.Namespace, secrets: bool = True) -> Config:
+    config = load(args.config, secrets=secrets)
     setup_logging(config.service.log_level)
     return config
 
@@ -134,48 +134,114 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from .state import State
-    from .zoom import describe_meets
-
-    config = _config(args)
+def _read_state(config: Config) -> State | None:
+    """The state database, read-only (safe while `run` writes it), or None before any pass."""
     path = config.service.state_dir / "state.sqlite3"
+    if not path.exists():
+        return None
     try:
-        known = State(path, read_only=True).statuses() if path.exists() else {}
+        state = State(path, read_only=True)
+        if state.schema_version < 1:
+            raise sqlite3.DatabaseError("no schema")
     except sqlite3.DatabaseError as err:
         raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
                          "next start") from None
+    return state
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .zoom import describe_meets
+
+    config = _config(args, secrets=False)
+    state = _read_state(config)
+    try:
+        known = state.statuses() if state else {}
+    finally:
+        if state:
+            state.close()
+    now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for instructor in config.instructors:
         status = known.get(instructor.key)
-        rows.append({
+        row: dict[str, Any] = {
             "instructor": instructor.name, "email": instructor.email,
             "last_pass": status.last_pass if status else None,
             "next_session": status.next_session if status else None,
+            "next_session_end": status.next_session_end if status else None,
             "zoom_state": status.zoom_state if status else None,
             "zoom_checked": status.zoom_checked if status else None,
             "students_meet": status.pmi if status else None,
             "last_error": status.last_error if status else None,
-        })
+        }
+        start, end = row["next_session"], row["next_session_end"]
+        row["session_under_way"] = bool(
+            start and datetime.fromisoformat(start) <= now
+            and (not end or now < datetime.fromisoformat(end)))
+        row["failing"] = bool(row["last_error"]) or (row["zoom_state"] or "").startswith(
+            "refused")
+        rows.append(row)
+    failing = any(row["failing"] for row in rows)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET", "LAST ERROR")
-    table = [header] + [(f"{r['instructor']} <{r['email']}>", _when(r["last_pass"]),
-                         _when(r["next_session"]), r["zoom_state"] or "not checked yet",
-                         describe_meets(r["students_meet"]) if r["students_meet"] else "-",
-                         r["last_error"] or "-") for r in rows]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  "
-              + str(row[-1]))
-    return EXIT_OK
+        return EXIT_FAILED if failing else EXIT_OK
+    header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET")
+    table = [header]
+    for r in rows:
+        who = f"{r['instructor']} <{r['email']}>"
+        zoom = (r["zoom_state"] or "not yet").split(" ")[0].rstrip(":")
+        table.append((who if len(who) <= 36 else who[:35] + "…", _when(r["last_pass"]),
+                      "under way" if r["session_under_way"] else _when(r["next_session"]),
+                      "REFUSED" if zoom == "refused" else zoom,
+                      describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print(f"(times in {datetime.now().astimezone():%Z})")
+    for line, shown in zip(table, [None, *rows], strict=True):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        if shown is not None and shown["last_error"]:
+            print(f"    last error: {shown['last_error']}")
+    return EXIT_FAILED if failing else EXIT_OK
 
 
 def _when(value: str | None) -> str:
     if not value:
         return "never" if value is None else "-"
-    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return datetime.fromisoformat(value).astimezone().strftime("%m-%d %H:%M")
+
+
+def _since(text: str) -> datetime:
+    """--since: an ISO date or time, or a span back from now such as 30m, 12h or 7d."""
+    spans = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in spans and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{spans[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date, a time or a span like 7d, 12h or 30m") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    config = _config(args, secrets=False)
+    state = _read_state(config)
+    try:
+        entries = state.audit_log(args.instructor.lower() if args.instructor else None,
+                                  args.since) if state else []
+    finally:
+        if state:
+            state.close()
+    if args.json:
+        print(json.dumps([{"at": at, "instructor": who, "target": target, "action": action,
+                           "detail": detail} for at, who, target, action, detail in entries],
+                         indent=2))
+        return EXIT_OK
+    for at, who, target, action, detail in entries:
+        what = detail.get("change") or ", ".join(f"{k} {v}" for k, v in detail.items())
+        print(f"{_when(at)}  {who}  {action}  {target}  {what}")
+    if not entries:
+        print("nothing recorded" + (" for that instructor" if args.instructor else "")
+              + (" in that time" if args.since else ""))
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -221,9 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(nothing is written), each Zoom user and PMI, and whether a setting the program must "
         "change is locked by the Zoom account. Exit 0 only when every check passes.")
     status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
-                 "Read the state database (safe while `run` runs) and show one row per "
-                 "instructor.")
+                 "Read the state database (safe while `run` runs; no secret needed) and show "
+                 "one row per instructor: last pass, next session, the PMI's state at its "
+                 "last check, and what a student meets there. Exit 1 while any instructor's "
+                 "last pass failed or their PMI could not be secured, for monitoring.")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    history = add("history", cmd_history, "what the program changed: the audit log",
+                  "Show what the program wrote and repaired (events, Zoom settings), oldest "
+                  "first, from the state database; safe while `run` runs.")
+    history.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    history.add_argument("--since", type=_since, metavar="WHEN",
+                         help="from this date or time (2026-11-01, 2026-11-01T08:00) or this "
+                              "long ago (30m, 12h, 7d)")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
     remove = add("remove-links", cmd_remove_links, "take out everything the program wrote",
                  "Remove the program's block from descriptions and the locations it set, "
                  "leaving text the instructor added. For offboarding or uninstalling.")

@@ -141,6 +141,7 @@ class Engine:
                     instructor.key, instructor.name, last_pass=now.isoformat(),
                     last_error=mask_url(result.error) if result.error else None,
                     next_session=nxt.start.isoformat() if nxt else None,
+                    next_session_end=nxt.end.isoformat() if nxt else None,
                     error_logged_for=loud_for)
             return result
 

@@ -49,9 +49,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE instructors ADD COLUMN error_logged_for TEXT;
     """,
     # 3: what a student meets at the PMI at its last check (JSON), judged by the PMI
-    # meeting itself; NULL until the first check under that rule, so an upgrade re-checks
+    # meeting itself; NULL until the first check under that rule, so an upgrade re-checks.
+    # And when the next session ends, so that status can tell one under way.
     """
     ALTER TABLE instructors ADD COLUMN pmi TEXT;
+    ALTER TABLE instructors ADD COLUMN next_session_end TEXT;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -86,6 +88,7 @@ class InstructorStatus:
     zoom_checked: str | None
     next_session: str | None
     pmi: dict[str, bool] | None  # what a student meets, as Engine.enforce recorded it
+    next_session_end: str | None
 
 
 def _encode(event: Event) -> str:
@@ -280,7 +283,7 @@ class State:
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
         columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for", "pmi")
+                   "error_logged_for", "pmi", "next_session_end")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -298,11 +301,11 @@ class State:
         return rows[0][0] if rows else None
 
     _STATUS = ("SELECT instructor, name, last_pass, last_error, zoom_state, zoom_checked, "
-               "next_session, pmi FROM instructors")
+               "next_session, pmi, next_session_end FROM instructors")
 
     def statuses(self) -> dict[str, InstructorStatus]:
         return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                                       json.loads(r[7]) if r[7] else None)
+                                       json.loads(r[7]) if r[7] else None, r[8])
                 for r in self._rows(self._STATUS)}
 
     def pmi_checked(self, instructor: str) -> bool:
@@ -317,6 +320,10 @@ class State:
                        "VALUES (?, ?, ?, ?, ?)",
                        (at.isoformat(), instructor, target, action, json.dumps(detail)))
 
-    def audit_log(self) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    def audit_log(self, instructor: str | None = None, since: datetime | None = None,
+                  ) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+        """What the program changed, oldest first: (at, instructor, target, action, detail)."""
         rows = self._rows("SELECT at, instructor, target, action, detail FROM audit ORDER BY id")
-        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows
+                if (instructor is None or r[1] == instructor)
+                and (since is None or datetime.fromisoformat(r[0]) >= since)]

@@ -115,17 +115,17 @@ def meets(state: PmiState, policy: PasscodePolicy) -> dict[str, bool]:
 
 
 def describe_meets(found: dict[str, bool]) -> str:
-    """One phrase for a person, from `meets`."""
-    passcode = ("passcode required" if found.get("passcode_required")
-                and found.get("passcode_set") else "NO passcode")
-    room = "waiting room on" if found.get("waiting_room") else "NO waiting room"
-    if found.get("link_carries_passcode"):
-        how = "link carries passcode"
+    """A short phrase for a person, from `meets`: what a student meets at the PMI."""
+    if not (found.get("passcode_required") and found.get("passcode_set")):
+        passcode = "NO PASSCODE"
+    elif found.get("link_carries_passcode"):
+        passcode = "passcode (in link)"
     elif found.get("passcode_in_invite"):
-        how = "invite gives passcode"
+        passcode = "passcode (in invite)"
     else:
-        how = "WARNING: invite lacks passcode"
-    return f"{passcode}, {room}, {how}"
+        passcode = "passcode (NOT in invite)"
+    room = "waiting room" if found.get("waiting_room") else "NO WAITING ROOM"
+    return f"{passcode}, {room}"
 
 
 @dataclass(frozen=True)

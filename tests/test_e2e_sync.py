@@ -276,16 +276,47 @@ def test_authorized_user_credentials_use_the_files_token_uri(
 
 
 def test_status_shows_each_instructor(sandbox: Sandbox, now: datetime) -> None:
-    seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
+    seed(sandbox, ADA, now, next_session=timedelta(minutes=-5))  # a session under way
+    seed(sandbox, BOB, now, next_session=3 * HOUR, pmi=8999999999,
+         locked={"waiting_room"})
     config = sandbox.write_config()
     never = officehours(config, "status")
     assert never.returncode == 0 and "never" in never.stdout
-    assert officehours(config, "sync").returncode == 0
+    assert officehours(config, "sync").returncode == 1  # Bob's waiting room is locked
+    for secret in sandbox.credentials.iterdir():  # status needs none of them
+        secret.unlink()
     table = officehours(config, "status")
-    assert "Ada Lovelace" in table.stdout and "secure" in table.stdout
-    (row,) = json.loads(officehours(config, "status", "--json").stdout)
-    assert row["last_pass"] and row["next_session"] and row["last_error"] is None
-    assert row["zoom_state"].startswith("repaired")
+    assert table.returncode == 1, table.stderr  # for monitoring: Bob's PMI is refused
+    ada_line = next(line for line in table.stdout.splitlines() if "Ada Lovelace" in line)
+    assert "under way" in ada_line and "repaired" in ada_line
+    assert "passcode (in link), waiting room" in ada_line
+    assert "REFUSED" in table.stdout and "NO WAITING ROOM" in table.stdout
+    assert "    last error: Zoom kept the PMI of bob@example.edu insecure" in table.stdout
+    assert max(len(line) for line in table.stdout.splitlines() if "last error" not in line) \
+        <= 120
+    ada, bob = json.loads(officehours(config, "status", "--json").stdout)
+    assert ada["last_pass"] and ada["session_under_way"] and ada["last_error"] is None
+    assert ada["zoom_state"].startswith("repaired") and not ada["failing"]
+    assert bob["failing"] and not bob["session_under_way"]
+
+
+def test_history_shows_what_changed_where_and_when(sandbox: Sandbox, now: datetime) -> None:
+    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
+    seed(sandbox, BOB, now, next_session=3 * HOUR, pmi=8999999999)
+    config = sandbox.write_config()
+    assert officehours(config, "history").stdout.strip() == "nothing recorded"
+    assert officehours(config, "sync").returncode == 0
+    lines = officehours(config, "history", "--instructor", "ADA@example.edu").stdout
+    assert "bob@" not in lines and lines.count("update-event") == 3
+    assert f"event:{ids['series']}" in lines and "secure-pmi" in lines
+    assert "pwd=***" in lines and "pwd=" + sandbox.zoom.user(ADA).join_url.split("pwd=")[1] \
+        not in lines
+    entries = json.loads(officehours(config, "history", "--since", "1h", "--json").stdout)
+    assert len(entries) == 8 and {e["instructor"] for e in entries} == {ADA, BOB}
+    assert json.loads(officehours(config, "history", "--since", "2099-01-01",
+                                  "--json").stdout) == []
+    wrong = officehours(config, "history", "--since", "last week")
+    assert wrong.returncode == 2 and "span like 7d" in wrong.stderr
 
 
 def test_no_secret_reaches_output_or_state(sandbox: Sandbox, now: datetime) -> None:

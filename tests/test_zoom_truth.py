@@ -44,7 +44,7 @@ def test_status_says_what_a_student_meets_after_the_personal_room_is_repaired(
         "passcode_required": True, "passcode_set": True, "waiting_room": True,
         "link_carries_passcode": True, "passcode_in_invite": False}
     table = officehours(config, "status").stdout
-    assert "passcode required, waiting room on, link carries passcode" in table
+    assert "passcode (in link), waiting room" in table
 
 
 def test_a_link_without_pwd_gets_the_passcode_in_the_invite_and_follows_its_changes(
@@ -75,7 +75,7 @@ def test_include_passcode_false_with_a_bare_link_is_a_warning_everywhere(
     assert result.returncode == 0, result.stderr
     assert "problem=link-without-passcode" in result.stderr
     assert "Passcode" not in sandbox.google.event(ADA, event)["description"]
-    assert "WARNING: invite lacks passcode" in officehours(config, "status").stdout
+    assert "passcode (NOT in invite), waiting room" in officehours(config, "status").stdout
     doctor = officehours(config, "doctor")
     assert "warn  Ada Lovelace <ada@example.edu> Zoom: the join link does not carry the " \
            "passcode" in doctor.stdout, doctor.stdout
