@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except StateError as err:
         print(f"state database: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_CONFIG if err.unusable else EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     return code

@@ -6,6 +6,7 @@ Every problem is collected and reported at once; nothing here touches the networ
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import stat
 import string
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
+PLACEHOLDER = "..."  # config.example.toml's stand-in for a value the admin must give
 PROVIDERS = ("google", "microsoft")
 DEFAULT_TEMPLATE = "Join office hours on Zoom: {url}\nMeeting ID: {meeting_id}"
 TEMPLATE_FIELDS = {"url", "meeting_id", "passcode", "name"}
@@ -132,6 +134,8 @@ def _nonempty(value: Any) -> str:
     text = _text(value).strip()
     if not text:
         raise ValueError("must not be empty")
+    if text == PLACEHOLDER:
+        raise ValueError(f'is still the example\'s placeholder "{PLACEHOLDER}": fill it in')
     return text
 
 
@@ -179,9 +183,23 @@ def _titles(value: Any) -> tuple[str, ...]:
 
 
 def _email(value: Any) -> str:
+    """One @, something before it, a dot inside the domain, no spaces (CONTRACT.md)."""
     text = _nonempty(value)
-    if "@" not in text or text.startswith("@") or text.endswith("@") or " " in text:
+    local, _, domain = text.partition("@")
+    if (text.count("@") != 1 or not local or "." not in domain.strip(".")
+            or domain.startswith(".") or domain.endswith(".") or ".." in domain
+            or any(c.isspace() for c in text)):
         raise ValueError(f"must be an email address, not {text!r}")
+    return text
+
+
+def _zoom_user(value: Any) -> str:
+    """An email address, or a Zoom user id (letters, digits, - and _)."""
+    text = _nonempty(value)
+    if "@" in text:
+        return _email(text)
+    if not all(c.isalnum() or c in "-_" for c in text):
+        raise ValueError(f"must be an email address or a Zoom user id, not {text!r}")
     return text
 
 
@@ -203,11 +221,14 @@ def _template(value: Any) -> str:
 
 
 # Off for commands that read only the program's state (status, history): they need no
-# secret, and an admin runs them as a user who cannot read the credentials.
+# secret and no writable state directory, and an admin may run them as a user who cannot
+# read the credentials.
 _CHECK_SECRETS: ContextVar[bool] = ContextVar("check_secrets", default=True)
 
 
-def _file(secret: bool) -> Converter:
+def _file(secret: bool, content: Callable[[bytes], None] | None = None) -> Converter:
+    """A file that must exist and be readable (privately, for a secret); `content` checks
+    what is inside, with a message that never quotes it."""
     def convert(value: Any) -> Path:
         path = _resolve_credential(Path(_nonempty(value)))
         if secret and not _CHECK_SECRETS.get():
@@ -224,9 +245,72 @@ def _file(secret: bool) -> Converter:
             raise ValueError(f"{path} is not readable by this user")
         if secret and mode & stat.S_IROTH:
             raise ValueError(f"{path} is readable by others; run: chmod o-rwx {path}")
+        if content is not None:
+            try:
+                content(path.read_bytes())
+            except ValueError as err:
+                raise ValueError(f"{path} {err}") from None
         return path
 
     return convert
+
+
+def _secret_text(data: bytes) -> None:
+    if not data.strip():
+        raise ValueError("is empty")
+
+
+GOOGLE_FIELDS = {"service_account": ("client_email", "private_key", "token_uri"),
+                 "authorized_user": ("client_id", "client_secret", "refresh_token")}
+
+
+def _google_key(data: bytes) -> None:
+    """A service-account key or an authorized-user file, as Google issues them."""
+    try:
+        info = json.loads(data)
+    except ValueError:
+        raise ValueError("is not JSON: a Google service-account key or authorized-user "
+                         "file is") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind not in GOOGLE_FIELDS:
+        raise ValueError('has no "type" of "service_account" or "authorized_user"')
+    missing = [f for f in GOOGLE_FIELDS[kind] if not info.get(f)]
+    if missing:
+        raise ValueError(f"is a {kind} file without {', '.join(missing)}")
+
+
+def _pem_key_and_certificate(data: bytes) -> None:
+    """A PEM file holding the app's private key and its certificate (msal needs both)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise ValueError("holds no unencrypted PEM private key") from None
+    try:
+        x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise ValueError("holds no PEM certificate (key and certificate go in one "
+                         "file)") from None
+
+
+def _state_dir(value: Any) -> Path:
+    """A writable directory, or one that can be created (nothing is created here)."""
+    path = Path(_nonempty(value))
+    if not _CHECK_SECRETS.get():
+        return path
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{path} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{path} is not writable by this user")
+        return path
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path} does not exist and cannot be created here ({parent} is "
+                         "not a writable directory)")
+    return path
 
 
 def _resolve_credential(path: Path) -> Path:
@@ -253,7 +337,7 @@ def _type_name(value: Any) -> str:
 Schema = Mapping[str, tuple[Converter, Any]]
 
 SERVICE: Schema = {
-    "state_dir": (lambda v: Path(_nonempty(v)), "/var/lib/officehours"),
+    "state_dir": (_state_dir, "/var/lib/officehours"),
     "sync_interval_seconds": (_int_at_least(1), 300),
     "enforce_lead_minutes": (_int_at_least(0), 15),
     "title": (_titles, "Office Hours"),
@@ -270,22 +354,22 @@ LINKS: Schema = {
 ZOOM: Schema = {
     "account_id": (_nonempty, REQUIRED),
     "client_id": (_nonempty, REQUIRED),
-    "client_secret_file": (_file(secret=True), REQUIRED),
+    "client_secret_file": (_file(secret=True, content=_secret_text), REQUIRED),
     "api_base_url": (_https_url, "https://api.zoom.us/v2"),
     "oauth_base_url": (_https_url, "https://zoom.us"),
     "refresh_minutes": (_int_at_least(1), 60),
     "plan": (_choice("pro", "business", "enterprise"), "pro"),
 }
 GOOGLE: Schema = {
-    "credentials_file": (_file(secret=True), REQUIRED),
+    "credentials_file": (_file(secret=True, content=_google_key), REQUIRED),
     "api_base_url": (_https_url, "https://www.googleapis.com/calendar/v3/"),
     "send_updates": (_choice("none", "externalOnly", "all"), "none"),
 }
 MICROSOFT: Schema = {
     "tenant_id": (_nonempty, REQUIRED),
     "client_id": (_nonempty, REQUIRED),
-    "client_secret_file": (_file(secret=True), None),  # one of these two is required
-    "client_certificate_file": (_file(secret=True), None),
+    "client_secret_file": (_file(secret=True, content=_secret_text), None),  # this or:
+    "client_certificate_file": (_file(secret=True, content=_pem_key_and_certificate), None),
     "authority_host": (_https_url, "https://login.microsoftonline.com"),
     "graph_base_url": (_https_url, "https://graph.microsoft.com/v1.0"),
 }
@@ -294,7 +378,7 @@ INSTRUCTOR: Schema = {
     "email": (_email, REQUIRED),
     "provider": (_choice(*PROVIDERS), REQUIRED),
     "calendar_id": (_nonempty, "primary"),
-    "zoom_user": (_email, None),
+    "zoom_user": (_zoom_user, None),
 }
 SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors")
 
@@ -373,6 +457,9 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
     if not isinstance(raw_instructors, list):
         out.add("instructors", "must be an array of tables ([[instructors]])")
         raw_instructors = []
+    if not raw_instructors:
+        out.add("instructors", "none given: add an [[instructors]] table per instructor "
+                "(name, email, provider)")
     seen: dict[str, int] = {}
     for index, item in enumerate(raw_instructors):
         prefix = f"instructors[{index}]."

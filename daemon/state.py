@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -60,7 +61,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StateError(Exception):
-    """The state database cannot be used; the message says what to do."""
+    """The state database cannot be used; the message says what to do.
+
+    `unusable`: no restart can help (a directory that cannot be written, a database from a
+    newer version): the service exits 78 so that systemd stops restarting it."""
+
+    def __init__(self, message: str, unusable: bool = False) -> None:
+        super().__init__(message)
+        self.unusable = unusable
 
 
 def fingerprint(text: str) -> str:
@@ -138,7 +146,7 @@ class State:
                 raise StateError(
                     f"the state database has schema {version}, newer than this officehours "
                     f"understands ({SCHEMA_VERSION}): upgrade officehours, or move the state "
-                    "directory away to start afresh")
+                    "directory away to start afresh", unusable=True)
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1].split(";"):
                     if statement.strip():
@@ -155,8 +163,14 @@ class State:
 
         Nothing is lost by that: the next pass lists every calendar fully and finds the
         program's blocks by their markers."""
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = state_dir / "state.sqlite3"
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not os.access(state_dir, os.W_OK | os.X_OK):
+                raise PermissionError(f"{state_dir} is not writable by this user")
+        except OSError as err:
+            raise StateError(f"the state directory {state_dir} (service.state_dir) cannot be "
+                             f"used: {err.strerror or err}", unusable=True) from None
         try:
             state = cls(path)
             problem = state._rows("PRAGMA quick_check")[0][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -30,10 +31,15 @@ provider = "google"
 """
 
 
+SERVICE_ACCOUNT = {"type": "service_account", "client_email": "oh@p.iam.gserviceaccount.com",
+                   "private_key": "-----BEGIN PRIVATE KEY-----\n...", "token_uri":
+                   "https://oauth2.googleapis.com/token"}
+
+
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    for name in ("zoom-secret", "google.json"):
-        (tmp_path / name).write_text("secret")
+    for name, text in (("zoom-secret", "secret"), ("google.json", json.dumps(SERVICE_ACCOUNT))):
+        (tmp_path / name).write_text(text)
         os.chmod(tmp_path / name, 0o600)
     return tmp_path
 
@@ -114,6 +120,28 @@ BROKEN = [
      'client_id = "c"\n', "microsoft.client_secret_file: missing (required)"),
     ("include-passcode-word", lambda t: t + '\n[links]\ninclude_passcode = "yes"\n',
      "links.include_passcode: must be \"auto\", true or false, not 'yes'"),
+    ("placeholder", lambda t: t.replace('account_id = "acct"', 'account_id = "..."'),
+     "zoom.account_id: is still the example's placeholder \"...\": fill it in"),
+    ("double-at", lambda t: t.replace('"ada@example.edu"', '"ada@@example.edu"'),
+     "instructors[0].email: must be an email address, not 'ada@@example.edu'"),
+    ("domain-without-dot", lambda t: t.replace('"ada@example.edu"', '"ada@example"'),
+     "instructors[0].email: must be an email address, not 'ada@example'"),
+    ("zoom-user-with-space", lambda t: t.replace('provider = "google"',
+                                                 'provider = "google"\nzoom_user = "a b"'),
+     "instructors[0].zoom_user: must be an email address or a Zoom user id"),
+    ("no-instructors", lambda t: t.split("[[instructors]]")[0],
+     "instructors: none given: add an [[instructors]] table"),
+    ("state-dir-is-a-file", lambda t: t.replace('"{dir}/state"', '"{dir}/zoom-secret"'),
+     "service.state_dir: {dir}/zoom-secret exists and is not a directory"),
+    ("state-dir-cannot-be-created", lambda t: t.replace('"{dir}/state"',
+                                                        '"{dir}/zoom-secret/state"'),
+     "service.state_dir: {dir}/zoom-secret/state does not exist and cannot be created here"),
+    ("google-key-not-json", lambda t: t.replace("google.json", "zoom-secret"),
+     "google.credentials_file: {dir}/zoom-secret is not JSON"),
+    ("certificate-not-pem", lambda t: t + '\n[microsoft]\ntenant_id = "t"\nclient_id = "c"\n'
+     'client_certificate_file = "{dir}/zoom-secret"\n',
+     "microsoft.client_certificate_file: {dir}/zoom-secret holds no unencrypted PEM private "
+     "key"),
 ]
 
 
@@ -133,7 +161,7 @@ def test_broken_config_exits_78_naming_the_key(config_dir: Path, mutate: object,
     path = write(config_dir, mutate(GOOD))  # type: ignore[operator]
     result = officehours(path, "check-config")
     assert result.returncode == 78
-    assert expected in result.stderr
+    assert expected.replace("{dir}", str(config_dir)) in result.stderr
     assert str(path) in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -182,11 +210,14 @@ def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
 
     example = Path(__file__).parent.parent / "config.example.toml"
     for name in ("zoom-secret", "google.json", "ms-secret"):
-        (tmp_path / name).write_text("x")
+        (tmp_path / name).write_text(json.dumps(SERVICE_ACCOUNT))
         os.chmod(tmp_path / name, 0o600)
     env = {**clean_env(), "CREDENTIALS_DIRECTORY": str(tmp_path)}
     result = officehours(example, "check-config", env=env)
-    assert result.returncode == 0, result.stderr
+    # valid but for the values an admin must fill in, each named
+    assert result.returncode == 78, result.stderr
+    assert sorted(line.split(": ")[1] for line in result.stderr.splitlines()) == [
+        "microsoft.client_id", "microsoft.tenant_id", "zoom.account_id", "zoom.client_id"]
     text = example.read_text()
     for section, schema in (("service", config.SERVICE), ("links", config.LINKS),
                             ("zoom", config.ZOOM), ("google", config.GOOGLE),
