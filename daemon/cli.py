@@ -11,12 +11,13 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import Config, ConfigError, default_config_path, load
+from .config import Config, ConfigError, Instructor, default_config_path, load
 from .engine import Result
 from .state import State, StateError
 
@@ -76,6 +77,10 @@ def _report(results: list[Result], dry_run: bool) -> int:
     failed = 0
     for result in results:
         who = f"{result.instructor.name} <{result.instructor.email}>"
+        if result.offboarded:
+            print(f"{who}: not served: taken out by remove-links (officehours reinstate "
+                  f"--instructor {result.instructor.email} serves them again)")
+            continue
         verb = "would change" if dry_run else "changed"
         zoom = f", Zoom {result.zoom}" if result.zoom else ""
         print(f"{who}: {len(result.changes)} event(s) {verb}{zoom}")
@@ -104,16 +109,52 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
 
     config = _config(args)
     chosen = [i for i in config.instructors
-              if args.instructor is None or i.email.lower() == args.instructor.lower()]
-    if not chosen:
-        print(f"{config.path}: no instructor with email {args.instructor!r}", file=sys.stderr)
-        return EXIT_CONFIG
-    engine = open_engine(config, dry_run=args.dry_run)
+              if args.instructor is None or i.key == args.instructor.lower()]
+    if args.instructor is not None and not chosen:  # gone from the config: the state knows
+        remembered = _remembered(config, args.instructor.lower())
+        if remembered is None:
+            print(f"{config.path}: no instructor with email {args.instructor!r} in the "
+                  "configuration or the state", file=sys.stderr)
+            return EXIT_CONFIG
+        chosen = [remembered]
+    engine = open_engine(replace(config, instructors=tuple(chosen)), dry_run=args.dry_run)
     try:
         results = [engine.remove_links(i) for i in chosen]
     finally:
         engine.close()
+    if not args.dry_run:
+        print("Not served until `officehours reinstate --instructor EMAIL`, even while "
+              "listed in the configuration.")
     return _report(results, args.dry_run)
+
+
+def _remembered(config: Config, key: str) -> Instructor | None:
+    """An instructor as their last pass was served, from the state."""
+    state = _read_state(config)
+    if state is None:
+        return None
+    try:
+        served = state.served_as(key)
+    finally:
+        state.close()
+    return Instructor(**served) if served else None
+
+
+def cmd_reinstate(args: argparse.Namespace) -> int:
+    from .state import State
+
+    config = _config(args, secrets=False)
+    state = State.open(config.service.state_dir)
+    try:
+        back = state.reinstate(args.instructor.lower() if args.instructor else None)
+    finally:
+        state.close()
+    for key in back:
+        print(f"{key}: served again from the next pass (a running service picks it up)")
+    if not back:
+        print("nobody was taken out by remove-links" if args.instructor is None else
+              f"{args.instructor} was not taken out by remove-links")
+    return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -156,6 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = _read_state(config)
     try:
         known = state.statuses() if state else {}
+        gone = state.offboarded() if state else {}
     finally:
         if state:
             state.close()
@@ -172,13 +214,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             "zoom_checked": status.zoom_checked if status else None,
             "students_meet": status.pmi if status else None,
             "last_error": status.last_error if status else None,
+            "offboarded": gone.get(instructor.key),  # when remove-links took them out
         }
         start, end = row["next_session"], row["next_session_end"]
         row["session_under_way"] = bool(
             start and datetime.fromisoformat(start) <= now
             and (not end or now < datetime.fromisoformat(end)))
-        row["failing"] = bool(row["last_error"]) or (row["zoom_state"] or "").startswith(
-            "refused")
+        row["failing"] = not row["offboarded"] and (bool(row["last_error"]) or (
+            row["zoom_state"] or "").startswith("refused"))
         rows.append(row)
     failing = any(row["failing"] for row in rows)
     if args.json:
@@ -188,7 +231,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = [header]
     for r in rows:
         who = f"{r['instructor']} <{r['email']}>"
-        zoom = (r["zoom_state"] or "not yet").split(" ")[0].rstrip(":")
+        zoom = "offboarded" if r["offboarded"] else (r["zoom_state"] or "not yet").split(
+            " ")[0].rstrip(":")
         table.append((who if len(who) <= 36 else who[:35] + "…", _when(r["last_pass"]),
                       "under way" if r["session_under_way"] else _when(r["next_session"]),
                       "REFUSED" if zoom == "refused" else zoom,
@@ -302,9 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="machine-readable output")
     remove = add("remove-links", cmd_remove_links, "take out everything the program wrote",
                  "Remove the program's block from descriptions and the locations it set, "
-                 "leaving text the instructor added. For offboarding or uninstalling.")
-    remove.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+                 "leaving text the instructor added. For offboarding or uninstalling. The "
+                 "instructor is then served no more, by a running service neither, until "
+                 "`officehours reinstate`.")
+    remove.add_argument("--instructor", metavar="EMAIL",
+                        help="only this instructor (also one the configuration no longer "
+                             "lists)")
     remove.add_argument("--dry-run", action="store_true", help="print, change nothing")
+    reinstate = add("reinstate", cmd_reinstate, "serve again who remove-links took out",
+                    "Undo the offboarding of remove-links: the instructor (or, without "
+                    "--instructor, everyone taken out) is served again from the next pass, "
+                    "by a running service too, as long as the configuration lists them.")
+    reinstate.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
     add("demo", cmd_demo, "the whole pipeline against built-in local emulators",
         "Start local Google Calendar and Zoom emulators with a seeded domain, run a real "
         "pass, and show what changed in each calendar and in Zoom.")

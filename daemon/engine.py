@@ -49,6 +49,7 @@ class Result:
     zoom: str = ""
     error: str | None = None
     next_session: Session | None = None
+    offboarded: bool = False  # taken out by remove-links: not served
 
 
 class Engine:
@@ -126,6 +127,8 @@ class Engine:
         """A whole pass for one instructor; failures are caught, reported and recorded."""
         with self._locks[instructor.key]:
             now = self.clock()
+            if self.state.is_offboarded(instructor.key):  # remove-links took them out
+                return Result(instructor, checked_at=now, offboarded=True)
             result = Result(instructor, checked_at=now)
             try:
                 self._sync(instructor, result, now)
@@ -142,7 +145,11 @@ class Engine:
                     last_error=mask_url(result.error) if result.error else None,
                     next_session=nxt.start.isoformat() if nxt else None,
                     next_session_end=nxt.end.isoformat() if nxt else None,
-                    error_logged_for=loud_for)
+                    error_logged_for=loud_for, served_as=json.dumps({
+                        "name": instructor.name, "email": instructor.email,
+                        "provider": instructor.provider,
+                        "calendar_id": instructor.calendar_id,
+                        "zoom_user": instructor.zoom_user}))
             return result
 
     def _log_failure(self, instructor: Instructor, result: Result) -> str | None:
@@ -363,6 +370,8 @@ class Engine:
             if self.dry_run:
                 result.changes.append(line)
                 return
+            if link is not None and self.state.is_offboarded(instructor.key):
+                return  # remove-links took the instructor out while this pass ran
             if change.owned_location:
                 self.state.add_pending_location(instructor.key, event.id, change.owned_location)
             try:
@@ -416,8 +425,14 @@ class Engine:
                         event.id, len(event.description), calendar.description_limit)
 
     def remove_links(self, instructor: Instructor) -> Result:
-        """Take out every block and location the program wrote for one instructor."""
+        """Take out every block and location the program wrote for one instructor, who is
+        served no more (by this process or a running service) until reinstated.
+
+        Marked first: a service's pass under way then writes nothing more (each write
+        checks the mark; a write it had in flight fails If-Match against ours)."""
         result = Result(instructor)
+        if not self.dry_run:
+            self.state.offboard(instructor.key, self.clock())
         calendar = self.calendar(instructor)
         try:
             for event in calendar.changes(None).events:

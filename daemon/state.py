@@ -56,6 +56,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE instructors ADD COLUMN pmi TEXT;
     ALTER TABLE instructors ADD COLUMN next_session_end TEXT;
     """,
+    # 4: instructors taken out by remove-links (the service serves them no more until
+    # reinstated), and how each instructor is served, so that remove-links works for an
+    # address the configuration no longer lists
+    """
+    CREATE TABLE offboarded (instructor TEXT PRIMARY KEY, at TEXT NOT NULL);
+    ALTER TABLE instructors ADD COLUMN served_as TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -297,7 +304,7 @@ class State:
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
         columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for", "pmi", "next_session_end")
+                   "error_logged_for", "pmi", "next_session_end", "served_as")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -321,6 +328,34 @@ class State:
         return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
                                        json.loads(r[7]) if r[7] else None, r[8])
                 for r in self._rows(self._STATUS)}
+
+    def served_as(self, instructor: str) -> dict[str, str] | None:
+        """The instructor's settings at their last pass (name, email, provider, ...)."""
+        rows = self._rows("SELECT served_as FROM instructors WHERE instructor=?", instructor)
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+
+    # --- offboarding ---
+
+    def offboard(self, instructor: str, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO offboarded VALUES (?, ?)",
+                       (instructor, at.isoformat()))
+
+    def reinstate(self, instructor: str | None) -> list[str]:
+        """Serve again one instructor taken out by remove-links (None: all); who it was."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT instructor FROM offboarded WHERE ? IS NULL OR "
+                              "instructor=?", (instructor, instructor)).fetchall()
+            db.execute("DELETE FROM offboarded WHERE ? IS NULL OR instructor=?",
+                       (instructor, instructor))
+        return [r[0] for r in rows]
+
+    def offboarded(self) -> dict[str, str]:
+        """Instructors taken out by remove-links, with when."""
+        return {r[0]: r[1] for r in self._rows("SELECT instructor, at FROM offboarded")}
+
+    def is_offboarded(self, instructor: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM offboarded WHERE instructor=?", instructor))
 
     def pmi_checked(self, instructor: str) -> bool:
         """Whether the instructor's PMI was ever checked (secured or found refused)."""

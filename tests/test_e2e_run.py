@@ -81,3 +81,55 @@ def test_run_secures_a_session_already_under_way_at_once(
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_remove_links_while_running_sticks_until_reinstated(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Offboarding with the service running: the next passes do not write the link back
+    (on Outlook each rewrite would be an email to the class)."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.add_instructor("Grace Hopper", "grace@example.edu", 8234567890)
+    ada = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                                   end=at(now + 4 * HOUR))
+    config = sandbox.write_config(sync_interval_seconds=1)
+
+    def linked(email: str, event: str) -> bool:
+        return START_MARK in sandbox.google.event(email, event).get("description", "")
+
+    process = spawn(config, "run")
+    try:
+        wait_for(lambda: linked(ADA, ada), what="the first pass")
+        removed = officehours(config, "remove-links", "--instructor", ADA)
+        assert removed.returncode == 0, removed.stderr
+        assert not linked(ADA, ada)
+        for _ in range(2):  # two more passes, proven by Grace's new events being linked
+            grace = sandbox.google.add_event("grace@example.edu", summary="Office Hours",
+                                             start=at(now + 3 * HOUR), end=at(now + 4 * HOUR))
+            wait_for(lambda g=grace: linked("grace@example.edu", g), what="a later pass")
+        assert not linked(ADA, ada)
+        status = officehours(config, "status")
+        assert "offboarded" in status.stdout and status.returncode == 0
+        back = officehours(config, "reinstate", "--instructor", ADA)
+        assert back.returncode == 0 and "served again" in back.stdout
+        wait_for(lambda: linked(ADA, ada), what="the reinstated instructor to be served")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+
+
+def test_remove_links_works_for_an_instructor_the_config_no_longer_lists(
+        sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.add_instructor("Grace Hopper", "grace@example.edu", 8234567890)
+    ada = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                                   end=at(now + 4 * HOUR))
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    sandbox.instructors = [i for i in sandbox.instructors if i["email"] != ADA]
+    config = sandbox.write_config()  # Ada left first, her links stayed
+    result = officehours(config, "remove-links", "--instructor", "ADA@example.edu")
+    assert result.returncode == 0, result.stderr
+    assert START_MARK not in sandbox.google.event(ADA, ada)["description"]
+    unknown = officehours(config, "remove-links", "--instructor", "nobody@example.edu")
+    assert unknown.returncode == 78 and "no instructor with email" in unknown.stderr
