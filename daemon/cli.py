@@ -66,7 +66,8 @@ def _config(args: argparse.Namespace, secrets: bool = True) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = load(args.config, unit=args.unit)
+    setup_logging(config.service.log_level)
     counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google", "microsoft")}
     print(f"{config.path}: OK, {len(config.instructors)} instructor(s) "
           f"(google {counts['google']}, microsoft {counts['microsoft']})")
@@ -288,9 +289,39 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .sandbox.demo import run_demo
+def cmd_unit(args: argparse.Namespace) -> int:
+    from .deploy import credential_name, render_unit
 
+    config = _config(args, secrets=False)
+    names = []
+    for key, path in config.secret_files():
+        name = credential_name(path)
+        if name is None:
+            print(f"{config.path}: {key}: {path} is not a credential name: the service "
+                  "(DynamicUser) cannot read it; give the file's name and put the file in "
+                  "/etc/officehours/credentials", file=sys.stderr)
+            return EXIT_CONFIG
+        names.append(name)
+    executable = Path(sys.prefix) / "bin" / "officehours"
+    print(render_unit(names, executable, config.path.absolute()), end="")
+    return EXIT_OK
+
+
+def cmd_example_config(args: argparse.Namespace) -> int:
+    from .deploy import shipped
+
+    print(shipped("config.example.toml"), end="")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from .sandbox.demo import run_demo
+    except ImportError as err:  # a server install has no emulators' extras
+        print(f"officehours demo needs the emulators' extras ({err.name} is missing): "
+              "pip install 'officehours-daemon[demo]' (or the wheel file with [demo] after "
+              "its name), or `make demo` in a checkout", file=sys.stderr)
+        return EXIT_FAILED
     return run_demo()
 
 
@@ -322,9 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
         "check service.enforce_lead_minutes before each session. SIGHUP (systemctl reload) "
         "re-reads the configuration; a configuration that does not load is logged and the "
         "old one stays in force. Speaks systemd's notify protocol (READY, STATUS, WATCHDOG).")
-    add("check-config", cmd_check_config, "validate the configuration; no network",
-        "Validate the file and the files it names (secrets must exist, be readable, and not "
-        "be readable by others). Exit 0 when usable, 78 with every problem listed otherwise.")
+    check = add("check-config", cmd_check_config, "validate the configuration; no network",
+                "Validate the file and the files it names, as the service will see them: "
+                "secrets must exist, parse, be readable, and not be readable by others; a "
+                "credential name must be delivered by the installed unit's LoadCredential= "
+                "(or found in $CREDENTIALS_DIRECTORY when set). Exit 0 when usable, 78 with "
+                "every problem listed otherwise.")
+    check.add_argument("--unit", type=Path, default=None, metavar="FILE",
+                       help="the unit that delivers the credentials (default: "
+                            "/etc/systemd/system/officehours.service)")
+    add("unit", cmd_unit, "print the systemd unit for this configuration",
+        "Print the systemd unit that runs this installation with this configuration: "
+        "LoadCredential= for exactly the secrets it names (from /etc/officehours/"
+        "credentials), the hardening, the notify protocol. Install it with: "
+        "officehours --config FILE unit | sudo tee /etc/systemd/system/officehours.service")
+    add("example-config", cmd_example_config, "print the example configuration",
+        "Print the example configuration, every key with its default and meaning.")
     add("doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
         "Check, per instructor, everything a pass needs: the configuration and secret files, "
         "each token endpoint and the credentials, read and write access to each calendar "

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .deploy import CREDENTIALS_SOURCE, DEFAULT_UNIT, credential_name, delivered
+
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
 PLACEHOLDER = "..."  # config.example.toml's stand-in for a value the admin must give
 PROVIDERS = ("google", "microsoft")
@@ -106,6 +108,18 @@ class Config:
     google: GoogleConfig | None
     microsoft: MicrosoftConfig | None
     instructors: tuple[Instructor, ...]
+
+    def secret_files(self) -> list[tuple[str, Path]]:
+        """(key path, file) of every secret this configuration names."""
+        found = [("zoom.client_secret_file", self.zoom.client_secret_file)]
+        if self.google:
+            found.append(("google.credentials_file", self.google.credentials_file))
+        if self.microsoft:
+            for key in ("client_secret_file", "client_certificate_file"):
+                path = getattr(self.microsoft, key)
+                if path is not None:
+                    found.append((f"microsoft.{key}", path))
+        return found
 
 
 def default_config_path() -> Path:
@@ -224,15 +238,18 @@ def _template(value: Any) -> str:
 # secret and no writable state directory, and an admin may run them as a user who cannot
 # read the credentials.
 _CHECK_SECRETS: ContextVar[bool] = ContextVar("check_secrets", default=True)
+# The unit whose LoadCredential= lines say where a credential comes from, outside systemd.
+_UNIT: ContextVar[Path] = ContextVar("unit", default=DEFAULT_UNIT)
 
 
 def _file(secret: bool, content: Callable[[bytes], None] | None = None) -> Converter:
     """A file that must exist and be readable (privately, for a secret); `content` checks
     what is inside, with a message that never quotes it."""
     def convert(value: Any) -> Path:
-        path = _resolve_credential(Path(_nonempty(value)))
+        named = Path(_nonempty(value))
         if secret and not _CHECK_SECRETS.get():
-            return path
+            return named
+        path = _resolve_credential(named)
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
@@ -314,10 +331,29 @@ def _state_dir(value: Any) -> Path:
 
 
 def _resolve_credential(path: Path) -> Path:
-    """Relative secret paths are looked up in systemd's $CREDENTIALS_DIRECTORY when set."""
-    if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
-        return Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
-    return path
+    """The file a secret path means for this process.
+
+    In the service, a credential name is looked up in systemd's $CREDENTIALS_DIRECTORY.
+    Outside it (an admin's check-config, sync or doctor), it is the file the installed
+    unit's LoadCredential= line names: what the service will see, and an error naming the
+    missing line when the unit would not deliver it."""
+    name = credential_name(path)
+    if name is None:
+        return path
+    if os.environ.get("CREDENTIALS_DIRECTORY"):
+        return Path(os.environ["CREDENTIALS_DIRECTORY"]) / name
+    unit = _UNIT.get()
+    if not unit.is_file():
+        raise ValueError(f"{path} is a systemd credential, and no unit at {unit} delivers it: "
+                         f"install one (officehours --config FILE unit > {unit}), or set "
+                         "CREDENTIALS_DIRECTORY to the folder holding the credentials")
+    source = delivered(unit).get(name)
+    if source is None:
+        raise ValueError(f"the unit {unit} delivers no credential {name!r}: write it again "
+                         f"with `officehours --config FILE unit > {unit}` (or add "
+                         f"LoadCredential={name}:{CREDENTIALS_SOURCE / name}), then "
+                         "systemctl daemon-reload")
+    return source
 
 
 def _optional_file(value: Any) -> Path | None:
@@ -418,15 +454,18 @@ class _Collector:
         return values
 
 
-def load(path: Path, secrets: bool = True) -> Config:
+def load(path: Path, secrets: bool = True, unit: Path | None = None) -> Config:
     """Read and validate the file; raise ConfigError listing every problem.
 
-    `secrets` False: the secret files it names are not looked at (for read-only commands)."""
-    token = _CHECK_SECRETS.set(secrets)
+    `secrets` False: the secret files it names are not looked at (for read-only commands).
+    `unit`: the installed unit that delivers credentials (default: DEFAULT_UNIT)."""
+    checking = _CHECK_SECRETS.set(secrets)
+    unit_token = _UNIT.set(unit or DEFAULT_UNIT)
     try:
         return _load(path)
     finally:
-        _CHECK_SECRETS.reset(token)
+        _UNIT.reset(unit_token)
+        _CHECK_SECRETS.reset(checking)
 
 
 def _load(path: Path) -> Config:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from .calendars.base import CalendarError
 from .config import Config, Instructor
@@ -35,17 +34,6 @@ class Check:
     fix: str = ""
 
 
-def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
-    yield "zoom.client_secret_file", config.zoom.client_secret_file
-    if config.google:
-        yield "google.credentials_file", config.google.credentials_file
-    if config.microsoft:
-        for key in ("client_secret_file", "client_certificate_file"):
-            path = getattr(config.microsoft, key)
-            if path is not None:
-                yield f"microsoft.{key}", path
-
-
 def _attempt(subject: str, action: Callable[[], str], fix: str) -> Check:
     try:
         return Check(OK, subject, action())
@@ -58,7 +46,7 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
                                                                              "microsoft")}
     yield Check(OK, "configuration", f"{config.path}: {len(config.instructors)} instructor(s) "
                 f"(google {counts['google']}, microsoft {counts['microsoft']})")
-    for key, path in _secret_files(config):
+    for key, path in config.secret_files():
         mode = path.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             yield Check(WARN, key, f"{path} is readable by its group (mode {mode & 0o777:o})",

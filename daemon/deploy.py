@@ -1,0 +1,51 @@
+"""What an admin installs beside the program: the systemd unit, written for one
+configuration, and the example configuration, both shipped inside the package.
+
+The unit's LoadCredential= lines are derived from the configuration, so that what the
+configuration names is exactly what systemd delivers (no line to uncomment by hand).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from pathlib import Path
+
+DEFAULT_UNIT = Path("/etc/systemd/system/officehours.service")
+CREDENTIALS_SOURCE = Path("/etc/officehours/credentials")  # where the README puts secrets
+# $CREDENTIALS_DIRECTORY of the service: an absolute secret path here is a credential too
+RUN_CREDENTIALS = Path("/run/credentials/officehours.service")
+_LOAD_CREDENTIAL = re.compile(r"^\s*LoadCredential=([^:\s]+):(\S+)\s*$")
+
+
+def shipped(name: str) -> str:
+    """A file shipped in the package: 'officehours.service' or 'config.example.toml'."""
+    return files("daemon").joinpath("share", name).read_text()
+
+
+def credential_name(path: Path) -> str | None:
+    """The credential a secret path stands for, or None for a plain file path: a relative
+    path is a credential name, and so is a path inside the service's credentials folder."""
+    if not path.is_absolute():
+        return str(path)
+    if path.parent == RUN_CREDENTIALS:
+        return path.name
+    return None
+
+
+def render_unit(credentials: list[str], executable: Path, config: Path) -> str:
+    """The unit for a configuration whose secrets are these credential names."""
+    lines = "\n".join(f"LoadCredential={name}:{CREDENTIALS_SOURCE / name}"
+                      for name in sorted(set(credentials)))
+    return (shipped("officehours.service").replace("@CREDENTIALS@", lines)
+            .replace("@EXECUTABLE@", str(executable)).replace("@CONFIG@", str(config)))
+
+
+def delivered(unit: Path) -> dict[str, Path]:
+    """The credentials a unit file delivers: credential name -> the file systemd reads."""
+    found = {}
+    for line in unit.read_text().splitlines():
+        match = _LOAD_CREDENTIAL.match(line)
+        if match:
+            found[match.group(1)] = Path(match.group(2))
+    return found

@@ -1,0 +1,103 @@
+"""What an admin installs: the unit written for their configuration (its credentials are
+exactly what the configuration names), check-config seeing what the service will see, and
+the example configuration, all from the installed package."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, officehours
+
+ROOT = Path(__file__).parent.parent
+KEY = {"type": "service_account", "client_email": "oh@p.iam.gserviceaccount.com",
+       "private_key": "-----BEGIN PRIVATE KEY-----\n...", "token_uri": "https://t.example/"}
+CAMPUSES = {  # which providers the instructors use -> the credentials the unit must load
+    "google": ({"google"}, ["google.json", "zoom-secret"]),
+    "outlook": ({"microsoft"}, ["ms-secret", "zoom-secret"]),
+    "mixed": ({"google", "microsoft"}, ["google.json", "ms-secret", "zoom-secret"]),
+}
+
+
+def campus(directory: Path, providers: set[str]) -> Path:
+    """A config naming its secrets by credential name, as the README says."""
+    text = (f'[service]\nstate_dir = "{directory}/state"\n'
+            '[zoom]\naccount_id = "a"\nclient_id = "c"\nclient_secret_file = "zoom-secret"\n')
+    if "google" in providers:
+        text += '[google]\ncredentials_file = "google.json"\n'
+    if "microsoft" in providers:
+        text += '[microsoft]\ntenant_id = "t"\nclient_id = "c"\nclient_secret_file = "ms-secret"\n'
+    for n, provider in enumerate(sorted(providers)):
+        text += (f'[[instructors]]\nname = "I{n}"\nemail = "i{n}@example.edu"\n'
+                 f'provider = "{provider}"\n')
+    credentials = directory / "credentials"
+    credentials.mkdir(exist_ok=True)
+    for name, content in (("zoom-secret", "s"), ("ms-secret", "s"), ("google.json",
+                                                                     json.dumps(KEY))):
+        (credentials / name).write_text(content)
+        os.chmod(credentials / name, 0o600)
+    path = directory / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def loaded(unit_text: str) -> list[str]:
+    return sorted(line.split("=", 1)[1].split(":", 1)[0] for line in unit_text.splitlines()
+                  if line.startswith("LoadCredential="))
+
+
+@pytest.mark.parametrize("kind", CAMPUSES)
+def test_the_unit_delivers_exactly_what_the_config_names(tmp_path: Path, kind: str) -> None:
+    providers, expected = CAMPUSES[kind]
+    config = campus(tmp_path, providers)
+    result = officehours(config, "unit")
+    assert result.returncode == 0, result.stderr
+    assert loaded(result.stdout) == expected
+    assert f"--config {config} run" in result.stdout
+    assert "@" + "CREDENTIALS@" not in result.stdout
+
+
+@pytest.mark.parametrize("kind", CAMPUSES)
+def test_check_config_fails_when_the_unit_would_not_deliver_a_secret(
+        tmp_path: Path, kind: str) -> None:
+    """Run as the README says (no CREDENTIALS_DIRECTORY): the installed unit decides."""
+    providers, expected = CAMPUSES[kind]
+    config = campus(tmp_path, providers)
+    unit = tmp_path / "officehours.service"
+    unit.write_text(officehours(config, "unit").stdout.replace(
+        "/etc/officehours/credentials", str(tmp_path / "credentials")))
+    result = officehours(config, "check-config", "--unit", str(unit))
+    assert result.returncode == 0, result.stderr
+    missing = expected[0]  # the unit as shipped before had ms-secret commented out
+    unit.write_text("\n".join(line for line in unit.read_text().splitlines()
+                              if not line.startswith(f"LoadCredential={missing}:")))
+    result = officehours(config, "check-config", "--unit", str(unit))
+    assert result.returncode == 78
+    assert f"the unit {unit} delivers no credential {missing!r}" in result.stderr
+    absent = officehours(config, "check-config", "--unit", str(tmp_path / "none.service"))
+    assert absent.returncode == 78 and "no unit at" in absent.stderr
+
+
+def test_a_secret_path_the_service_cannot_read_is_refused_by_unit(tmp_path: Path) -> None:
+    config = campus(tmp_path, {"google"})
+    config.write_text(config.read_text().replace('"zoom-secret"',
+                                                 f'"{tmp_path}/credentials/zoom-secret"'))
+    result = officehours(config, "unit")
+    assert result.returncode == 78 and "is not a credential name" in result.stderr
+
+
+def test_the_shipped_unit_is_the_one_written_for_the_example_config(tmp_path: Path) -> None:
+    example = campus(tmp_path, {"google", "microsoft"})
+    written = officehours(example, "unit").stdout
+    shipped = (ROOT / "systemd" / "officehours.service").read_text()
+    assert shipped == written.replace(str(example), "/etc/officehours/config.toml").replace(
+        str(Path(sys.prefix) / "bin" / "officehours"), "/opt/officehours/venv/bin/officehours")
+
+
+def test_example_config_comes_with_the_package() -> None:
+    result = officehours(None, "example-config", env=clean_env())
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "config.example.toml").read_text()

@@ -1,0 +1,45 @@
+"""The program as a campus server gets it: a wheel built with the declared build
+requirements, installed into a fresh venv with no clone and no test tooling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from conftest import clean_env
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env=clean_env())
+
+
+def test_a_built_wheel_installs_the_command_the_unit_and_the_example(tmp_path: Path) -> None:
+    built = run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist",
+                ROOT, cwd=tmp_path)  # isolated: setuptools as pyproject.toml declares it
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "dist").glob("officehours_daemon-*.whl")
+    venv.create(tmp_path / "venv", with_pip=True)
+    bin_dir = tmp_path / "venv" / "bin"
+    installed = run(bin_dir / "pip", "install", "--quiet", wheel)
+    assert installed.returncode == 0, installed.stderr
+    packages = run(bin_dir / "pip", "list", "--format=freeze").stdout.lower()
+    for tooling in ("pytest", "trustme", "jsonschema", "hypothesis", "mypy", "freezegun"):
+        assert f"\n{tooling}==" not in "\n" + packages, f"{tooling} is a runtime dependency"
+
+    officehours = bin_dir / "officehours"
+    example = run(officehours, "example-config")
+    assert example.returncode == 0 and example.stdout == (ROOT / "config.example.toml").read_text()
+    config = tmp_path / "config.toml"
+    config.write_text(example.stdout.replace("\"...\"", "\"filled-in\""))
+    unit = run(officehours, "--config", config, "unit")
+    assert unit.returncode == 0, unit.stderr
+    assert f"ExecStart={officehours} --config {config} run" in unit.stdout
+    assert "LoadCredential=zoom-secret:/etc/officehours/credentials/zoom-secret" in unit.stdout
+    demo = run(officehours, "demo")
+    assert demo.returncode == 1 and "pip install 'officehours-daemon[demo]'" in demo.stderr
+    assert "Traceback" not in demo.stderr
