@@ -1,0 +1,227 @@
+"""The service under a real systemd: PID 1 of a Debian container (systemd-nspawn over a
+debootstrapped tree), installed exactly as the README says (the built wheel, the unit
+written by `officehours unit`, secrets in /etc/officehours/credentials), against the
+emulators on the host's loopback (the container shares the host's network).
+
+`make systemd-test` runs it (root, systemd-nspawn and debootstrap needed; .ci/run
+installs them); `make test` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import HOUR, at, clean_env, wait_for
+
+from daemon.reconcile import START_MARK
+from daemon.sandbox.domain import Sandbox
+
+ROOT = Path(__file__).parent.parent
+BASE = Path(os.environ.get("OFFICEHOURS_NSPAWN_BASE", "/var/tmp/officehours-nspawn/bookworm"))
+PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
+OH = "/opt/officehours/venv/bin/officehours"
+CONFIG = "/etc/officehours/config.toml"
+ADA, MARY, GRACE = "ada@example.edu", "mary@example.edu", "grace@example.edu"
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("OFFICEHOURS_SYSTEMD_TEST") != "1",
+    reason="boots a container under systemd: run `make systemd-test`")
+
+
+def run(*command: str | Path, check: bool = True, **kwargs: object,
+        ) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                            timeout=900, env=clean_env(), **kwargs)  # type: ignore[call-overload]
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} exited {result.returncode}:\n{result.stdout}\n"
+                             f"{result.stderr}")
+    return result  # type: ignore[no-any-return]
+
+
+def base_tree() -> Path:
+    """A minimal Debian tree with systemd and Python, made once and kept between runs."""
+    if (BASE / "usr" / "bin" / "python3").exists():
+        return BASE
+    for tool in ("debootstrap", "systemd-nspawn", "nsenter"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install debootstrap systemd-container")
+    partial = BASE.with_name(BASE.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    run("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", partial)
+    partial.rename(BASE)
+    return BASE
+
+
+class Container:
+    """A booted tree; commands run in it through nsenter (no machined on this host)."""
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        self.process = subprocess.Popen(
+            ["systemd-nspawn", "-D", str(tree), "--register=no", "--keep-unit", "--boot"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = wait_for(self._init_pid, timeout=60, what="the container's systemd")
+        wait_for(lambda: self.sh("systemctl is-system-running", check=False).stdout.strip()
+                 in ("running", "degraded"), timeout=90, what="the container to boot")
+
+    def _init_pid(self) -> int | None:
+        for child in Path("/proc").glob("[0-9]*"):
+            try:
+                stat = (child / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    return int(child.name)
+            except (OSError, ValueError, IndexError):
+                continue
+        return None
+
+    def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run("nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p",
+                   "/bin/sh", "-c", script, check=check)
+
+    def show(self, *properties: str) -> dict[str, str]:
+        out = self.sh("systemctl show officehours " + " ".join(f"-p {p}" for p in properties))
+        return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+    def journal(self) -> str:
+        return self.sh("journalctl -u officehours --no-pager -o cat | tail -60",
+                       check=False).stdout
+
+    def poweroff(self) -> None:
+        self.sh("systemctl poweroff", check=False)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def in_chroot(tree: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """A command in the tree before it boots (the host's CA bundle lets pip reach PyPI)."""
+    host_ca = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+    options = [f"--bind-ro={host_ca}:/etc/host-ca.crt", "--setenv=PIP_CERT=/etc/host-ca.crt"]
+    links = os.environ.get("PIP_FIND_LINKS", "")
+    if links and Path(links).is_dir():  # a local wheel cache, when this machine has one
+        options += [f"--bind-ro={links}", f"--setenv=PIP_FIND_LINKS={links}"]
+    return run("systemd-nspawn", "-D", tree, "--register=no", "--keep-unit", "--pipe",
+               "--quiet", *options, "/bin/sh", "-c", script)
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Iterator[tuple[Path, Sandbox]]:
+    """A copy of the base tree with officehours installed as the README says."""
+    tree = tmp_path / "tree"
+    run("cp", "-a", "--reflink=auto", base_tree(), tree)
+    run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT,
+        cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    (tree / "root" / wheel.name).write_bytes(wheel.read_bytes())  # /tmp is a fresh tmpfs
+    in_chroot(tree, f"python3 -m venv /opt/officehours/venv && "
+                    f"/opt/officehours/venv/bin/pip install --quiet /root/{wheel.name}")
+
+    (tmp_path / "sandbox").mkdir()
+    box = Sandbox(tmp_path / "sandbox")
+    etc = tree / "etc" / "officehours"
+    (etc / "credentials").mkdir(parents=True, mode=0o700)
+    for secret in box.credentials.iterdir():
+        shutil.copy(secret, etc / "credentials" / secret.name)
+        (etc / "credentials" / secret.name).chmod(0o600)
+    shutil.copy(box.ca.bundle, etc / "ca.pem")
+    try:
+        yield tree, box
+    finally:
+        box.stop()
+
+
+def configure(tree: Path, box: Sandbox, **service: object) -> None:
+    written = box.write_config(relative_secrets=True, ca_bundle="/etc/officehours/ca.pem",
+                               state_dir="/var/lib/officehours", **service)
+    (tree / "etc" / "officehours" / "config.toml").write_text(written.read_text())
+
+
+def linked(box: Sandbox, email: str, event: str) -> bool:
+    if email == MARY:
+        return START_MARK in box.graph.event(email, event)["body"]["content"]
+    return START_MARK in box.google.event(email, event).get("description", "")
+
+
+def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetime) -> None:
+    tree, box = installed
+    box.add_instructor("Ada Lovelace", ADA, 8123456789)
+    box.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    ada = box.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                               end=at(now + 2 * HOUR))
+    mary = box.graph.add_event(MARY, now + HOUR, now + 2 * HOUR, subject="Office Hours")
+    configure(tree, box, sync_interval_seconds=3)
+    # the README's steps: the unit written for this config, check-config, enable
+    in_chroot(tree, f"{OH} --config {CONFIG} unit > /etc/systemd/system/officehours.service"
+                    f" && {OH} --config {CONFIG} check-config && systemctl enable officehours")
+    # a shorter watchdog, so that its pings are seen within the test (a drop-in, as an
+    # admin would write one)
+    dropin = tree / "etc" / "systemd" / "system" / "officehours.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "watchdog.conf").write_text("[Service]\nWatchdogSec=4\n")
+
+    container = Container(tree)
+    try:
+        # READY and STATUS reach systemd; the credentials arrive (Google and Microsoft);
+        # TLS and Python run under the hardening
+        wait_for(lambda: container.show("StatusText")["StatusText"].startswith(
+            "2 instructors, 0 problems"), timeout=90, what="the first pass")
+        assert container.show("ActiveState", "Type")["ActiveState"] == "active"
+        assert linked(box, ADA, ada) and linked(box, MARY, mary), container.journal()
+        assert box.zoom.user(ADA).secure and box.zoom.user(MARY).secure
+
+        # the watchdog is fed
+        first = int(container.show("WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"])
+        wait_for(lambda: int(container.show("WatchdogTimestampMonotonic")[
+            "WatchdogTimestampMonotonic"]) > first, timeout=20, what="a watchdog ping")
+
+        # the DynamicUser's state persists across a restart: no calendar is read in full
+        # again, nothing is written again
+        state = tree / "var" / "lib" / "private" / "officehours" / "state.sqlite3"
+        assert state.exists()
+        writes = len(box.google.writes()) + len(box.graph.writes())
+        container.sh("systemctl restart officehours")
+        wait_for(lambda: container.show("StatusText")["StatusText"].startswith(
+            "2 instructors"), timeout=60, what="a pass after the restart")
+        assert len(box.google.writes()) + len(box.graph.writes()) == writes
+        assert state.exists()
+
+        # reload applies a new config, and keeps the old one when the new one is broken
+        box.add_instructor("Grace Hopper", GRACE, 8234567890)
+        grace = box.google.add_event(GRACE, summary="Office Hours", start=at(now + HOUR),
+                                     end=at(now + 2 * HOUR))
+        configure(tree, box, sync_interval_seconds=3)
+        container.sh("systemctl reload officehours")
+        wait_for(lambda: linked(box, GRACE, grace), timeout=60, what="the reloaded config")
+        config = tree / "etc" / "officehours" / "config.toml"
+        config.write_text(config.read_text() + "\n[bogus]\n")
+        container.sh("systemctl reload officehours")
+        wait_for(lambda: "reload failed" in container.show("StatusText")["StatusText"],
+                 timeout=30, what="the failed reload to be reported")
+        assert container.show("ActiveState")["ActiveState"] == "active"
+
+        # a clean stop, and an uninstall that takes the state with it
+        container.sh("systemctl stop officehours")
+        stopped = container.show("Result", "ExecMainStatus", "ActiveState")
+        assert stopped == {"Result": "success", "ExecMainStatus": "0",
+                           "ActiveState": "inactive"}, container.journal()
+        container.sh("systemctl clean --what=state officehours")
+        assert not state.exists()
+        journal = container.journal()
+        assert "Traceback" not in journal and box.zoom_secret not in journal
+    except BaseException:
+        print(container.journal())
+        raise
+    finally:
+        container.poweroff()
+
