@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -209,12 +210,36 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
         wait_for(lambda: "reload failed" in container.show("StatusText")["StatusText"],
                  timeout=30, what="the failed reload to be reported")
         assert container.show("ActiveState")["ActiveState"] == "active"
+        configure(tree, box, sync_interval_seconds=3)  # the admin mends the config
 
-        # a clean stop, and an uninstall that takes the state with it
+        # a clean stop
         container.sh("systemctl stop officehours")
         stopped = container.show("Result", "ExecMainStatus", "ActiveState")
         assert stopped == {"Result": "success", "ExecMainStatus": "0",
                            "ActiveState": "inactive"}, container.journal()
+
+        # the README's rollback: a state database an upgrade migrated further than this
+        # version knows is refused with 78 and no restart loop; the copy taken before the
+        # upgrade brings the service back
+        live = "/var/lib/private/officehours/state.sqlite3"
+        container.sh(f"cp -a {live} /root/officehours-state.before-upgrade")
+        newer = sqlite3.connect(state)
+        newer.execute("PRAGMA user_version = 99")
+        newer.commit()
+        newer.close()
+        container.sh("systemctl start officehours", check=False)
+        wait_for(lambda: container.show("ActiveState")["ActiveState"] == "failed",
+                 timeout=30, what="the service to refuse the newer state")
+        refused = container.show("ExecMainStatus", "NRestarts")
+        assert refused == {"ExecMainStatus": "78", "NRestarts": "0"}, container.journal()
+        assert "newer than this officehours understands" in container.journal()
+        container.sh(f"cp -a /root/officehours-state.before-upgrade {live} && "
+                     "systemctl reset-failed officehours && systemctl start officehours")
+        wait_for(lambda: container.show("StatusText")["StatusText"].startswith(
+            "3 instructors, 0 problems"), timeout=60, what="the service back on the copy")
+        container.sh("systemctl stop officehours")
+
+        # an uninstall that takes the state with it
         container.sh("systemctl clean --what=state officehours")
         assert not state.exists()
         journal = container.journal()
