@@ -67,8 +67,11 @@ class Container:
 
     def __init__(self, tree: Path) -> None:
         self.tree = tree
+        links = os.environ.get("PIP_FIND_LINKS", "")
+        binds = [f"--bind-ro={links}"] if links and Path(links).is_dir() else []
         self.process = subprocess.Popen(
-            ["systemd-nspawn", "-D", str(tree), "--register=no", "--keep-unit", "--boot"],
+            ["systemd-nspawn", "-D", str(tree), "--register=no", "--keep-unit", *binds,
+             "--boot"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = wait_for(self._init_pid, timeout=60, what="the container's systemd")
         wait_for(lambda: self.sh("systemctl is-system-running", check=False).stdout.strip()
@@ -116,17 +119,23 @@ def in_chroot(tree: Path, script: str) -> subprocess.CompletedProcess[str]:
                "--quiet", *options, "/bin/sh", "-c", script)
 
 
-@pytest.fixture
-def installed(tmp_path: Path) -> Iterator[tuple[Path, Sandbox]]:
-    """A copy of the base tree with officehours installed as the README says."""
+def fresh_tree(tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the base tree, with the wheel built from this checkout in /root."""
     tree = tmp_path / "tree"
     run("cp", "-a", "--reflink=auto", base_tree(), tree)
     run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT,
         cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     (tree / "root" / wheel.name).write_bytes(wheel.read_bytes())  # /tmp is a fresh tmpfs
+    return tree, wheel.name
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Iterator[tuple[Path, Sandbox]]:
+    """A copy of the base tree with officehours installed as the README says."""
+    tree, wheel = fresh_tree(tmp_path)
     in_chroot(tree, f"python3 -m venv /opt/officehours/venv && "
-                    f"/opt/officehours/venv/bin/pip install --quiet /root/{wheel.name}")
+                    f"/opt/officehours/venv/bin/pip install --quiet /root/{wheel}")
 
     (tmp_path / "sandbox").mkdir()
     box = Sandbox(tmp_path / "sandbox")
@@ -250,3 +259,81 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
     finally:
         container.poweroff()
 
+
+
+def readme_lines(heading: str) -> list[str]:
+    """The shell lines of the README's code blocks in the section under `heading`."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    section = section[:section.index("\n#", len(heading))]
+    lines: list[str] = []
+    for block in section.split("```sh\n")[1:]:
+        for line in block.split("```")[0].splitlines():
+            if lines and lines[-1].endswith("\\"):
+                lines[-1] = lines[-1][:-1] + line.strip()
+            elif line.strip() and not line.startswith(" "):  # indented: a comment's rest
+                lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_the_readmes_install_typed_line_by_line(tmp_path: Path, now: datetime,
+                                               provider: str) -> None:
+    """The README's install section typed into a booted server, for a Google-only and an
+    Outlook-only campus; then `status` and `doctor` as the README types them."""
+    tree, wheel = fresh_tree(tmp_path)
+    (tmp_path / "sandbox").mkdir()
+    box = Sandbox(tmp_path / "sandbox")
+    email = ADA if provider == "google" else MARY
+    if provider == "google":
+        box.add_instructor("Ada Lovelace", ADA, 8123456789)
+        event = box.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                     end=at(now + 2 * HOUR))
+    else:
+        box.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+        event = box.graph.add_event(MARY, now + HOUR, now + 2 * HOUR, subject="Office Hours")
+    root = tree / "root"
+    # what the admin brings: the secrets as the vendors hand them out, and the config
+    # they will type in the editor (here: a stand-in for sudo and sudoedit, we are root)
+    for name, source in (("zoom-secret", "zoom-secret"), ("service-account.json",
+                                                           "google.json"),
+                         ("ms-secret", "ms-secret")):
+        shutil.copy(box.credentials / source, root / name)
+    shutil.copy(box.ca.bundle, tree / "etc" / "ssl" / "certs" / "officehours-sandbox.pem")
+    written = box.write_config(relative_secrets=True, state_dir="/var/lib/officehours",
+                               ca_bundle="/etc/ssl/certs/officehours-sandbox.pem",
+                               sync_interval_seconds=3)
+    (root / "config.toml").write_text(written.read_text())
+    host_ca = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+    shutil.copy(host_ca, tree / "etc" / "ssl" / "certs" / "host-ca.crt")
+    bin_dir = tree / "usr" / "local" / "bin"
+    (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    (bin_dir / "sudoedit").write_text('#!/bin/sh\ncp /root/config.toml "$1"\n')
+    for tool in ("sudo", "sudoedit"):
+        (bin_dir / tool).chmod(0o755)
+
+    typed = [line.replace("officehours_daemon-0.1.0-py3-none-any.whl", wheel)
+             for line in readme_lines("### 3. Install") if " -f " not in line + " "]
+    script = ["set -ex", "cd /root", "export PIP_CERT=/etc/ssl/certs/host-ca.crt",
+              f"export PIP_FIND_LINKS={os.environ.get('PIP_FIND_LINKS', '')}", *typed]
+    (root / "install.sh").write_text("\n".join(script) + "\n")
+    container = Container(tree)
+    try:
+        installing = container.sh("sh /root/install.sh 2>&1", check=False)
+        assert installing.returncode == 0, installing.stdout
+        wait_for(lambda: container.show("StatusText")["StatusText"].startswith(
+            "1 instructors, 0 problems"), timeout=90, what="READY and the first pass")
+        assert linked(box, email, event), container.journal()
+        day_to_day = [line for line in readme_lines("Day to day")
+                      if line.split("#")[0].split()[-1] in ("status", "doctor")]
+        assert len(day_to_day) == 2, day_to_day
+        for line in day_to_day:
+            result = container.sh(f"OH={OH}; {line} 2>&1", check=False)
+            assert result.returncode == 0, (line, result.stdout)
+            assert "Ada Lovelace" in result.stdout or "Mary Somerville" in result.stdout
+    except BaseException:
+        print(container.journal())
+        raise
+    finally:
+        container.poweroff()
+        box.stop()
