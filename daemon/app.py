@@ -16,7 +16,7 @@ from .config import Config, ConfigError, Instructor
 from .engine import Engine
 from .http import client
 from .state import State
-from .zoom import ZoomClient
+from .zoom.client import ZoomClient
 
 
 def read_secret(path: Any, key: str) -> str:

@@ -192,7 +192,7 @@ def _read_state(config: Config) -> State | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .zoom import describe_meets
+    from .zoom.policy import describe_meets
 
     config = _config(args, secrets=False)
     state = _read_state(config)

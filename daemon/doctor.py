@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .calendars.base import CalendarError
 from .config import Config, Instructor
 from .engine import Engine
-from .zoom import ZoomError, describe_meets, meets
+from .zoom.client import ZoomError
+from .zoom.policy import describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 SCOPES_HINT = {

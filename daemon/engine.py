@@ -25,15 +25,8 @@ from .model import Event, JoinLink, Kind, is_office_hours
 from .reconcile import Change, Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
 from .state import KnownEvent, State, fingerprint
-from .zoom import (
-    PmiState,
-    ZoomClient,
-    ZoomError,
-    ZoomRefused,
-    ZoomThrottled,
-    carries_passcode,
-    meets,
-)
+from .zoom.client import ZoomClient, ZoomError, ZoomRefused, ZoomThrottled
+from .zoom.policy import PmiState, carries_passcode, meets
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)

@@ -14,16 +14,8 @@ from daemon.config import ZoomConfig
 from daemon.http import client, mask_url, retry_after
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
-from daemon.zoom import (
-    PmiState,
-    Repair,
-    ZoomClient,
-    ZoomError,
-    ZoomRefused,
-    ZoomThrottled,
-    missing_security,
-    random_passcode,
-)
+from daemon.zoom.client import ZoomClient, ZoomError, ZoomRefused, ZoomThrottled
+from daemon.zoom.policy import PmiState, Repair, missing_security, random_passcode
 
 
 def pmi(require: str = "all", password: str = "123456", waiting: bool = True,

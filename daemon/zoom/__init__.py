@@ -1,0 +1,1 @@
+"""Zoom: `policy` decides (pure), `client` reads, repairs and reads back."""
