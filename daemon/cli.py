@@ -6,7 +6,6 @@ import argparse
 import faulthandler
 import json
 import logging
-import os
 import signal
 import sqlite3
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
 from .engine import Result
+from .logs import setup_logging
 from .state import State, StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
@@ -31,32 +31,6 @@ sure the PMI requires a passcode and has the waiting room on before each session
 
 Exit codes: 0 all good; 1 at least one instructor failed (the others were still
 processed); 78 the configuration is unusable."""
-
-
-class _JournalFormatter(logging.Formatter):
-    """`<N>` syslog priority prefixes, which journald turns into log levels."""
-
-    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-                logging.CRITICAL: 2}
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournalFormatter("%(levelname)s %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("googleapiclient", "google", "httpx", "httpcore", "msal", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # "skipped: maximum number of running instances" when a pass outlasts the interval is
-    # expected on a large campus; the pass's own log line tells its duration
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))
 
 
 def _config(args: argparse.Namespace, secrets: bool = True) -> Config:
@@ -322,7 +296,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "pip install 'officehours-daemon[demo]' (or the wheel file with [demo] after "
               "its name), or `make demo` in a checkout", file=sys.stderr)
         return EXIT_FAILED
-    return run_demo()
+    return run_demo(main)
 
 
 def build_parser() -> argparse.ArgumentParser:

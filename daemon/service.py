@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .app import open_engine, utc_now
 from .config import Config, ConfigError, load
 from .engine import Engine, Result
+from .logs import setup_logging
 from .state import StateError
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ class Service:
         self._passes = 0
 
     def run(self) -> int:
-        from .cli import setup_logging
-
         config = load(self.config_path)
         setup_logging(config.service.log_level)
         self._config, self._engine = config, open_engine(config, clock=self.clock)
@@ -117,8 +116,6 @@ class Service:
 
     def _apply_reload(self) -> None:
         """Re-read the config; a config that does not load leaves the old one in force."""
-        from .cli import setup_logging
-
         notify("RELOADING=1")
         try:
             config = load(self.config_path)

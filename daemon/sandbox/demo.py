@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -197,9 +198,8 @@ def _lead_window_pass(config: Path) -> tuple[int, int]:
     return written, changed
 
 
-def run_demo() -> int:
-    from ..cli import main
-
+def run_demo(main: Callable[[list[str]], int]) -> int:
+    """`main` is the CLI's entry point, which runs each pass as an admin would."""
     with tempfile.TemporaryDirectory(prefix="officehours-demo-") as directory:
         sandbox = Sandbox(Path(directory))
         try:
