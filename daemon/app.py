@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 
-from .calendars.base import CalendarError, CalendarProvider
+from .calendars.base import CalendarProvider
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar
 from .config import Config, ConfigError, Instructor
 from .engine import Engine
+from .errors import CalendarError
 from .http import client
 from .state import State
 from .zoom.client import ZoomClient

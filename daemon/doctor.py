@@ -9,22 +9,12 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .calendars.base import CalendarError
 from .config import Config, Instructor
 from .engine import Engine
-from .zoom.client import ZoomError
+from .errors import UNLOCK, CalendarError, ZoomCredentialsRefused, ZoomError, fix
 from .zoom.policy import describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
-SCOPES_HINT = {
-    "google": "check the service account's domain-wide delegation (scope "
-              "https://www.googleapis.com/auth/calendar.events), calendar_id, and that the "
-              "instructor can make changes to that calendar (owner or writer)",
-    "microsoft": "check the app's Calendars.ReadWrite permission, the access policy or RBAC "
-                 "scope covering this mailbox, and calendar_id",
-}
-UNLOCK_HINT = ("unlock it in the Zoom web portal (Admin > Account Management > Account "
-               "Settings > Meeting), or set it there yourself")
 
 
 @dataclass(frozen=True)
@@ -35,11 +25,12 @@ class Check:
     fix: str = ""
 
 
-def _attempt(subject: str, action: Callable[[], str], fix: str) -> Check:
+def _attempt(subject: str, action: Callable[[], str], provider: str = "",
+             zoom_user: str = "") -> Check:
     try:
         return Check(OK, subject, action())
     except (CalendarError, ZoomError) as err:
-        return Check(FAIL, subject, str(err), fix)
+        return Check(FAIL, subject, str(err), fix(err, provider, zoom_user))
 
 
 def checks(config: Config, engine: Engine) -> Iterator[Check]:
@@ -60,14 +51,12 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         locks = engine.zoom.account_locks()
         yield Check(OK, "Zoom app", "credentials accepted; settings locked by the account: "
                     f"{', '.join(sorted(locks)) or 'none'}")
+    except ZoomCredentialsRefused as err:
+        yield Check(FAIL, "Zoom app", str(err), fix(err))
     except ZoomError as err:
-        if "app credentials" in str(err):
-            yield Check(FAIL, "Zoom app", str(err), "check zoom.account_id, zoom.client_id and "
-                        "the secret in zoom.client_secret_file")
-        else:
-            locks = set()
-            yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
-                        "add the scope account:read:admin to the Zoom app to check them")
+        locks = set()
+        yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
+                    "add the scope account:read:admin to the Zoom app to check them")
     for instructor in config.instructors:
         yield from _instructor_checks(instructor, engine, locks)
 
@@ -75,24 +64,19 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
 def _instructor_checks(instructor: Instructor, engine: Engine,
                        locks: set[str] | None) -> Iterator[Check]:
     who = f"{instructor.name} <{instructor.email}>"
-    calendar_fix = SCOPES_HINT[instructor.provider]
 
     def calendar_access() -> str:
         return f"{instructor.provider} calendar {instructor.calendar_id!r} " \
                f"{engine.calendar(instructor).access()}"
 
-    yield _attempt(f"{who} calendar", calendar_access, calendar_fix)
+    yield _attempt(f"{who} calendar", calendar_access, instructor.provider)
     if locks is None:
         return
     user = instructor.zoom_user
     try:
         pmi = engine.zoom.pmi_state(user)
     except ZoomError as err:
-        yield Check(FAIL, f"{who} Zoom", str(err),
-                    f"check that {user} is a licensed user of this Zoom account (zoom_user), "
-                    "and that the app has the scopes user:read:admin, user:write:admin, "
-                    "meeting:read:admin and meeting:write:admin (granular: "
-                    "meeting:read:meeting:admin, meeting:update:meeting:admin)")
+        yield Check(FAIL, f"{who} Zoom", str(err), fix(err, zoom_user=user))
         return
     found = meets(pmi, engine.config.links.include_passcode)
     yield Check(OK, f"{who} Zoom", f"user found, PMI {pmi.link('auto').display_id}, "
@@ -100,7 +84,7 @@ def _instructor_checks(instructor: Instructor, engine: Engine,
     blocked = [name for name in pmi.lacking() if name in locks]
     if blocked:
         yield Check(FAIL, f"{who} Zoom", f"{', '.join(blocked)} must change but is locked by "
-                    "the account", UNLOCK_HINT)
+                    "the account", UNLOCK)
     if not found["passcode_in_invite"] and not found["link_carries_passcode"]:
         yield Check(WARN, f"{who} Zoom", "the join link does not carry the passcode and "
                     "links.include_passcode = false: students with the invite are asked for a "

@@ -18,14 +18,23 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .calendars.base import CalendarError, CalendarProvider, Conflict, SyncExpired
+from .calendars.base import CalendarProvider
 from .config import Config, Instructor
+from .errors import (
+    CalendarError,
+    Conflict,
+    SyncExpired,
+    ZoomError,
+    ZoomRefused,
+    ZoomThrottled,
+    explain,
+)
 from .http import mask_url
 from .model import Event, JoinLink, Kind, is_office_hours
 from .reconcile import Change, Template, desired_description, reconcile, strip_blocks
 from .recurrence import Session, sessions
 from .state import KnownEvent, State, fingerprint
-from .zoom.client import ZoomClient, ZoomError, ZoomRefused, ZoomThrottled
+from .zoom.client import ZoomClient
 from .zoom.policy import PmiState, carries_passcode, meets
 
 log = logging.getLogger(__name__)
@@ -126,7 +135,7 @@ class Engine:
             try:
                 self._sync(instructor, result, now)
             except (CalendarError, ZoomError) as err:
-                result.error = str(err)
+                result.error = explain(err, instructor.provider, instructor.zoom_user)
             except Exception as err:  # a bug must cost one instructor one pass, not everyone
                 log.exception("instructor=%s action=pass problem=unexpected", instructor.email)
                 result.error = f"unexpected {type(err).__name__} (a bug: the log has details)"
@@ -191,7 +200,7 @@ class Engine:
                 self._apply(instructor, calendar, event, link, result, fetch=event.id not in listed)
             except CalendarError as err:
                 failures += 1
-                result.error = result.error or f"event {event.id}: {err}"
+                result.error = result.error or f"event {event.id}: {explain(err)}"
         if not failures and not self.dry_run:
             self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
 
@@ -303,7 +312,7 @@ class Engine:
             enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
         except ZoomRefused as err:
             result.zoom = "REFUSED"
-            result.error = str(err)
+            result.error = explain(err)
             self._zoom_status(instructor, f"refused: {err}", now, err.state)
             return err.state.link(policy) if err.state else self.zoom.link(user, policy)
         before = enforcement.before.describe()
@@ -434,7 +443,7 @@ class Engine:
             if not self.dry_run:
                 self.state.forget_instructor_events(instructor.key)
         except (CalendarError, ZoomError) as err:
-            result.error = str(err)
+            result.error = explain(err, instructor.provider, instructor.zoom_user)
         return result
 
 

@@ -11,10 +11,20 @@ import httpx
 import pytest
 
 from daemon.config import ZoomConfig
+from daemon.errors import (
+    CalendarError,
+    CredentialsRefused,
+    ZoomCredentialsRefused,
+    ZoomError,
+    ZoomRefused,
+    ZoomThrottled,
+    explain,
+    fix,
+)
 from daemon.http import client, mask_url, retry_after
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
-from daemon.zoom.client import ZoomClient, ZoomError, ZoomRefused, ZoomThrottled
+from daemon.zoom.client import ZoomClient
 from daemon.zoom.policy import PmiState, Repair, missing_security, random_passcode
 
 
@@ -121,9 +131,11 @@ def test_wrong_secret_gives_a_clear_error_without_the_secret(
     sandbox.zoom.add_user("ada@example.edu", 8123456789)
     zoom = make_client([])
     zoom._auth._basic = "Basic " + "d3Jvbmc6d3Jvbmc="  # wrong:wrong
-    with pytest.raises(Exception, match="zoom.client_secret_file") as caught:
+    with pytest.raises(ZoomCredentialsRefused) as caught:
         zoom.link("ada@example.edu", "auto")
-    assert sandbox.zoom_secret not in str(caught.value)
+    assert caught.value.status == 401
+    assert "zoom.client_secret_file" in explain(caught.value)  # the one place for prose
+    assert sandbox.zoom_secret not in explain(caught.value)
 
 
 def test_trust_is_exactly_the_ca_bundle(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,3 +259,19 @@ def test_a_refused_setting_does_not_stop_the_repair_of_the_others(
     assert user.room_waiting_room is (locked != "waiting_room")
     assert caught.value.state is not None and caught.value.state.lacking() == [
         "require_password_for_pmi_meetings" if locked != "waiting_room" else "waiting_room"]
+
+
+@pytest.mark.parametrize(("error", "provider", "advice"), [
+    (ZoomError("x", status=400, code=4711), "", "meeting:read:meeting:admin"),
+    (ZoomError("x", status=404, code=1001), "", "ada@example.edu is a licensed user"),
+    (ZoomRefused("x"), "", "unlock it in the Zoom web portal"),
+    (CalendarError("x", status=403), "google", "domain-wide delegation"),
+    (CalendarError("x", status=404), "microsoft", "Calendars.ReadWrite"),
+    (CredentialsRefused("x"), "microsoft", "tenant_id, client_id"),
+])
+def test_each_error_is_explained_with_its_fix_from_its_fields(
+        error: Exception, provider: str, advice: str) -> None:
+    advised = fix(error, provider, "ada@example.edu")
+    assert explain(error, provider, "ada@example.edu") == f"x; fix: {advised}"
+    assert advice in explain(error, provider, "ada@example.edu")
+    assert explain(ZoomError("a blip", status=502), provider) == "a blip"  # nothing to do

@@ -1,4 +1,4 @@
-"""What the engine needs from a calendar provider, and the errors it may raise."""
+"""What the engine needs from a calendar provider (its errors: ../errors.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..model import Event
-
-
-class CalendarError(Exception):
-    """A calendar request failed; the message is safe to log and names no secret."""
-
-
-class SyncExpired(CalendarError):
-    """The stored sync state was rejected: list everything again."""
-
-
-class Conflict(CalendarError):
-    """The event changed since it was read (412): re-read, re-apply, retry."""
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
 from ..config import GoogleConfig, Instructor
+from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
 from ..http import RETRY_STATUSES, backoff, retry_after, with_retries
 from ..model import Event, Kind
-from .base import CalendarError, Conflict, Listing, SyncExpired
+from .base import Listing
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 WRITERS = ("owner", "writer")
@@ -101,11 +102,6 @@ class GoogleAccount:
                 http.close()
 
 
-class _Gone(CalendarError):
-    """A get or patch of one event answered 404 or 410 (`deleted`): that event is gone
-    (API-NOTES; https://developers.google.com/calendar/api/guides/errors#410_gone)."""
-
-
 class GoogleCalendar:
     """CalendarProvider for one instructor's Google calendar.
 
@@ -141,18 +137,24 @@ class GoogleCalendar:
             return with_retries(lambda: _answer(request, http), _delay, self._sleep)
         except HttpError as err:
             status = err.resp.status
+            reason = _reason(err)
+            # a get or patch of one deleted event answers 404 or 410 `deleted`: that event is
+            # gone (https://developers.google.com/calendar/api/guides/errors#410_gone)
             if one_event is not None and status in (404, 410):
-                raise _Gone(f"Google: event {one_event} is gone (HTTP {status})") from None
+                raise Gone(f"Google: event {one_event} is gone (HTTP {status})",
+                           status=status, code=reason) from None
             if status == 410:
-                raise SyncExpired("Google: sync token expired, a full sync is required") from None
+                raise SyncExpired("Google: sync token expired, a full sync is required",
+                                  status=status, code=reason) from None
             if status == 412:
-                raise Conflict("Google: the event changed meanwhile (412)") from None
+                raise Conflict("Google: the event changed meanwhile (412)", status=status,
+                               code=reason) from None
             raise CalendarError(f"Google Calendar for {self._who}: HTTP {status} "
-                                f"({_reason(err)})") from None
+                                f"({reason})", status=status, code=reason) from None
         except google.auth.exceptions.RefreshError as err:
             reason = err.args[0] if err.args else "refused"
-            raise CalendarError(f"Google refused the credentials for {self._who}: "
-                                f"{str(reason)[:200]}") from None
+            raise CredentialsRefused(f"Google refused the credentials for {self._who}: "
+                                     f"{str(reason)[:200]}") from None
         except TRANSIENT as err:
             raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
                                 f"{str(err)[:200]}") from None
@@ -184,7 +186,8 @@ class GoogleCalendar:
         if role not in WRITERS:
             raise CalendarError(f"Google calendar {self._calendar!r} is only {role or 'visible'}"
                                 f" to {self._who}: the program can read it but cannot write "
-                                "the link into its events (it needs owner or writer access)")
+                                "the link into its events (it needs owner or writer access)",
+                                status=403, code=role)  # what a write would be answered
         return f"readable and writable ({role})"
 
     def get(self, event_id: str) -> Event | None:
@@ -192,7 +195,7 @@ class GoogleCalendar:
             item = self._execute(self._service.events().get(
                 calendarId=self._calendar, eventId=event_id, quotaUser=self._who),
                 one_event=event_id)
-        except _Gone:
+        except Gone:
             return None
         return to_event(item)
 
@@ -201,12 +204,9 @@ class GoogleCalendar:
             calendarId=self._calendar, eventId=event.id, sendUpdates=self._send_updates,
             quotaUser=self._who, body={"description": description, "location": location})
         request.headers["If-Match"] = event.etag
-        try:
-            return to_event(self._execute(request, one_event=event.id))
-        except _Gone as gone:
-            # deleted since it was read: the caller re-reads as after any change (get()
-            # then says None), and the next listing shows it cancelled
-            raise Conflict(str(gone)) from None
+        # deleted since it was read: Gone, a Conflict, so the caller re-reads as after any
+        # change (get() then says None), and the next listing shows it cancelled
+        return to_event(self._execute(request, one_event=event.id))
 
 
 def _answer(request: Any, http: Any) -> dict[str, Any]:

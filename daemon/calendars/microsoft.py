@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
+from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
 from ..http import backoff, https_proxy, httpx_delay, retry_after, send
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
-from .base import CalendarError, Conflict, Listing, SyncExpired
+from .base import Listing
 
 WINDOW_BEHIND = timedelta(days=1)  # sessions under way stay visible
 WINDOW_AHEAD = timedelta(days=60)
@@ -114,8 +115,8 @@ class GraphApp:
                                     f"{type(err).__name__}") from None
         if "access_token" not in result:
             reason = str(result.get("error_description") or result.get("error"))
-            raise CalendarError("Microsoft refused the app credentials (check microsoft."
-                                f"tenant_id, client_id and the secret): {reason[:160]}")
+            raise CredentialsRefused("Microsoft refused the app credentials: "
+                                     f"{reason[:160]}", code=result.get("error"))
         return str(result["access_token"])
 
 
@@ -177,18 +178,25 @@ class OutlookCalendar:
         except ValueError:
             raise CalendarError(f"Graph {method} for {self._who}: the answer was not valid "
                                 "JSON, 4 times") from None
-        if response.status_code in (409, 412) and method != "GET":
-            raise Conflict(f"Graph: the event changed meanwhile ({response.status_code})")
-        if response.status_code == 410:
-            raise SyncExpired("Graph: the delta link expired, a new round is needed")
-        if response.status_code >= 400:
+        status = response.status_code
+        if status < 400:
+            pass
+        elif status in (409, 412) and method != "GET":
+            raise Conflict(f"Graph: the event changed meanwhile ({status})", status=status)
+        elif status == 410:
+            raise SyncExpired("Graph: the delta link expired, a new round is needed",
+                              status=status)
+        else:
+            code = None
             try:
                 error = response.json()["error"]
-                detail = f"{error.get('code')}: {str(error.get('message'))[:160]}"
+                code = error.get("code")
+                detail = f"{code}: {str(error.get('message'))[:160]}"
             except (ValueError, KeyError, TypeError):
                 detail = response.text[:160]
-            raise CalendarError(f"Graph {method} for {self._who}: HTTP "
-                                f"{response.status_code} ({detail})")
+            raise CalendarError(f"Graph {method} for {self._who}: HTTP {status} ({detail})",
+                                status=status, code=code,
+                                retry_after=retry_after(response.headers))
         try:
             result: dict[str, Any] = response.json()
         except ValueError:
@@ -289,7 +297,7 @@ class OutlookCalendar:
             query = urlencode({"$select": ",".join(BY_ID_FIELDS)}, safe="$,")
             item = self._call("GET", f"{self._event_url(event_id)}?{query}")
         except CalendarError as err:
-            if "HTTP 404" in str(err):
+            if err.status == 404:
                 return None
             raise
         return self._to_event(item)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from ..config import PasscodePolicy, ZoomConfig
+from ..errors import ZoomCredentialsRefused, ZoomError, ZoomRefused, ZoomThrottled
 from ..http import MAX_RETRY_AFTER, RateLimiter, httpx_delay, retry_after_seconds, send
 from ..model import JoinLink
 from .policy import PmiState, missing_security, passcode_in_invite, random_passcode
@@ -28,27 +29,6 @@ TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one e
 RATE_LIMITS = {"pro": {"light": 25.0, "medium": 16.0},
                "business": {"light": 64.0, "medium": 48.0},
                "enterprise": {"light": 64.0, "medium": 48.0}}
-
-
-class ZoomError(Exception):
-    """A Zoom request failed; the message is safe to log and names no secret."""
-
-
-class ZoomRefused(ZoomError):
-    """Zoom would not make the PMI secure (a setting locked by the account, say);
-    `state` is what a student meets now, as read back."""
-
-    def __init__(self, message: str, state: PmiState | None = None) -> None:
-        super().__init__(message)
-        self.state = state
-
-
-class ZoomThrottled(ZoomError):
-    """A daily limit (or a wait longer than a pass) was reached: no retry helps today."""
-
-    def __init__(self, message: str, until: datetime) -> None:
-        super().__init__(message)
-        self.until = until
 
 
 @dataclass(frozen=True)
@@ -81,10 +61,9 @@ class _TokenAuth(httpx.Auth):
 
     def _store(self, response: httpx.Response) -> None:
         if response.status_code != 200:
-            raise ZoomError(
-                f"Zoom refused the app credentials (HTTP {response.status_code}); check "
-                "zoom.account_id, zoom.client_id and zoom.client_secret_file"
-            )
+            raise ZoomCredentialsRefused(
+                f"Zoom refused the app credentials (HTTP {response.status_code})",
+                status=response.status_code)
         body = response.json()
         with self._lock:
             self._token = body["access_token"]
@@ -169,13 +148,15 @@ class ZoomClient:
         except ValueError:
             detail = response.text[:200]
         text = f"Zoom {method} {path} failed: HTTP {response.status_code} ({detail})"
+        fields: dict[str, Any] = {"code": code, "retry_after": retry_after_seconds(
+            response.headers)}
         until = _daily_limit(response)
         if until is not None:
             return ZoomThrottled(f"{text}; Zoom's limit lifts at {until:%Y-%m-%d %H:%M} UTC, "
-                                 "not tried again before then", until)
+                                 "not tried again before then", until, **fields)
         if response.status_code == 400 and method == "PATCH" and code == 300:  # locked
-            return ZoomRefused(text)
-        return ZoomError(text)
+            return ZoomRefused(text, status=400, **fields)
+        return ZoomError(text, status=response.status_code, **fields)
 
     def _user(self, user: str) -> tuple[str, str]:
         body = self._call("GET", f"/users/{user}")
