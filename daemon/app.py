@@ -15,7 +15,7 @@ from .calendars.microsoft import GraphApp, OutlookCalendar
 from .config import Config, ConfigError, Instructor
 from .engine import Engine
 from .errors import CalendarError
-from .http import client
+from .http import Outbound
 from .state import State
 from .zoom.client import ZoomClient
 
@@ -37,10 +37,9 @@ def utc_now() -> datetime:
 class Providers:
     """Makes each instructor's calendar provider; shares what can be shared per vendor."""
 
-    def __init__(self, config: Config, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, config: Config, outbound: Outbound) -> None:
         self._config = config
-        self._sleep = sleep
-        self._timeout = float(config.service.http_timeout_seconds)
+        self._sleep = outbound.sleep
         used = {i.provider for i in config.instructors}
         self._google: GoogleAccount | None = None
         self._graph: tuple[GraphApp, httpx.Client] | None = None
@@ -48,10 +47,9 @@ class Providers:
             if config.google is not None and "google" in used:
                 self._google = GoogleAccount(config.google,
                                              load_credentials(config.google.credentials_file),
-                                             config.service.ca_bundle, self._timeout)
+                                             outbound)
             if config.microsoft is not None and "microsoft" in used:
-                app = GraphApp(config.microsoft, config.service.ca_bundle)
-                self._graph = (app, client(config.service.ca_bundle, self._timeout))
+                self._graph = (GraphApp(config.microsoft, outbound), outbound.httpx())
         except (ValueError, OSError, CalendarError) as err:
             raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
@@ -75,10 +73,10 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
                 sleep: Callable[[float], None] = time.sleep) -> Engine:
     """`sleep` is how retries wait: tests and the soak test pass a quicker one."""
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
-    timeout = float(config.service.http_timeout_seconds)
-    zoom = ZoomClient(config.zoom, secret, client(config.service.ca_bundle, timeout),
-                      sleep=sleep)
+    outbound = Outbound(config.service.ca_bundle, float(config.service.http_timeout_seconds),
+                        sleep)
+    zoom = ZoomClient(config.zoom, secret, outbound.httpx(), sleep=sleep)
     state = (State.scratch_copy(config.service.state_dir) if dry_run
              else State.open(config.service.state_dir))
-    return Engine(config, state, zoom, Providers(config, sleep), clock, dry_run=dry_run)
+    return Engine(config, state, zoom, Providers(config, outbound), clock, dry_run=dry_run)
 

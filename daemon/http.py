@@ -1,4 +1,11 @@
-"""Outbound HTTP: one place for TLS trust, proxies, timeouts and Retry-After parsing."""
+"""Outbound HTTP: one place for TLS trust, proxies, timeouts and the retry policy.
+
+`Outbound` makes every client the program talks through: httpx (Zoom, Graph), httplib2
+(Google's API client and its token refresh) and the requests session msal fetches tokens
+with. Each trusts exactly `service.ca_bundle` when it is set (whatever REQUESTS_CA_BUNDLE,
+SSL_CERT_FILE and friends say), goes through the environment's HTTPS proxy, and retries
+as `with_retries` says.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httplib2
 import httpx
+import requests
 
 MAX_RETRY_AFTER = 60.0
 _PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
@@ -33,8 +43,7 @@ def https_proxy() -> str | None:
 
 
 def client(ca_bundle: Path | None, timeout: float = 30.0) -> httpx.Client:
-    return httpx.Client(verify=ssl_context(ca_bundle), trust_env=False, proxy=https_proxy(),
-                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+    return Outbound(ca_bundle, timeout).httpx()
 
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -149,3 +158,55 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
 def mask_url(text: str) -> str:
     """Join URLs with their `pwd=` part masked, for logs, audit and status."""
     return _PWD.sub(r"\1***", text)
+
+
+def _requests_delay(outcome: requests.Response | Exception, attempt: int) -> float | None:
+    if isinstance(outcome, requests.ConnectionError | requests.Timeout):
+        return backoff(attempt)
+    if isinstance(outcome, requests.Response) and outcome.status_code in RETRY_STATUSES:
+        return retry_after(outcome.headers) or backoff(attempt)
+    return None
+
+
+class _RetryingSession(requests.Session):
+    """A requests session whose every request follows the retry policy (msal's token
+    fetches: a 503 or a reset from the identity platform costs a retry, not a pass)."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        super().__init__()
+        self._sleep = sleep
+
+    def request(self, method: Any, url: Any, *args: Any,
+                **kwargs: Any) -> requests.Response:
+        parent = super().request
+        return with_retries(lambda: parent(method, url, *args, **kwargs), _requests_delay,
+                            self._sleep)
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """How the program reaches the outside: trust, proxy, timeout, and how retries wait."""
+
+    ca_bundle: Path | None = None
+    timeout: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def httpx(self) -> httpx.Client:
+        return httpx.Client(verify=ssl_context(self.ca_bundle), trust_env=False,
+                            proxy=https_proxy(),
+                            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
+
+    def httplib2(self) -> httplib2.Http:
+        # httplib2 reads the proxy from the environment itself, NO_PROXY included
+        return httplib2.Http(ca_certs=str(self.ca_bundle) if self.ca_bundle else None,
+                             timeout=self.timeout,
+                             proxy_info=httplib2.proxy_info_from_environment)
+
+    def requests(self) -> requests.Session:
+        session = _RetryingSession(self.sleep)
+        session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
+        session.verify = str(self.ca_bundle) if self.ca_bundle else True
+        proxy = https_proxy()
+        if proxy:
+            session.proxies = {"https": proxy}
+        return session

@@ -153,6 +153,16 @@ def test_expired_graph_token_is_refreshed(mary: Sandbox, now: datetime) -> None:
     assert len(mary.graph.requests("POST", "/token")) == 2
 
 
+@pytest.mark.parametrize("kind", ["503", "429", "reset"])
+def test_msal_token_requests_are_retried_like_the_rest(mary: Sandbox, now: datetime,
+                                                       kind: str) -> None:
+    seed(mary, now, next_session=3 * HOUR)
+    mary.graph.inject(kind, "POST", "/oauth2/v2.0/token")
+    result = officehours(mary.write_config(), "sync")
+    assert result.returncode == 0, result.stderr
+    assert len(mary.graph.requests("POST", "/oauth2/v2.0/token")) == 2
+
+
 def test_429_retry_after_is_honoured(mary: Sandbox, now: datetime) -> None:
     seed(mary, now, next_session=3 * HOUR)
     mary.graph.fail("GET", "/calendarView/delta", graph_error(

@@ -27,7 +27,7 @@ from googleapiclient.errors import HttpError
 
 from ..config import GoogleConfig, Instructor
 from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
-from ..http import RETRY_STATUSES, backoff, retry_after, with_retries
+from ..http import RETRY_STATUSES, Outbound, backoff, retry_after, with_retries
 from ..model import Event, Kind
 from .base import Listing
 
@@ -59,11 +59,9 @@ class GoogleAccount:
     Per instructor there is then only a credentials object (a token), which keeps a
     campus of thousands in little memory."""
 
-    def __init__(self, config: GoogleConfig, info: dict[str, Any], ca_bundle: Path | None,
-                 timeout: float = 30.0) -> None:
+    def __init__(self, config: GoogleConfig, info: dict[str, Any], outbound: Outbound) -> None:
         self.config = config
-        self._ca_certs = str(ca_bundle) if ca_bundle else None
-        self._timeout = timeout
+        self._outbound = outbound
         if info["type"] == "service_account":
             self._base = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 info, scopes=SCOPES)
@@ -85,7 +83,7 @@ class GoogleAccount:
         return self._base.with_subject(subject) if self._delegated else self._base
 
     def _new_http(self) -> httplib2.Http:
-        http = httplib2.Http(ca_certs=self._ca_certs, timeout=self._timeout)
+        http = self._outbound.httplib2()
         with self._lock:
             self._connections.append(http)
         return http

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
-from ..http import backoff, https_proxy, httpx_delay, retry_after, send
+from ..http import Outbound, backoff, httpx_delay, retry_after, send
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
@@ -78,15 +77,11 @@ def client_credential(config: MicrosoftConfig) -> str | dict[str, str]:
 class GraphApp:
     """The msal application shared by every mailbox: one token for the whole tenant."""
 
-    def __init__(self, config: MicrosoftConfig, ca_bundle: Path | None) -> None:
+    def __init__(self, config: MicrosoftConfig, outbound: Outbound) -> None:
         self._config = config
         self._credential = client_credential(config)
-        self._session = requests.Session()
-        self._session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
-        self._session.verify = str(ca_bundle) if ca_bundle else True
-        proxy = https_proxy()
-        if proxy:
-            self._session.proxies = {"https": proxy}
+        self._session = outbound.requests()  # trust, proxy and retries for msal's requests
+        self._timeout = outbound.timeout
         self._app: msal.ConfidentialClientApplication | None = None  # built on first use:
         graph = urlsplit(config.graph_base_url)  # msal reads the authority's metadata then
         self._scopes = [f"{graph.scheme}://{graph.netloc}/.default"]
@@ -98,7 +93,7 @@ class GraphApp:
             self._app = msal.ConfidentialClientApplication(
                 config.client_id, client_credential=self._credential,
                 authority=f"{config.authority_host}/{config.tenant_id}",
-                http_client=self._session,
+                http_client=self._session, timeout=self._timeout,
                 # msal checks a non-Microsoft authority against Microsoft's list otherwise
                 instance_discovery=False if _custom(config) else None)
         return self._app
