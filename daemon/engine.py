@@ -29,11 +29,11 @@ from .errors import (
     ZoomThrottled,
     explain,
 )
-from .http import mask_url
-from .model import Event, JoinLink, Kind, is_office_hours
-from .reconcile import Change, Template, desired_description, reconcile, strip_blocks
+from .model import Event, JoinLink, Kind, KnownEvent, fingerprint, is_office_hours, mask_url
+from .plan import EventPlan, Remember, Write, plan_event
+from .reconcile import Template
 from .recurrence import Session, sessions
-from .state import KnownEvent, State, fingerprint
+from .state import State
 from .zoom.client import ZoomClient
 from .zoom.policy import PmiState, carries_passcode, meets
 
@@ -189,8 +189,8 @@ class Engine:
                 else self._cached_link(instructor))
         stale = self._stale(office, listed, link)
         if not (in_window or first_sight) and (stale or any(
-                self._plan(instructor, calendar, e, link)[0] for e in listed.values())) \
-                and self._ahead(known, upcoming, now):
+                isinstance(self._plan(instructor, calendar, e, link).action, Write)
+                for e in listed.values())) and self._ahead(known, upcoming, now):
             # a link is about to be written: secure first, so that it is the final one
             link = self._secured_link(instructor, result, now)
             stale = self._stale(office, listed, link)
@@ -352,7 +352,7 @@ class Engine:
 
     def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
                link: JoinLink | None, result: Result, fetch: bool) -> None:
-        """Bring one event to what reconcile wants; 412 -> re-read, re-apply, retry.
+        """Read (when asked), plan, execute one event; 412 -> read, plan, execute again.
 
         `link` None takes out what the program wrote (remove-links)."""
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -361,70 +361,61 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
-            change, owned = self._plan(instructor, calendar, event, link)
-            self._note_no_room(instructor, calendar, event, link)
-            url = self._identity(link) if link else None
-            if change is None:
-                if not self.dry_run:
-                    self.state.mark_link(instructor.key, event.id, url, owned)
+            planned = self._plan(instructor, calendar, event, link)
+            if planned.no_room:
+                self._note_no_room(instructor, calendar, event)
+            if self._execute(instructor, calendar, planned.action, link, result):
                 return
-            line = describe(event, change.description, change.location)
-            if self.dry_run:
-                result.changes.append(line)
-                return
-            if link is not None and self.state.is_offboarded(instructor.key):
-                return  # remove-links took the instructor out while this pass ran
-            if change.owned_location:
-                self.state.add_pending_location(instructor.key, event.id, change.owned_location)
-            try:
-                calendar.patch(event, change.description, change.location)
-            except Conflict:
-                log.info("instructor=%s event=%s action=retry reason=conflict",
-                         instructor.email, event.id)
-                fetch = True
-                continue
-            self.state.mark_link(instructor.key, event.id, url, change.owned_location)
-            action = "update-event" if link else "remove-link"
-            self.state.audit(self.clock(), instructor.key, f"event:{event.id}", action,
-                             {"title": event.title, "change": mask_url(line)})
-            log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id, action,
-                     mask_url(line))
-            result.changes.append(line)
-            return
+            log.info("instructor=%s event=%s action=retry reason=conflict", instructor.email,
+                     event.id)
+            fetch = True
         raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
 
     def _plan(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-              link: JoinLink | None) -> tuple[Change | None, str | None]:
-        """What reconcile wants written to `event`, and the location the program owns."""
-        known = self.state.known_event(instructor.key, event.id)
-        owned = event.location if self._owns_location(known, event, link) else None
-        return reconcile(event.description, event.location, link, owned,
-                         self.template(instructor), calendar.description_limit), owned
+              link: JoinLink | None) -> EventPlan:
+        return plan_event(event, self.state.known_event(instructor.key, event.id), link,
+                          self.template(instructor), calendar.description_limit)
 
-    @staticmethod
-    def _owns_location(known: KnownEvent | None, event: Event, link: JoinLink | None) -> bool:
-        """Whether the event's location is one the program wrote.
-
-        With no memory of the event at all (a first pass, or a rebuilt state database), a
-        location that is exactly the current join URL is taken as the program's: it is
-        what the program writes, and so a later link change replaces it."""
-        if known is not None and known.owns_location(event.location):
+    def _execute(self, instructor: Instructor, calendar: CalendarProvider,
+                 action: Write | Remember, link: JoinLink | None, result: Result) -> bool:
+        """Carry out one action with the journal writes that make a kill -9 safe: a location
+        about to be written is remembered before the write, the link after it. False when
+        the event changed meanwhile."""
+        key, event = instructor.key, action.event
+        remembered = self._identity(link) if link else None
+        if isinstance(action, Remember):
+            if not self.dry_run:
+                self.state.mark_link(key, event.id, remembered, action.owned_location)
             return True
-        forgotten = known is None or (known.link_hash is None
-                                      and known.owned_location_hash is None)
-        return forgotten and link is not None and event.location.strip() == link.url
+        if self.dry_run:
+            result.changes.append(action.line)
+            return True
+        if not action.removing and self.state.is_offboarded(key):
+            return True  # remove-links took the instructor out while this pass ran
+        if action.owned_location:
+            self.state.add_pending_location(key, event.id, action.owned_location)
+        try:
+            calendar.patch(event, action.description, action.location)
+        except Conflict:
+            return False
+        self.state.mark_link(key, event.id, remembered, action.owned_location)
+        line = mask_url(action.line)
+        self.state.audit(self.clock(), key, f"event:{event.id}", action.action,
+                         {"title": event.title, "change": line})
+        log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id,
+                 action.action, line)
+        result.changes.append(action.line)
+        return True
 
-    def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-                      link: JoinLink | None) -> None:
+    def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider,
+                      event: Event) -> None:
         """Say once per event and process when its description leaves no room for the block."""
-        if link is None or event.id in self._no_room:
+        if event.id in self._no_room:
             return
-        wanted = desired_description(event.description, link, self.template(instructor))
-        if len(wanted) > max(calendar.description_limit, len(event.description)):
-            self._no_room.add(event.id)
-            log.warning("instructor=%s event=%s action=skip-block reason=description-too-long "
-                        "length=%d limit=%d outcome=link-in-location-only", instructor.email,
-                        event.id, len(event.description), calendar.description_limit)
+        self._no_room.add(event.id)
+        log.warning("instructor=%s event=%s action=skip-block reason=description-too-long "
+                    "length=%d limit=%d outcome=link-in-location-only", instructor.email,
+                    event.id, len(event.description), calendar.description_limit)
 
     def remove_links(self, instructor: Instructor) -> Result:
         """Take out every block and location the program wrote for one instructor, who is
@@ -446,17 +437,3 @@ class Engine:
             result.error = explain(err, instructor.provider, instructor.zoom_user)
         return result
 
-
-def describe(event: Event, description: str, location: str) -> str:
-    """One line a person can read: which event, what happens to its text and location."""
-    had_block = strip_blocks(event.description) != event.description
-    has_block = strip_blocks(description) != description
-    parts = []
-    if description != event.description:
-        parts.append({(False, True): "link block inserted", (True, True): "link block updated",
-                      (True, False): "link block removed"}.get((had_block, has_block),
-                                                               "description updated"))
-    if location != event.location:
-        parts.append(f"location set to {mask_url(location)!r}" if location
-                     else "location cleared")
-    return f"{event.title!r} ({event.kind.value} {event.id}): {', '.join(parts)}"

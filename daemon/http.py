@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import random
-import re
 import ssl
 import threading
 import time
@@ -27,7 +26,6 @@ import httpx
 import requests
 
 MAX_RETRY_AFTER = 60.0
-_PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
 
 
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
@@ -153,11 +151,6 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     """Seconds to wait before retrying within a pass, at most MAX_RETRY_AFTER."""
     seconds = retry_after_seconds(headers, now)
     return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
-
-
-def mask_url(text: str) -> str:
-    """Join URLs with their `pwd=` part masked, for logs, audit and status."""
-    return _PWD.sub(r"\1***", text)
 
 
 def _requests_delay(outcome: requests.Response | Exception, attempt: int) -> float | None:

@@ -5,6 +5,8 @@ Providers translate their own shapes into these; reconcile and the engine see no
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -69,3 +71,26 @@ def is_office_hours(title: str, titles: tuple[str, ...]) -> bool:
         if candidate.startswith(prefix) and not candidate[len(prefix)].isalnum():
             return True
     return False
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    event: Event
+    link_hash: str | None
+    owned_location_hash: str | None
+
+    def owns_location(self, location: str) -> bool:
+        hashes = (self.owned_location_hash or "").split(",")
+        return bool(location.strip()) and fingerprint(location) in hashes
+
+
+_PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
+
+
+def mask_url(text: str) -> str:
+    """Join URLs with their `pwd=` part masked, for logs, audit and status."""
+    return _PWD.sub(r"\1***", text)

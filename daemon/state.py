@@ -6,7 +6,6 @@ links are stored only as hashes (and masked in the audit log): the pwd= part is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from .model import Event, Kind
+from .model import Event, Kind, KnownEvent, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +75,6 @@ class StateError(Exception):
     def __init__(self, message: str, unusable: bool = False) -> None:
         super().__init__(message)
         self.unusable = unusable
-
-
-def fingerprint(text: str) -> str:
-    return hashlib.sha256(text.strip().encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class KnownEvent:
-    event: Event
-    link_hash: str | None
-    owned_location_hash: str | None
-
-    def owns_location(self, location: str) -> bool:
-        hashes = (self.owned_location_hash or "").split(",")
-        return bool(location.strip()) and fingerprint(location) in hashes
 
 
 @dataclass(frozen=True)

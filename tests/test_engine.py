@@ -13,9 +13,9 @@ from conftest import HOUR, at
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
+from daemon.model import fingerprint
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
-from daemon.state import fingerprint
 
 ADA = "ada@example.edu"
 

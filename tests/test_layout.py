@@ -7,7 +7,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "daemon"
-PURE = ("daemon.reconcile", "daemon.model", "daemon.zoom.policy", "daemon.recurrence",
+PURE = ("daemon.plan", "daemon.reconcile", "daemon.model", "daemon.zoom.policy",
+        "daemon.recurrence",
         "daemon.calendars.graph_recurrence")
 IO = ("httpx", "sqlite3", "socket", "requests", "googleapiclient", "msal", "daemon.state",
       "daemon.http", "daemon.zoom.client", "daemon.engine")

@@ -21,7 +21,8 @@ from daemon.errors import (
     explain,
     fix,
 )
-from daemon.http import client, mask_url, retry_after
+from daemon.http import client, retry_after
+from daemon.model import mask_url
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
 from daemon.zoom.client import ZoomClient

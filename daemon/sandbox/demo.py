@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ..http import mask_url
+from ..model import mask_url
 from ..state import State
 from .domain import Sandbox
 
