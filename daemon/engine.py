@@ -33,7 +33,7 @@ from .model import Event, JoinLink, Kind, KnownEvent, fingerprint, is_office_hou
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template
 from .recurrence import Session, sessions
-from .state import State
+from .store import Store
 from .zoom.client import ZoomClient
 from .zoom.policy import PmiState, carries_passcode, meets
 
@@ -55,7 +55,7 @@ class Result:
 
 
 class Engine:
-    def __init__(self, config: Config, state: State, zoom: ZoomClient,
+    def __init__(self, config: Config, state: Store, zoom: ZoomClient,
                  provider: Callable[[Instructor], CalendarProvider],
                  clock: Callable[[], datetime], dry_run: bool = False) -> None:
         self.config = config

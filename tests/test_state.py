@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import officehours
+from store_contract import StoreContract
 
 from daemon.state import MIGRATIONS, SCHEMA_VERSION, State, StateError
+from daemon.store import Store
 
 
 def database_at(path: Path, version: int) -> None:
@@ -72,3 +74,21 @@ def test_cli_reports_a_newer_state_database_without_traceback(tmp_path: Path) ->
     assert result.returncode == 78  # no restart helps: systemd must stop retrying
     assert "state database: the state database has schema 99" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class TestSqliteStore(StoreContract):
+    """The SQLite store, in a state directory as the service keeps it."""
+
+    def make(self, tmp_path: Path) -> Store:
+        return State.open(tmp_path / "state")
+
+    def reopen(self, store: Store, tmp_path: Path) -> Store | None:
+        store.close()
+        return State.open(tmp_path / "state")
+
+
+class TestSqliteScratch(StoreContract):
+    """The in-memory copy that --dry-run works on."""
+
+    def make(self, tmp_path: Path) -> Store:
+        return State.scratch_copy(tmp_path / "nothing-yet")
