@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2  # both cores: the subprocess and emulator tests mostly wait
 
 bench: $(STAMP)  # the campus benchmark (5,000 instructors: several minutes); see README
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
