@@ -40,6 +40,7 @@ from daemon.sandbox.campus import (
 )
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Emulator
+from daemon.service import run_pass
 
 DEFAULT_INTERVAL = 300  # the shipped sync_interval_seconds, for projections
 GOOGLE_PER_MINUTE, GOOGLE_PER_DAY = 10_000, 1_000_000
@@ -130,12 +131,12 @@ def naive_pass(box: Sandbox, config_path: Path) -> Counter[str]:
     config = load(config_path)
     engine = open_engine(config)
     try:
-        engine.sync_all(config.instructors)  # warm: tokens and state as a service has them
+        run_pass(engine, config.instructors)  # warm: tokens and state as a service has them
         for instructor in config.instructors:
             engine.state.forget_instructor_events(instructor.key)
-        engine.forget_links()
+        engine.links.clear()
         started = time.monotonic()
-        engine.sync_all(config.instructors)
+        run_pass(engine, config.instructors)
         return tally(box, since=started)
     finally:
         engine.close()

@@ -70,10 +70,11 @@ def _report(results: list[Result], dry_run: bool) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from .app import open_engine
+    from .service import run_pass
 
     engine = open_engine(_config(args), dry_run=args.dry_run)
     try:
-        results = engine.sync_all(engine.config.instructors)
+        results = run_pass(engine, engine.config.instructors)
     finally:
         engine.close()
     return _report(results, args.dry_run)

@@ -7,14 +7,11 @@ and run again converges without duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +32,7 @@ from .reconcile import Template
 from .recurrence import Session, sessions
 from .store import Store
 from .zoom.client import ZoomClient
+from .zoom.links import LinkCache
 from .zoom.policy import PmiState, carries_passcode, meets
 
 log = logging.getLogger(__name__)
@@ -71,7 +69,7 @@ class Engine:
         self._no_passcode: set[str] = set()
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self.stopping = threading.Event()
-        self._links: dict[str, tuple[JoinLink, float]] = {}  # key -> (link, trusted until)
+        self.links = LinkCache(config.zoom.refresh_minutes)
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -95,35 +93,6 @@ class Engine:
         if instructor.key not in self._providers:
             self._providers[instructor.key] = self.provider(instructor)
         return self._providers[instructor.key]
-
-    def sync_all(self, instructors: Sequence[Instructor],
-                 done: Callable[[Result], None] | None = None,
-                 spread_seconds: float = 0.0) -> list[Result]:
-        """A pass over many instructors, `service.concurrency` at a time; in order.
-
-        With `spread_seconds`, the instructors are started evenly over that time rather
-        than all at once: each calendar is then read at the same point of every pass, so
-        a change waits at most one interval, and the vendors see a steady trickle."""
-        workers = max(1, min(self.config.service.concurrency, len(instructors)))
-
-        def one(instructor: Instructor) -> Result:
-            if self.stopping.is_set():  # SIGTERM: finish what is under way, start nothing
-                return Result(instructor, error="not synced: the service is stopping")
-            return self.sync(instructor)
-
-        gap = spread_seconds / len(instructors) if instructors else 0.0
-        began = time.monotonic()
-        with ThreadPoolExecutor(workers, thread_name_prefix="pass") as pool:
-            futures = []
-            for index, instructor in enumerate(instructors):
-                wait = began + index * gap - time.monotonic()
-                if wait > 0 and self.stopping.wait(wait):
-                    break
-                futures.append(pool.submit(one, instructor))
-            for future in as_completed(futures):
-                if done is not None:
-                    done(future.result())
-        return [f.result() for f in futures]
 
     def sync(self, instructor: Instructor) -> Result:
         """A whole pass for one instructor; failures are caught, reported and recorded."""
@@ -275,34 +244,17 @@ class Engine:
         except ZoomThrottled as err:
             self._throttled[instructor.key] = err
             raise
-        self._links[instructor.key] = (link, time.monotonic() + self._link_ttl(instructor.key))
+        self.links.put(instructor.key, link)
         return link
 
     def _cached_link(self, instructor: Instructor) -> JoinLink:
-        """The current link, read from Zoom at most every `zoom.refresh_minutes` (quota,
-        not CPU, is the limit on a large campus)."""
-        key = instructor.key
-        cached = self._links.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
-        self._warn_no_passcode(instructor, link.url)
-        self._links[key] = (link, time.monotonic() + self._link_ttl(key))
+        """The current link, from the cache (zoom/links.py) or read from Zoom."""
+        link = self.links.get(instructor.key)
+        if link is None:
+            link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
+            self._warn_no_passcode(instructor, link.url)
+            self.links.put(instructor.key, link)
         return link
-
-    def forget_links(self) -> None:
-        """Trust no cached Zoom link: the next pass reads each one again."""
-        self._links.clear()
-
-    def _link_ttl(self, key: str) -> float:
-        """Seconds a link is trusted; the first time a share of that, different for each
-        instructor, so that refreshes spread over the cadence instead of all coming due
-        in the same pass."""
-        cadence = self.config.zoom.refresh_minutes * 60.0
-        if key in self._links:
-            return cadence
-        spread = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        return cadence * (0.5 + 0.5 * spread)
 
     def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
         """Make the PMI secure (read, repair, read back), record what students meet, and

@@ -11,7 +11,9 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor as Pool
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .app import open_engine, utc_now
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, Instructor, load
 from .engine import Engine, Result
 from .logs import setup_logging
 from .state import StateError
@@ -54,6 +56,36 @@ def watchdog_interval() -> float | None:
     if not usec or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2_000_000
+
+
+def run_pass(engine: Engine, instructors: Sequence[Instructor],
+             done: Callable[[Result], None] | None = None,
+             spread_seconds: float = 0.0) -> list[Result]:
+    """A pass over many instructors, `service.concurrency` at a time; in order.
+
+    With `spread_seconds`, the instructors are started evenly over that time rather
+    than all at once: each calendar is then read at the same point of every pass, so
+    a change waits at most one interval, and the vendors see a steady trickle."""
+    workers = max(1, min(engine.config.service.concurrency, len(instructors)))
+
+    def one(instructor: Instructor) -> Result:
+        if engine.stopping.is_set():  # SIGTERM: finish what is under way, start nothing
+            return Result(instructor, error="not synced: the service is stopping")
+        return engine.sync(instructor)
+
+    gap = spread_seconds / len(instructors) if instructors else 0.0
+    began = time.monotonic()
+    with Pool(workers, thread_name_prefix="pass") as pool:
+        futures = []
+        for index, instructor in enumerate(instructors):
+            wait = began + index * gap - time.monotonic()
+            if wait > 0 and engine.stopping.wait(wait):
+                break
+            futures.append(pool.submit(one, instructor))
+        for future in as_completed(futures):
+            if done is not None:
+                done(future.result())
+    return [f.result() for f in futures]
 
 
 class Service:
@@ -184,7 +216,7 @@ class Service:
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
-        engine.sync_all([] if self._stop.is_set() else config.instructors, done, spread)
+        run_pass(engine, [] if self._stop.is_set() else config.instructors, done, spread)
         problems = counts["problems"]
         self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler

@@ -284,7 +284,7 @@ def run_soak(seed: int, passes: int, directory: Path, google: int = 4,
                 summary.faults += emulator.chaos.injected
                 emulator.chaos = None
             # the clean pass, with Zoom links read afresh as the next session's check would
-            engine.forget_links()
+            engine.links.clear()
             errors = [engine.sync(i).error for i in config.instructors]
             summary.passes += 1
             assert errors == [None] * len(errors), errors

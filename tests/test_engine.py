@@ -145,7 +145,7 @@ def test_office_hours_months_ahead_get_a_secured_link_the_first_time(
         final = sandbox.zoom.user("grace@example.edu").join_url
         assert final in sandbox.google.event("grace@example.edu", event)["description"]
         clock[0] = start - timedelta(minutes=5)  # in the first session's lead window
-        engine.forget_links()
+        engine.links.clear()
         result = engine.sync(grace)
         assert result.zoom == "secure" and result.changes == []
     finally:
@@ -160,7 +160,7 @@ def test_a_link_about_to_be_written_is_secured_first(
     assert engine.sync(ada).error is None
     user = sandbox.zoom.user(ADA)
     user.require_password_for_pmi_meetings, user.pmi_password = "none", ""
-    engine.forget_links()  # the link cache has expired
+    engine.links.clear()  # the link cache has expired
     new = sandbox.google.add_event(ADA, summary="Office Hours - exam review",
                                    start=at(now + 5 * HOUR), end=at(now + 6 * HOUR))
     result = engine.sync(ada)

@@ -16,6 +16,7 @@ from daemon.app import open_engine
 from daemon.config import load
 from daemon.sandbox.campus import apply_vendor_limits, seed_campus
 from daemon.sandbox.domain import Sandbox
+from daemon.service import run_pass
 
 COUNT = 100
 
@@ -44,11 +45,11 @@ def test_steady_state_costs_one_calendar_read_per_instructor(tmp_path: Path) -> 
         config = load(box.write_config(concurrency=16, log_level="error"))
         engine = open_engine(config)
         try:
-            first = engine.sync_all(config.instructors)
+            first = run_pass(engine, config.instructors)
             assert [r.error for r in first] == [None] * COUNT
-            assert [r.error for r in engine.sync_all(config.instructors)] == [None] * COUNT
+            assert [r.error for r in run_pass(engine, config.instructors)] == [None] * COUNT
             before = requests_by_kind(box)
-            assert [r.error for r in engine.sync_all(config.instructors)] == [None] * COUNT
+            assert [r.error for r in run_pass(engine, config.instructors)] == [None] * COUNT
             steady = requests_by_kind(box) - before
         finally:
             engine.close()
