@@ -17,7 +17,6 @@ from conftest import HOUR, clean_env, officehours, sigkill_after, spawn, wait_fo
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.graph import graph_error
 from daemon.sandbox.server import Request, Response
 
 MARY = "mary@example.edu"
@@ -136,23 +135,6 @@ def test_412_on_outlook_series_rereads_and_keeps_the_edit(mary: Sandbox, now: da
     assert "Bring snacks!" in content and content.count(mary.zoom.user(MARY).join_url) == 1
 
 
-def test_expired_graph_token_is_refreshed(mary: Sandbox, now: datetime) -> None:
-    seed(mary, now, next_session=3 * HOUR)
-    expired = threading.Event()
-
-    def expire_once(request: Request) -> Response | None:
-        if request.method == "PATCH" and not expired.is_set():
-            expired.set()
-            mary.graph.expire_access_tokens()
-        return None
-
-    mary.graph.hooks.append(expire_once)
-    result = officehours(mary.write_config(), "sync")
-    assert result.returncode == 0, result.stderr
-    assert 401 in [r.status for r in mary.graph.requests("PATCH")]
-    assert len(mary.graph.requests("POST", "/token")) == 2
-
-
 @pytest.mark.parametrize("kind", ["503", "429", "reset"])
 def test_msal_token_requests_are_retried_like_the_rest(mary: Sandbox, now: datetime,
                                                        kind: str) -> None:
@@ -161,17 +143,6 @@ def test_msal_token_requests_are_retried_like_the_rest(mary: Sandbox, now: datet
     result = officehours(mary.write_config(), "sync")
     assert result.returncode == 0, result.stderr
     assert len(mary.graph.requests("POST", "/oauth2/v2.0/token")) == 2
-
-
-def test_429_retry_after_is_honoured(mary: Sandbox, now: datetime) -> None:
-    seed(mary, now, next_session=3 * HOUR)
-    mary.graph.fail("GET", "/calendarView/delta", graph_error(
-        429, "TooManyRequests", "Please retry again later.", {"Retry-After": "0.6"}))
-    result = officehours(mary.write_config(), "sync")
-    assert result.returncode == 0, result.stderr
-    listing = mary.graph.requests("GET", "/calendarView/delta")
-    assert listing[0].status == 429
-    assert listing[1].at - listing[0].at >= 0.6
 
 
 def test_expired_delta_link_starts_a_new_round(mary: Sandbox, now: datetime) -> None:

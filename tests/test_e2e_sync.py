@@ -192,25 +192,6 @@ def test_expired_zoom_token_is_refreshed(sandbox: Sandbox, now: datetime) -> Non
     assert sandbox.zoom.user(ADA).secure
 
 
-def test_expired_google_token_is_refreshed(sandbox: Sandbox, now: datetime) -> None:
-    ids = seed(sandbox, ADA, now, next_session=3 * HOUR)
-    config = sandbox.write_config()
-    expired = threading.Event()
-
-    def expire_once(request: Request) -> Response | None:
-        if request.method == "PATCH" and not expired.is_set():
-            expired.set()
-            sandbox.google.expire_access_tokens()
-        return None
-
-    sandbox.google.hooks.append(expire_once)
-    result = officehours(config, "sync")
-    assert result.returncode == 0, result.stderr
-    assert 401 in [r.status for r in sandbox.google.requests("PATCH")]
-    assert len(sandbox.google.requests("POST", "/token")) == 2
-    assert START_MARK in sandbox.google.event(ADA, ids["series"])["description"]
-
-
 def test_dry_run_writes_nothing_anywhere(sandbox: Sandbox, now: datetime) -> None:
     seed(sandbox, ADA, now, next_session=timedelta(minutes=5))
     config = sandbox.write_config()
