@@ -46,7 +46,7 @@ def test_a_personal_room_opened_between_two_sessions_is_secure_again_before_the_
     user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, waiting_room=True)
     sandbox.google.add_event(ADA, summary="Office Hours", start=at(now - 10 * MINUTE),
                              end=at(now + 2 * MINUTE))
-    second = datetime.now(now.tzinfo) + timedelta(seconds=75)  # its window opens in ~15 s
+    second = datetime.now(now.tzinfo) + timedelta(seconds=70)  # its window opens in ~10 s
     sandbox.google.add_event(ADA, summary="Office Hours", start=at(second),
                              end=at(second + HOUR))
     config = sandbox.write_config(sync_interval_seconds=300, enforce_lead_minutes=1)
