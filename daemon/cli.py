@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
-from .engine import Result
 from .logs import setup_logging
 from .state import State, StateError
+
+if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
+    from .engine import Result
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 log = logging.getLogger("daemon")
