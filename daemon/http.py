@@ -40,10 +40,6 @@ def https_proxy() -> str | None:
     return urllib.request.getproxies().get("https")
 
 
-def client(ca_bundle: Path | None, timeout: float = 30.0) -> httpx.Client:
-    return Outbound(ca_bundle, timeout).httpx()
-
-
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_ATTEMPTS = 4
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from daemon.errors import (
     explain,
     fix,
 )
-from daemon.http import client, retry_after
+from daemon.http import Outbound, retry_after
 from daemon.model import mask_url
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Response
@@ -99,7 +99,7 @@ def make_client(sandbox: Sandbox) -> Iterator[Callable[[list[float]], ZoomClient
     def make(slept: list[float]) -> ZoomClient:
         config = ZoomConfig("sandbox-account", "sandbox-client", Path("unused"),
                             sandbox.zoom_server.url + "/v2", sandbox.zoom_server.url)
-        made.append(ZoomClient(config, sandbox.zoom_secret, client(sandbox.ca.bundle),
+        made.append(ZoomClient(config, sandbox.zoom_secret, Outbound(sandbox.ca.bundle).httpx(),
                                sleep=slept.append))
         return made[-1]
 
@@ -141,9 +141,9 @@ def test_wrong_secret_gives_a_clear_error_without_the_secret(
 
 def test_trust_is_exactly_the_ca_bundle(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent.pem")
-    with client(sandbox.ca.bundle) as trusting:
+    with Outbound(sandbox.ca.bundle).httpx() as trusting:
         assert trusting.get(sandbox.zoom_server.url + "/v2/users/x").status_code == 401
-    with client(None) as default, pytest.raises(httpx.ConnectError):
+    with Outbound(None).httpx() as default, pytest.raises(httpx.ConnectError):
         default.get(sandbox.zoom_server.url + "/v2/users/x")
 
 
