@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import json
 import logging
@@ -386,7 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
+    # `kill -USR1 PID` prints every thread's stack; not when stderr is no file (the CLI
+    # called inside a test)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.register(signal.SIGUSR1)
     args = build_parser().parse_args(argv)
     if args.config is None:
         args.config = default_config_path()

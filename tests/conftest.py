@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import signal
 import subprocess
@@ -33,8 +36,46 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def officehours(config: Path | None, *args: str, timeout: float = 60,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def officehours(config: Path | None, *args: str, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    """The CLI as an admin types it, run in this process: starting Python and importing
+    the vendors' libraries was most of a short test's time. Its environment is `env`
+    (default: clean_env()) for the call, its output captured, and the logging it sets up
+    undone after. Where a real process is the point (signals, kill -9, the service), the
+    tests use `officehours_process`, `spawn` or `sigkill_after`."""
+    from daemon.cli import main
+
+    argv = [*(["--config", str(config)] if config is not None else []), *args]
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env or clean_env())
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse: --help, usage errors
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, saved_level in levels.items():
+            logging.getLogger(name).setLevel(saved_level)
+    return subprocess.CompletedProcess(["officehours", *argv], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def officehours_process(config: Path | None, *args: str, timeout: float = 60,
+                        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own."""
     command = [sys.executable, "-m", "daemon.cli"]
     if config is not None:
         command += ["--config", str(config)]
