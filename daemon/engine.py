@@ -66,7 +66,8 @@ class Engine:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
-        self._no_passcode: set[str] = set()
+        self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
+        self._passcode_missing: set[str] = set()  # events warned: their own bare link
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self.stopping = threading.Event()
         self.links = LinkCache(config.zoom.refresh_minutes)
@@ -316,6 +317,12 @@ class Engine:
             planned = self._plan(instructor, calendar, event, link)
             if planned.no_room:
                 self._note_no_room(instructor, calendar, event)
+            if planned.passcode_missing and event.id not in self._passcode_missing:
+                self._passcode_missing.add(event.id)
+                log.warning("instructor=%s event=%s action=keep-instructor-text "
+                            "problem=their-link-without-the-passcode outcome=students-asked-"
+                            "for-a-passcode fix=add-the-passcode-to-the-text-or-remove-the-"
+                            "link-and-let-officehours-add-its-block", instructor.email, event.id)
             if self._execute(instructor, calendar, planned.action, link, result):
                 return
             log.info("instructor=%s event=%s action=retry reason=conflict", instructor.email,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import Event, JoinLink, KnownEvent, mask_url
-from .reconcile import Template, desired_description, reconcile, strip_blocks
+from .reconcile import Template, contains_url, desired_description, reconcile, strip_blocks
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class Remember:
 class EventPlan:
     action: Write | Remember
     no_room: bool = False  # the description leaves no room: the URL is in the location only
+    # the instructor's own text carries the link (so no block is added), but not the
+    # passcode that belongs in the invite: students with it are asked for a passcode
+    passcode_missing: bool = False
 
 
 def plan_event(event: Event, known: KnownEvent | None, link: JoinLink | None,
@@ -53,10 +56,13 @@ def plan_event(event: Event, known: KnownEvent | None, link: JoinLink | None,
     change = reconcile(event.description, event.location, link, owned, template, limit)
     no_room = link is not None and len(desired_description(
         event.description, link, template)) > max(limit, len(event.description))
+    own_text = strip_blocks(event.description)
+    passcode_missing = (link is not None and bool(link.passcode)
+                        and contains_url(own_text, link.url) and link.passcode not in own_text)
     if change is None:  # already right: only the memory of it to keep
-        return EventPlan(Remember(event, owned), no_room)
+        return EventPlan(Remember(event, owned), no_room, passcode_missing)
     return EventPlan(Write(event, change.description, change.location, change.owned_location,
-                           removing=link is None), no_room)
+                           removing=link is None), no_room, passcode_missing)
 
 
 def owns_location(known: KnownEvent | None, event: Event, link: JoinLink | None) -> bool:

@@ -66,3 +66,13 @@ def test_no_room_for_the_block_is_said_and_the_location_carries_the_url() -> Non
     planned = plan_event(event(full), None, LINK, TEMPLATE, 120)
     assert planned.no_room and isinstance(planned.action, Write)
     assert planned.action.description == full and planned.action.location == LINK.url
+
+
+def test_the_instructors_own_bare_link_without_the_passcode_is_flagged() -> None:
+    bare = JoinLink("https://zoom.example/j/1234567890", "1234567890", "31415926")
+    own = f"Join me: {bare.url}"
+    planned = plan_event(event(own, bare.url), None, bare, TEMPLATE, 8000)
+    assert planned.passcode_missing  # their text, no block of ours: no passcode for students
+    assert not plan_event(event(own + " (passcode 31415926)", bare.url), None, bare,
+                          TEMPLATE, 8000).passcode_missing
+    assert not plan_event(event("Hi"), None, bare, TEMPLATE, 8000).passcode_missing
