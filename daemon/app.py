@@ -40,7 +40,9 @@ class Providers:
     def __init__(self, config: Config, outbound: Outbound) -> None:
         self._config = config
         self._sleep = outbound.sleep
-        used = {i.provider for i in config.instructors}
+        # a roster may bring instructors of any provider whose section is configured
+        used = ({i.provider for i in config.instructors} if config.roster is None
+                else {"google", "microsoft"})
         self._google: GoogleAccount | None = None
         self._graph: tuple[GraphApp, httpx.Client] | None = None
         try:

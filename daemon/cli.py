@@ -43,8 +43,12 @@ def _config(args: argparse.Namespace, secrets: bool = True) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from .roster import problems
+
     config = load(args.config, unit=args.unit)
     setup_logging(config.service.log_level)
+    if problems(config):
+        raise ConfigError(problems(config))
     counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google", "microsoft")}
     print(f"{config.path}: OK, {len(config.instructors)} instructor(s) "
           f"(google {counts['google']}, microsoft {counts['microsoft']})")
@@ -73,14 +77,21 @@ def _report(results: list[Result], dry_run: bool) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from .app import open_engine
-    from .service import run_pass
+    from .service import offboard_leavers, run_pass
 
     engine = open_engine(_config(args), dry_run=args.dry_run)
     try:
-        results = run_pass(engine, engine.config.instructors)
+        serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
+        results = run_pass(engine, serving.instructors)
     finally:
         engine.close()
-    return _report(results, args.dry_run)
+    code = _report(results, args.dry_run)
+    if serving.held:
+        print(f"roster read held, the previous roster stays in force: {serving.held} "
+              "(officehours roster shows it; officehours roster --accept applies it)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return code
 
 
 def cmd_remove_links(args: argparse.Namespace) -> int:
@@ -177,15 +188,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         known = state.statuses() if state else {}
         gone = state.offboarded() if state else {}
+        members = state.roster() if state else {}
+        held = state.held() if state else None
     finally:
         if state:
             state.close()
     now = datetime.now(UTC)
+    listed = {i.key for i in config.instructors}
+    grace = timedelta(hours=config.roster.leave_grace_hours if config.roster else 0)
+    served = [(i, "config", None) for i in config.instructors] + [
+        (Instructor(**how), "roster", left) for key, (how, left) in sorted(members.items())
+        if key not in listed]
     rows: list[dict[str, Any]] = []
-    for instructor in config.instructors:
+    for instructor, source, left in served:
         status = known.get(instructor.key)
         row: dict[str, Any] = {
-            "instructor": instructor.name, "email": instructor.email,
+            "instructor": instructor.name, "email": instructor.email, "source": source,
+            "leaves_at": (datetime.fromisoformat(left) + grace).isoformat() if left else None,
+            "roster_held": held[0] if held else None,
             "last_pass": status.last_pass if status else None,
             "next_session": status.next_session if status else None,
             "next_session_end": status.next_session_end if status else None,
@@ -202,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         row["failing"] = not row["offboarded"] and (bool(row["last_error"]) or (
             row["zoom_state"] or "").startswith("refused"))
         rows.append(row)
-    failing = any(row["failing"] for row in rows)
+    failing = any(row["failing"] for row in rows) or held is not None
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_FAILED if failing else EXIT_OK
@@ -218,8 +238,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                       describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"(times in {datetime.now().astimezone():%Z})")
+    if held:
+        print(f"ROSTER HELD since {_when(held[1])}: {held[0]}; the previous roster stays in "
+              "force (officehours roster shows it, officehours roster --accept applies it)")
     for line, shown in zip(table, [None, *rows], strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        if shown is not None and shown["leaves_at"] and not shown["offboarded"]:
+            print(f"    left the roster: offboarded at {_when(shown['leaves_at'])}")
         if shown is not None and shown["last_error"]:
             print(f"    last error: {shown['last_error']}")
     return EXIT_FAILED if failing else EXIT_OK
@@ -265,6 +290,50 @@ def cmd_history(args: argparse.Namespace) -> int:
         print("nothing recorded" + (" for that instructor" if args.instructor else "")
               + (" in that time" if args.since else ""))
     return EXIT_OK
+
+
+def cmd_roster(args: argparse.Namespace) -> int:
+    from . import roster
+    from .state import State
+
+    config = _config(args, secrets=False)
+    if config.roster is None:
+        print(f"{config.path}: no [roster] section: the instructors are the "
+              "[[instructors]] list", file=sys.stderr)
+        return EXIT_CONFIG
+    state = State.open(config.service.state_dir)
+    try:
+        if args.accept:
+            serving = roster.serving(config, state, datetime.now(UTC), accept=True)
+            print(f"roster applied: {len(serving.instructors)} instructor(s) served from the "
+                  "next pass (a running service picks it up)")
+            return EXIT_OK
+        members, change = roster.compare(state, config.roster, config.instructors)
+        applied = state.roster()
+        held = state.held()
+    finally:
+        state.close()
+    report: dict[str, Any] = {
+        "source": str(config.roster.csv_file),
+        "instructors": [i.email for i in config.instructors],
+        "roster": sorted(k for k, (_, left) in applied.items() if left is None),
+        "leaving": sorted(k for k, (_, left) in applied.items() if left is not None),
+        "next_read": {"joins": change.joins, "leaves": change.leaves, "held": change.held},
+        "held_now": held[0] if held else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{len(report['instructors'])} from [[instructors]], {len(report['roster'])} "
+              f"from {report['source']}, {len(report['leaving'])} leaving")
+        for email in report["roster"]:
+            print(f"  {email}")
+        print(f"the next read would add {change.joins or 'nobody'}, "
+              f"take out {change.leaves or 'nobody'}"
+              + (f"; it would be HELD: {change.held}" if change.held else ""))
+        if held:
+            print(f"HELD now: {held[0]} (officehours roster --accept applies the file)")
+    return EXIT_FAILED if held or change.held else EXIT_OK
 
 
 def cmd_unit(args: argparse.Namespace) -> int:
@@ -345,6 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
         "LoadCredential= for exactly the secrets it names (from /etc/officehours/"
         "credentials), the hardening, the notify protocol. Install it with: "
         "officehours --config FILE unit | sudo tee /etc/systemd/system/officehours.service")
+    roster_cmd = add("roster", cmd_roster, "the roster: who it serves, what the next read "
+                     "would change", "Show the instructors from [[instructors]] and from the "
+                     "[roster] source, who is leaving, and what the next read would add or "
+                     "take out, without applying it. A read that failed, was empty or dropped "
+                     "more than roster.max_drop_percent is held until --accept. Exit 1 while "
+                     "a read is held or would be.")
+    roster_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    roster_cmd.add_argument("--accept", action="store_true",
+                            help="apply the roster file as it is now, whatever it drops")
     add("example-config", cmd_example_config, "print the example configuration",
         "Print the example configuration, every key with its default and meaning.")
     add("doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",

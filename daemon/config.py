@@ -100,6 +100,13 @@ class Instructor:
 
 
 @dataclass(frozen=True)
+class RosterConfig:
+    csv_file: Path  # header row; name, email, provider[, calendar_id, zoom_user]
+    leave_grace_hours: float  # a member who left is offboarded this long after
+    max_drop_percent: float  # a read that loses more than this share at once is held
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: ServiceConfig
@@ -108,6 +115,7 @@ class Config:
     google: GoogleConfig | None
     microsoft: MicrosoftConfig | None
     instructors: tuple[Instructor, ...]
+    roster: RosterConfig | None = None
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """(key path, file) of every secret this configuration names."""
@@ -151,6 +159,17 @@ def _nonempty(value: Any) -> str:
     if text == PLACEHOLDER:
         raise ValueError(f'is still the example\'s placeholder "{PLACEHOLDER}": fill it in')
     return text
+
+
+def _number_between(low: float, high: float) -> Converter:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, not {_type_name(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, not {value}")
+        return float(value)
+
+    return convert
 
 
 def _int_at_least(minimum: int) -> Converter:
@@ -416,7 +435,14 @@ INSTRUCTOR: Schema = {
     "calendar_id": (_nonempty, "primary"),
     "zoom_user": (_zoom_user, None),
 }
-SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors")
+ROSTER: Schema = {
+    # its rows are checked by check-config (roster.problems); at run time a file that
+    # cannot be read is a held read, not an unusable configuration
+    "csv_file": (lambda v: Path(_nonempty(v)), REQUIRED),
+    "leave_grace_hours": (_number_between(0, 24 * 365), 24),
+    "max_drop_percent": (_number_between(0, 100), 10),
+}
+SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors", "roster")
 
 
 class _Collector:
@@ -496,9 +522,10 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
     if not isinstance(raw_instructors, list):
         out.add("instructors", "must be an array of tables ([[instructors]])")
         raw_instructors = []
-    if not raw_instructors:
+    roster = out.section(raw["roster"], ROSTER, "roster.") if "roster" in raw else None
+    if not raw_instructors and roster is None:
         out.add("instructors", "none given: add an [[instructors]] table per instructor "
-                "(name, email, provider)")
+                "(name, email, provider), or a [roster] source")
     seen: dict[str, int] = {}
     for index, item in enumerate(raw_instructors):
         prefix = f"instructors[{index}]."
@@ -549,4 +576,5 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         google=GoogleConfig(**google) if google is not None else None,
         microsoft=MicrosoftConfig(**microsoft) if microsoft is not None else None,
         instructors=tuple(instructors),
+        roster=RosterConfig(**roster) if roster is not None else None,
     )

@@ -376,7 +376,7 @@ class Engine:
                     "length=%d limit=%d outcome=link-in-location-only", instructor.email,
                     event.id, len(event.description), calendar.description_limit)
 
-    def remove_links(self, instructor: Instructor) -> Result:
+    def remove_links(self, instructor: Instructor, by: str = "remove-links") -> Result:
         """Take out every block and location the program wrote for one instructor, who is
         served no more (by this process or a running service) until reinstated.
 
@@ -384,7 +384,7 @@ class Engine:
         checks the mark; a write it had in flight fails If-Match against ours)."""
         result = Result(instructor)
         if not self.dry_run:
-            self.state.offboard(instructor.key, self.clock())
+            self.state.offboard(instructor.key, self.clock(), by)
         calendar = self.calendar(instructor)
         try:
             for event in calendar.changes(None).events:

@@ -24,10 +24,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from . import roster
 from .app import open_engine, utc_now
 from .config import Config, ConfigError, Instructor, load
 from .engine import Engine, Result
 from .logs import setup_logging
+from .roster import Serving
 from .state import StateError
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,21 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
     return [f.result() for f in futures]
 
 
+def offboard_leavers(config: Config, engine: Engine, now: datetime) -> Serving:
+    """Read the roster (roster.py), offboard the members whose grace is over, say loudly
+    when a read is held; whom this pass serves."""
+    serving = roster.serving(config, engine.state, now)
+    if serving.held:
+        log.error("action=roster-read problem=%r outcome=held-previous-roster-in-force "
+                  "fix=officehours-roster-accept", serving.held)
+    for leaver in serving.leaving:
+        result = engine.remove_links(leaver, by=roster.SOURCE)
+        log.warning("instructor=%s action=offboard reason=left-the-roster changes=%d%s",
+                    leaver.email, len(result.changes),
+                    f" problem={result.error!r}" if result.error else "")
+    return serving
+
+
 class Service:
     def __init__(self, config_path: Path, clock: Callable[[], datetime] = utc_now) -> None:
         self.config_path = config_path
@@ -107,6 +124,7 @@ class Service:
         self._in_use: Counter[Engine] = Counter()  # jobs running with each engine
         self._retired: set[Engine] = set()  # replaced by a reload, closed once unused
         self._passes = 0
+        self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
 
     def run(self) -> int:
         config = load(self.config_path)
@@ -201,7 +219,9 @@ class Service:
     def _pass_with(self, config: Config, engine: Engine) -> None:
         started, last_status = time.monotonic(), [0.0]
         label = "first pass" if self._passes == 0 else "pass"
-        total = len(config.instructors)
+        serving = offboard_leavers(config, engine, self.clock())
+        self._served = {i.key: i for i in serving.instructors}
+        total = len(serving.instructors)
         counts = {"done": 0, "problems": 0}
 
         def done(result: Result) -> None:  # progress for `systemctl status`
@@ -216,7 +236,7 @@ class Service:
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
-        run_pass(engine, [] if self._stop.is_set() else config.instructors, done, spread)
+        run_pass(engine, [] if self._stop.is_set() else serving.instructors, done, spread)
         problems = counts["problems"]
         self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler
@@ -226,8 +246,9 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
+        held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         notify(f"STATUS={total} instructors, {problems} problems, "
-               f"next pass {upcoming.astimezone():%H:%M}")
+               f"next pass {upcoming.astimezone():%H:%M}{held}")
 
     def _plan_enforcement(self, config: Config, engine: Engine, result: Result) -> None:
         """One job at start - lead for each session of the next day (not only at passes)."""
@@ -253,7 +274,8 @@ class Service:
         with self._current() as (config, engine):
             if self._stop.is_set() or config is None or engine is None:
                 return
-            instructor = next((i for i in config.instructors if i.key == key), None)
+            instructor = self._served.get(key) or next(
+                (i for i in config.instructors if i.key == key), None)
             if instructor is None:  # removed by a reload since the job was planned
                 return
             log.info("instructor=%s action=pre-session-check", instructor.email)

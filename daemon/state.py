@@ -62,6 +62,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE offboarded (instructor TEXT PRIMARY KEY, at TEXT NOT NULL);
     ALTER TABLE instructors ADD COLUMN served_as TEXT;
     """,
+    # 5: the roster as last applied (who, how served, since when gone), a held read, and
+    # who offboarded whom (the roster brings back only those it offboarded itself)
+    """
+    CREATE TABLE roster (instructor TEXT PRIMARY KEY, served_as TEXT NOT NULL, left_at TEXT);
+    CREATE TABLE roster_hold (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL,
+                              at TEXT NOT NULL);
+    ALTER TABLE offboarded ADD COLUMN by TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -320,10 +328,44 @@ class State:
 
     # --- offboarding ---
 
-    def offboard(self, instructor: str, at: datetime) -> None:
+    def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO offboarded VALUES (?, ?)",
-                       (instructor, at.isoformat()))
+            db.execute("INSERT OR IGNORE INTO offboarded (instructor, at, by) VALUES (?, ?, ?)",
+                       (instructor, at.isoformat(), by))
+
+    # --- roster ---
+
+    def roster(self) -> dict[str, tuple[dict[str, str], str | None]]:
+        """The roster as last applied: member -> (how served, when they left or None)."""
+        return {r[0]: (json.loads(r[1]), r[2])
+                for r in self._rows("SELECT instructor, served_as, left_at FROM roster")}
+
+    def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
+        """A read applied: new members join, absent ones are marked left (once), members
+        back are kept; those the roster had offboarded are served again."""
+        keys = {m["email"].lower(): m for m in members}
+        with self.transaction() as db:
+            for key, served in keys.items():
+                db.execute("INSERT INTO roster VALUES (?, ?, NULL) ON CONFLICT (instructor) "
+                           "DO UPDATE SET served_as=excluded.served_as, left_at=NULL",
+                           (key, json.dumps(served)))
+                db.execute("DELETE FROM offboarded WHERE instructor=? AND by=?", (key, "roster"))
+            for (key,) in db.execute("SELECT instructor FROM roster WHERE left_at IS NULL"
+                                     ).fetchall():
+                if key not in keys:
+                    db.execute("UPDATE roster SET left_at=? WHERE instructor=?",
+                               (at.isoformat(), key))
+
+    def hold(self, reason: str | None, at: datetime) -> None:
+        """A roster read not applied, and why (None: the hold is over)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM roster_hold")
+            if reason is not None:
+                db.execute("INSERT INTO roster_hold VALUES (1, ?, ?)", (reason, at.isoformat()))
+
+    def held(self) -> tuple[str, str] | None:
+        rows = self._rows("SELECT reason, at FROM roster_hold")
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def reinstate(self, instructor: str | None) -> list[str]:
         """Serve again one instructor taken out by remove-links (None: all); who it was."""

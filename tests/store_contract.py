@@ -124,6 +124,29 @@ class StoreContract:
         assert store.reinstate(ADA) == []
         assert store.reinstate(None) == [BOB] and store.offboarded() == {}
 
+    def test_a_roster_applied_marks_leavers_once_and_keeps_who_comes_back(
+            self, store: Store) -> None:
+        ada = {"name": "Ada", "email": ADA, "provider": "google", "calendar_id": "primary",
+               "zoom_user": ADA}
+        bob = {**ada, "name": "Bob", "email": BOB, "zoom_user": BOB}
+        store.apply_roster([ada, bob], T0)
+        store.apply_roster([ada], T0 + timedelta(hours=1))
+        store.apply_roster([ada], T0 + timedelta(hours=2))  # still gone: the first moment
+        assert store.roster() == {ADA: (ada, None),
+                                  BOB: (bob, (T0 + timedelta(hours=1)).isoformat())}
+        store.offboard(BOB, T0 + timedelta(hours=3), by="roster")
+        store.offboard(ADA, T0, by="remove-links")
+        store.apply_roster([ada, bob], T0 + timedelta(hours=4))  # Bob is back
+        assert store.roster()[BOB] == (bob, None) and not store.is_offboarded(BOB)
+        assert store.is_offboarded(ADA)  # an admin's offboarding is not the roster's to undo
+
+    def test_a_held_read_until_the_hold_is_over(self, store: Store) -> None:
+        assert store.held() is None
+        store.hold("the roster is empty", T0)
+        assert store.held() == ("the roster is empty", T0.isoformat())
+        store.hold(None, T0 + timedelta(minutes=5))
+        assert store.held() is None
+
     def test_the_audit_log_in_order_and_filtered(self, store: Store) -> None:
         for minutes, who in ((0, ADA), (5, BOB), (10, ADA)):
             store.audit(T0 + timedelta(minutes=minutes), who, "event:s1", "update-event",

@@ -221,6 +221,7 @@ def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
     text = example.read_text()
     for section, schema in (("service", config.SERVICE), ("links", config.LINKS),
                             ("zoom", config.ZOOM), ("google", config.GOOGLE),
-                            ("microsoft", config.MICROSOFT), ("instructors", config.INSTRUCTOR)):
+                            ("microsoft", config.MICROSOFT), ("instructors", config.INSTRUCTOR),
+                            ("roster", config.ROSTER)):
         for key in schema:
             assert f"{key} = " in text, f"{section}.{key} is not in config.example.toml"

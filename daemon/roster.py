@@ -1,0 +1,167 @@
+"""Instructors from a roster (a CSV file the student information system exports) beside
+the configuration's own list, and the rule that no read ever mass-offboards by accident.
+
+A read that fails, is empty, or drops more than `max_drop_percent` of the members the
+last applied read gave is held: the previous roster stays in force until an admin
+accepts it (`officehours roster --accept`). Members who left are served through
+`leave_grace_hours`, then offboarded as remove-links does; one who comes back is served
+again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .config import Config, Instructor, RosterConfig
+from .store import Store
+
+COLUMNS = ("name", "email", "provider", "calendar_id", "zoom_user")
+REQUIRED = ("name", "email", "provider")
+SOURCE = "roster"  # how the state says who offboarded a member: this module
+
+
+class RosterError(Exception):
+    """The roster cannot be read; the message names the file and the row."""
+
+
+def read_csv(path: Path) -> tuple[Instructor, ...]:
+    """The members a CSV roster lists (header names without regard to case; a UTF-8 BOM
+    and extra columns ignored), each checked as an [[instructors]] entry is."""
+    from .config import INSTRUCTOR
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RosterError(f"{path} cannot be read: {err}") from None
+    rows = csv.DictReader(io.StringIO(text))
+    header = {(name or "").strip().lower(): name for name in rows.fieldnames or []}
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise RosterError(f"{path}: the header row lacks {', '.join(missing)}")
+    members: dict[str, Instructor] = {}
+    for number, row in enumerate(rows, start=2):
+        fields = {c: (row.get(header[c]) or "").strip() for c in COLUMNS if c in header}
+        values = {}
+        for column, value in fields.items():
+            if not value and column not in REQUIRED:
+                continue
+            try:
+                values[column] = INSTRUCTOR[column][0](value)
+            except ValueError as err:
+                raise RosterError(f"{path} line {number}: {column} {err}") from None
+        if values["email"].lower() in members:
+            raise RosterError(f"{path} line {number}: {values['email']} is listed twice")
+        values.setdefault("calendar_id", "primary")
+        values.setdefault("zoom_user", values["email"])
+        members[values["email"].lower()] = Instructor(**values)
+    return tuple(members.values())
+
+
+def problems(config: Config) -> list[str]:
+    """What check-config says of the roster: its file and rows, conflicts with
+    [[instructors]], and providers whose section is missing."""
+    if config.roster is None:
+        return []
+    where = f"{config.path}: roster.csv_file"
+    try:
+        members = read_csv(config.roster.csv_file)
+    except RosterError as err:
+        return [f"{where}: {err}"]
+    found = [f"{where}: {p}" for p in conflicts(config.instructors, members)]
+    sections = {"google": config.google, "microsoft": config.microsoft}
+    for provider in sorted({m.provider for m in members if sections[m.provider] is None}):
+        found.append(f"{config.path}: {provider}: missing section: a roster member has "
+                     f"provider = {provider!r}")
+    if not members:
+        found.append(f"{where}: {config.roster.csv_file} lists nobody")
+    return found
+
+
+def conflicts(listed: tuple[Instructor, ...] | list[Instructor],
+              members: tuple[Instructor, ...]) -> list[str]:
+    """The same address in [[instructors]] and the roster with other settings."""
+    by_key = {i.key: i for i in listed}
+    found = []
+    for member in members:
+        other = by_key.get(member.key)
+        if other is None:
+            continue
+        differ = [f for f in ("provider", "calendar_id", "zoom_user")
+                  if _same(getattr(other, f)) != _same(getattr(member, f))]
+        if differ:
+            found.append(f"{member.email} is in [[instructors]] and in the roster with a "
+                         f"different {', '.join(differ)}")
+    return found
+
+
+def _same(value: str) -> str:
+    """Addresses compare without regard to case; ids and calendar names as written."""
+    return value.lower() if "@" in value else value
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Who a pass serves, who is due to be offboarded, and a held read, if any."""
+
+    instructors: list[Instructor]
+    leaving: list[Instructor]  # grace over: offboard as remove-links does
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    joins: list[str]
+    leaves: list[str]
+    held: str | None  # why the read would not be applied; None: it would
+
+
+def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...]
+            ) -> tuple[tuple[Instructor, ...] | None, Change]:
+    """The roster as read now, and what applying it would change (nothing is written)."""
+    current = {k for k, (_, left) in store.roster().items() if left is None}
+    try:
+        members = read_csv(roster.csv_file)
+    except RosterError as err:
+        return None, Change([], [], f"the roster cannot be read: {err}")
+    problems = conflicts(extra, members)
+    keys = {m.key for m in members}
+    change = Change(sorted(keys - current), sorted(current - keys), None)
+    if problems:
+        return members, Change(change.joins, change.leaves, "; ".join(problems))
+    if not members:
+        return members, Change(change.joins, change.leaves, "the roster is empty")
+    if current and len(change.leaves) * 100 > roster.max_drop_percent * len(current):
+        return members, Change(change.joins, change.leaves, (
+            f"the roster drops {len(change.leaves)} of {len(current)} members at once "
+            f"(more than roster.max_drop_percent = {roster.max_drop_percent:g}%)"))
+    return members, change
+
+
+def serving(config: Config, store: Store, now: datetime, accept: bool = False) -> Serving:
+    """Read the roster, apply it unless it must be held (or `accept`), and say whom a pass
+    serves: the configuration's instructors and the roster's members, once each."""
+    if config.roster is None:
+        return Serving(list(config.instructors), [])
+    members, change = compare(store, config.roster, config.instructors)
+    if members is not None and (change.held is None or accept):
+        store.apply_roster([asdict(m) for m in members], now)
+        store.hold(None, now)
+    elif change.held is not None:
+        store.hold(change.held, now)
+    grace = timedelta(hours=config.roster.leave_grace_hours)
+    listed = {i.key for i in config.instructors}
+    serve, leaving = list(config.instructors), []
+    for key, (served_as, left) in sorted(store.roster().items()):
+        if key in listed:
+            continue
+        member = Instructor(**served_as)
+        if left is None or now < datetime.fromisoformat(left) + grace:
+            serve.append(member)
+        elif not store.is_offboarded(key):
+            leaving.append(member)
+    held = store.held()
+    return Serving(serve, leaving, held[0] if held else None)

@@ -1,0 +1,148 @@
+"""A roster from a CSV file beside [[instructors]]: joins served from the next pass,
+leaves offboarded after the grace period, and no read that fails, is empty or drops too
+many ever offboards anyone until an admin accepts it."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import datetime
+from pathlib import Path
+
+from conftest import HOUR, at, officehours, spawn, wait_for
+
+from daemon.reconcile import START_MARK
+from daemon.sandbox.domain import Sandbox
+
+PEOPLE = [(f"Instructor {n}", f"i{n}@example.edu") for n in range(10)]
+
+
+def campus(sandbox: Sandbox, now: datetime, people: list[tuple[str, str]]) -> dict[str, str]:
+    """Each person a Google instructor with one office-hours event; their event ids."""
+    events = {}
+    for n, (_, email) in enumerate(people):
+        sandbox.google.add_calendar(email)
+        sandbox.zoom.add_user(email, 8100000000 + n)
+        events[email] = sandbox.google.add_event(email, summary="Office Hours",
+                                                 start=at(now + HOUR), end=at(now + 2 * HOUR))
+    return events
+
+
+def roster_config(sandbox: Sandbox, grace: float = 24, **service: object) -> Path:
+    """The sandbox's config with its [[instructors]] and a [roster] CSV beside them."""
+    config = sandbox.write_config(**service)
+    config.write_text(config.read_text() + f'\n[roster]\ncsv_file = "{sandbox.dir}/roster.csv"'
+                      f"\nleave_grace_hours = {grace}\nmax_drop_percent = 10\n")
+    return config
+
+
+def write_roster(sandbox: Sandbox, people: list[tuple[str, str]]) -> None:
+    rows = ["\ufeffName,EMAIL,provider,Department"] + [f"{name},{email},google,Physics"
+                                                      for name, email in people]
+    (sandbox.dir / "roster.csv").write_text("\n".join(rows) + "\n")
+
+
+def linked(sandbox: Sandbox, email: str, event: str) -> bool:
+    return START_MARK in sandbox.google.event(email, event).get("description", "")
+
+
+def test_a_join_is_served_and_a_leave_offboarded_after_the_grace_only(
+        sandbox: Sandbox, now: datetime) -> None:
+    events = campus(sandbox, now, PEOPLE[:3])
+    write_roster(sandbox, PEOPLE[:2])
+    config = roster_config(sandbox, grace=24)
+    assert officehours(config, "check-config").returncode == 0
+    assert officehours(config, "sync").returncode == 0
+    assert linked(sandbox, "i0@example.edu", events["i0@example.edu"])
+    assert not linked(sandbox, "i2@example.edu", events["i2@example.edu"])
+
+    write_roster(sandbox, PEOPLE[:3])  # i2 joins
+    assert officehours(config, "sync").returncode == 0
+    assert linked(sandbox, "i2@example.edu", events["i2@example.edu"])
+
+    write_roster(sandbox, [PEOPLE[0], PEOPLE[2]])  # i1 leaves (1 of 3 is more than 10%)
+    held = officehours(config, "sync")
+    assert held.returncode == 1 and "drops 1 of 3" in held.stderr
+    assert officehours(config, "roster", "--accept").returncode == 0
+    assert officehours(config, "sync").returncode == 0  # applied: i1 is in the grace period
+    assert linked(sandbox, "i1@example.edu", events["i1@example.edu"])
+    table = officehours(config, "status").stdout
+    assert "left the roster: offboarded at" in table
+
+    now_config = roster_config(sandbox, grace=0)  # the grace is over
+    assert officehours(now_config, "sync").returncode == 0
+    assert not linked(sandbox, "i1@example.edu", events["i1@example.edu"])
+    assert linked(sandbox, "i0@example.edu", events["i0@example.edu"])
+
+    write_roster(sandbox, PEOPLE[:3])  # i1 comes back: served again from the next pass
+    assert officehours(now_config, "sync").returncode == 0
+    assert linked(sandbox, "i1@example.edu", events["i1@example.edu"])
+
+
+def test_an_empty_or_unreadable_roster_offboards_nobody_and_says_so(
+        sandbox: Sandbox, now: datetime) -> None:
+    events = campus(sandbox, now, PEOPLE[:2])
+    write_roster(sandbox, PEOPLE[:2])
+    config = roster_config(sandbox, grace=0)
+    assert officehours(config, "sync").returncode == 0
+    for broken in ("", None):  # empty, then missing
+        if broken is None:
+            (sandbox.dir / "roster.csv").unlink()
+        else:
+            (sandbox.dir / "roster.csv").write_text("name,email,provider\n")
+        result = officehours(config, "sync")
+        assert result.returncode == 1 and "roster read held" in result.stderr
+        assert all(linked(sandbox, email, event) for email, event in events.items())
+        status = officehours(config, "status")
+        assert status.returncode == 1 and "ROSTER HELD" in status.stdout
+    assert officehours(config, "check-config").returncode == 78
+
+
+def test_a_15_percent_drop_is_held_until_accepted(sandbox: Sandbox, now: datetime) -> None:
+    events = campus(sandbox, now, PEOPLE)
+    write_roster(sandbox, PEOPLE)
+    config = roster_config(sandbox, grace=0)
+    assert officehours(config, "sync").returncode == 0
+    write_roster(sandbox, PEOPLE[:8])  # 2 of 10: 20%
+    shown = json.loads(officehours(config, "roster", "--json").stdout)
+    assert shown["next_read"]["leaves"] == ["i8@example.edu", "i9@example.edu"]
+    assert "drops 2 of 10" in shown["next_read"]["held"]
+    assert officehours(config, "sync").returncode == 1
+    assert linked(sandbox, "i9@example.edu", events["i9@example.edu"])
+    assert officehours(config, "roster", "--accept").returncode == 0
+    assert officehours(config, "sync").returncode == 0
+    assert not linked(sandbox, "i9@example.edu", events["i9@example.edu"])
+
+
+def test_the_same_person_in_two_sources_is_one_instructor(
+        sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+    ada = sandbox.google.add_event("ada@example.edu", summary="Office Hours",
+                                   start=at(now + HOUR), end=at(now + 2 * HOUR))
+    write_roster(sandbox, [("Ada L.", "ADA@example.edu")])
+    config = roster_config(sandbox)
+    assert officehours(config, "sync").returncode == 0
+    assert sandbox.google.event("ada@example.edu", ada)["description"].count(START_MARK) == 1
+    rows = json.loads(officehours(config, "status", "--json").stdout)
+    assert [r["email"] for r in rows] == ["ada@example.edu"]
+    (sandbox.dir / "roster.csv").write_text("name,email,provider,zoom_user\n"
+                                            "Ada,ada@example.edu,google,other@example.edu\n")
+    conflict = officehours(config, "check-config")
+    assert conflict.returncode == 78 and "different zoom_user" in conflict.stderr
+
+
+def test_a_roster_edited_while_run_runs_is_picked_up(sandbox: Sandbox, now: datetime) -> None:
+    events = campus(sandbox, now, PEOPLE[:2])
+    write_roster(sandbox, PEOPLE[:1])
+    config = roster_config(sandbox, sync_interval_seconds=1)
+    process = spawn(config, "run")
+    try:
+        wait_for(lambda: linked(sandbox, "i0@example.edu", events["i0@example.edu"]),
+                 what="the first pass")
+        write_roster(sandbox, PEOPLE[:2])
+        wait_for(lambda: linked(sandbox, "i1@example.edu", events["i1@example.edu"]),
+                 what="the new member to be served")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
