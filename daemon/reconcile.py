@@ -60,8 +60,15 @@ def is_html(text: str) -> bool:
 
 
 def strip_blocks(description: str) -> str:
-    """The instructor's text: the description without any block of ours (and its separator)."""
-    return _BLOCK.sub("", description)
+    """The instructor's text: the description without any block of ours (and its separator).
+
+    Until nothing is left to strip: a block nested in another leaves, once taken out, an
+    outer one that is a block too (found by hypothesis)."""
+    while True:
+        stripped = _BLOCK.sub("", description)
+        if stripped == description:
+            return stripped
+        description = stripped
 
 
 def contains_url(text: str, url: str) -> bool:

@@ -158,3 +158,13 @@ def test_url_offered_exactly_once_unless_opted_out(description: str) -> None:
         assert desc == own  # opted out: only the instructor's text remains
     elif LINK.url not in own:
         assert desc.count(LINK.url) == 1
+
+
+def test_nested_blocks_are_all_taken_out_at_once() -> None:
+    """Regression (hypothesis): a block inside a block left, once the inner one was taken
+    out, an outer block, so a second pass changed the event again."""
+    nested = ("#NO-ZOOM-- Zoom (added by officehours) ---- Zoom (added by officehours) ---- "
+              "end of Zoom ---- end of Zoom --")
+    change = reconcile(nested, "", LINK, None, TEMPLATE)
+    assert change is not None and change.description == "#NO-ZOOM"
+    assert reconcile(change.description, change.location, LINK, None, TEMPLATE) is None
