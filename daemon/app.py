@@ -11,7 +11,7 @@ import httpx
 
 from .calendars.base import CalendarProvider
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
-from .calendars.microsoft import GraphApp, OutlookCalendar
+from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
 from .config import Config, ConfigError, Instructor
 from .engine import Engine
 from .errors import CalendarError
@@ -63,6 +63,13 @@ class Providers:
             return OutlookCalendar(config.microsoft, self._graph[0], self._graph[1], instructor,
                                    sleep=self._sleep)
         raise CalendarError(f"no {instructor.provider} section in the configuration")
+
+    def group_users(self, group_id: str) -> list[dict[str, str]]:
+        """The users of an Entra group (a roster source), through the Outlook app."""
+        if self._graph is None or self._config.microsoft is None:
+            raise CalendarError("an Entra group needs the [microsoft] section")
+        return group_users(self._graph[0], self._graph[1],
+                           self._config.microsoft.graph_base_url, group_id, self._sleep)
 
     def close(self) -> None:
         if self._google:

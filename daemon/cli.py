@@ -301,20 +301,34 @@ def cmd_roster(args: argparse.Namespace) -> int:
         print(f"{config.path}: no [roster] section: the instructors are the "
               "[[instructors]] list", file=sys.stderr)
         return EXIT_CONFIG
+    groups, providers, sources = None, None, config.roster
+    if sources.entra_group_id is not None:  # read with the Outlook app's secret
+        from .app import Providers
+        from .http import Outbound
+
+        config = _config(args)
+        providers = Providers(config, Outbound(config.service.ca_bundle,
+                                               float(config.service.http_timeout_seconds)))
+        groups = providers.group_users
     state = State.open(config.service.state_dir)
     try:
         if args.accept:
-            serving = roster.serving(config, state, datetime.now(UTC), accept=True)
+            serving = roster.serving(config, state, datetime.now(UTC), accept=True,
+                                     groups=groups)
             print(f"roster applied: {len(serving.instructors)} instructor(s) served from the "
                   "next pass (a running service picks it up)")
             return EXIT_OK
-        members, change = roster.compare(state, config.roster, config.instructors)
+        members, change = roster.compare(state, sources, config.instructors, groups)
         applied = state.roster()
         held = state.held()
     finally:
         state.close()
+        if providers is not None:
+            providers.close()
     report: dict[str, Any] = {
-        "source": str(config.roster.csv_file),
+        "source": " and ".join(s for s in (
+            str(sources.csv_file) if sources.csv_file else "",
+            f"Entra group {sources.entra_group_id}" if sources.entra_group_id else "") if s),
         "instructors": [i.email for i in config.instructors],
         "roster": sorted(k for k, (_, left) in applied.items() if left is None),
         "leaving": sorted(k for k, (_, left) in applied.items() if left is not None),

@@ -101,7 +101,9 @@ class Instructor:
 
 @dataclass(frozen=True)
 class RosterConfig:
-    csv_file: Path  # header row; name, email, provider[, calendar_id, zoom_user]
+    csv_file: Path | None  # header row; name, email, provider[, calendar_id, zoom_user]
+    entra_group_id: str | None  # an Entra group's members, nested groups included
+    entra_group_provider: str  # the calendar provider the group's members use
     leave_grace_hours: float  # a member who left is offboarded this long after
     max_drop_percent: float  # a read that loses more than this share at once is held
 
@@ -438,7 +440,9 @@ INSTRUCTOR: Schema = {
 ROSTER: Schema = {
     # its rows are checked by check-config (roster.problems); at run time a file that
     # cannot be read is a held read, not an unusable configuration
-    "csv_file": (lambda v: Path(_nonempty(v)), REQUIRED),
+    "csv_file": (lambda v: Path(_nonempty(v)), None),
+    "entra_group_id": (_nonempty, None),
+    "entra_group_provider": (_choice(*PROVIDERS), "microsoft"),
     "leave_grace_hours": (_number_between(0, 24 * 365), 24),
     "max_drop_percent": (_number_between(0, 100), 10),
 }
@@ -523,6 +527,11 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         out.add("instructors", "must be an array of tables ([[instructors]])")
         raw_instructors = []
     roster = out.section(raw["roster"], ROSTER, "roster.") if "roster" in raw else None
+    if roster is not None and not (roster.get("csv_file") or roster.get("entra_group_id")):
+        out.add("roster", "no source: give csv_file, entra_group_id or both")
+    if roster is not None and roster.get("entra_group_id") and "microsoft" not in raw:
+        out.add("roster.entra_group_id", "an Entra group is read with the [microsoft] app: "
+                "add that section")
     if not raw_instructors and roster is None:
         out.add("instructors", "none given: add an [[instructors]] table per instructor "
                 "(name, email, provider), or a [roster] source")

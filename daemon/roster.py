@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .config import Config, Instructor, RosterConfig
+from .errors import VendorError, explain
 from .store import Store
 
 COLUMNS = ("name", "email", "provider", "calendar_id", "zoom_user")
@@ -61,10 +63,48 @@ def read_csv(path: Path) -> tuple[Instructor, ...]:
     return tuple(members.values())
 
 
+GroupReader = Callable[[str], list[dict[str, str]]]  # group id -> its users (Graph)
+
+
+def read_sources(roster: RosterConfig, groups: GroupReader | None) -> tuple[Instructor, ...]:
+    """Every source's members, once each by address; raises RosterError for a source that
+    cannot be read, or the same person with other settings in two sources."""
+    found: dict[str, tuple[Instructor, str]] = {}
+
+    def take(members: tuple[Instructor, ...], source: str) -> None:
+        for member in members:
+            other = found.get(member.key)
+            if other is not None and _settings(other[0]) != _settings(member):
+                raise RosterError(f"{member.email} is in {other[1]} and in {source} with "
+                                  "other settings")
+            found.setdefault(member.key, (member, source))
+
+    if roster.csv_file is not None:
+        take(read_csv(roster.csv_file), str(roster.csv_file))
+    if roster.entra_group_id is not None:
+        if groups is None:
+            raise RosterError("the Entra group cannot be read without the [microsoft] app")
+        try:
+            users = groups(roster.entra_group_id)
+        except VendorError as err:
+            raise RosterError(explain(err, "microsoft")) from None
+        take(tuple(
+            Instructor(name=u.get("displayName") or address, email=address,
+                       provider=roster.entra_group_provider, calendar_id="primary",
+                       zoom_user=address)
+            for u in users if (address := u.get("mail") or u.get("userPrincipalName") or "")),
+             f"Entra group {roster.entra_group_id}")
+    return tuple(member for member, _ in found.values())
+
+
+def _settings(member: Instructor) -> tuple[str, ...]:
+    return (member.provider, member.calendar_id, _same(member.zoom_user))
+
+
 def problems(config: Config) -> list[str]:
-    """What check-config says of the roster: its file and rows, conflicts with
-    [[instructors]], and providers whose section is missing."""
-    if config.roster is None:
+    """What check-config says of the roster's CSV, with no network: its file and rows,
+    conflicts with [[instructors]], and providers whose section is missing."""
+    if config.roster is None or config.roster.csv_file is None:
         return []
     where = f"{config.path}: roster.csv_file"
     try:
@@ -119,12 +159,13 @@ class Change:
     held: str | None  # why the read would not be applied; None: it would
 
 
-def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...]
+def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...],
+            groups: GroupReader | None = None,
             ) -> tuple[tuple[Instructor, ...] | None, Change]:
     """The roster as read now, and what applying it would change (nothing is written)."""
     current = {k for k, (_, left) in store.roster().items() if left is None}
     try:
-        members = read_csv(roster.csv_file)
+        members = read_sources(roster, groups)
     except RosterError as err:
         return None, Change([], [], f"the roster cannot be read: {err}")
     problems = conflicts(extra, members)
@@ -141,12 +182,13 @@ def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...]
     return members, change
 
 
-def serving(config: Config, store: Store, now: datetime, accept: bool = False) -> Serving:
+def serving(config: Config, store: Store, now: datetime, accept: bool = False,
+            groups: GroupReader | None = None) -> Serving:
     """Read the roster, apply it unless it must be held (or `accept`), and say whom a pass
     serves: the configuration's instructors and the roster's members, once each."""
     if config.roster is None:
         return Serving(list(config.instructors), [])
-    members, change = compare(store, config.roster, config.instructors)
+    members, change = compare(store, config.roster, config.instructors, groups)
     if members is not None and (change.held is None or accept):
         store.apply_roster([asdict(m) for m in members], now)
         store.hold(None, now)

@@ -93,7 +93,8 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
 def offboard_leavers(config: Config, engine: Engine, now: datetime) -> Serving:
     """Read the roster (roster.py), offboard the members whose grace is over, say loudly
     when a read is held; whom this pass serves."""
-    serving = roster.serving(config, engine.state, now)
+    serving = roster.serving(config, engine.state, now,
+                             groups=getattr(engine.provider, "group_users", None))
     if serving.held:
         log.error("action=roster-read problem=%r outcome=held-previous-roster-in-force "
                   "fix=officehours-roster-accept", serving.held)

@@ -146,3 +146,63 @@ def test_a_roster_edited_while_run_runs_is_picked_up(sandbox: Sandbox, now: date
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
+
+
+def entra_campus(sandbox: Sandbox, now: datetime, people: list[tuple[str, str]],
+                 ) -> dict[str, str]:
+    """Outlook instructors, each a user of the directory with one office-hours event."""
+    events = {}
+    for n, (_, email) in enumerate(people):
+        sandbox.graph.add_mailbox(email)
+        sandbox.zoom.add_user(email, 8200000000 + n)
+        events[email] = sandbox.graph.add_event(email, now + HOUR, now + 2 * HOUR,
+                                                subject="Office Hours")
+    return events
+
+
+def entra_config(sandbox: Sandbox, group: str) -> Path:
+    sandbox.instructors.append({"name": "Placeholder", "email": "owner@example.edu",
+                                "provider": "microsoft"})  # so that [microsoft] is written
+    sandbox.graph.add_mailbox("owner@example.edu")
+    sandbox.zoom.add_user("owner@example.edu", 8299999999)
+    config = sandbox.write_config()
+    config.write_text(config.read_text() + f'\n[roster]\nentra_group_id = "{group}"\n'
+                      "leave_grace_hours = 0\n")
+    return config
+
+
+def outlook_linked(sandbox: Sandbox, email: str, event: str) -> bool:
+    return START_MARK in sandbox.graph.event(email, event)["body"]["content"]
+
+
+def test_an_entra_group_nested_and_paged_is_the_roster(sandbox: Sandbox, now: datetime) -> None:
+    people = PEOPLE[:5]
+    events = entra_campus(sandbox, now, people)
+    ids = {email: sandbox.graph.add_user(email, name) for name, email in people}
+    sandbox.graph.add_group("nested", ids["i3@example.edu"], ids["i4@example.edu"])
+    sandbox.graph.add_group("faculty", ids["i0@example.edu"], ids["i1@example.edu"], "nested")
+    config = entra_config(sandbox, "faculty")
+    assert officehours(config, "sync").returncode == 0
+    for email in ("i0@example.edu", "i1@example.edu", "i3@example.edu", "i4@example.edu"):
+        assert outlook_linked(sandbox, email, events[email]), email
+    assert not outlook_linked(sandbox, "i2@example.edu", events["i2@example.edu"])
+    sandbox.graph.add_group("nested", ids["i3@example.edu"], ids["i4@example.edu"],
+                            ids["i2@example.edu"])  # a join in the nested group
+    assert officehours(config, "sync").returncode == 0
+    assert outlook_linked(sandbox, "i2@example.edu", events["i2@example.edu"])
+    shown = json.loads(officehours(config, "roster", "--json").stdout)
+    assert shown["source"] == "Entra group faculty" and len(shown["roster"]) == 5
+
+
+def test_an_entra_group_the_app_may_not_read_holds_and_offboards_nobody(
+        sandbox: Sandbox, now: datetime) -> None:
+    events = entra_campus(sandbox, now, PEOPLE[:2])
+    ids = [sandbox.graph.add_user(email, name) for name, email in PEOPLE[:2]]
+    sandbox.graph.add_group("faculty", *ids)
+    config = entra_config(sandbox, "faculty")
+    assert officehours(config, "sync").returncode == 0
+    sandbox.graph.app_roles = {"Calendars.ReadWrite"}  # GroupMember.Read.All withdrawn
+    result = officehours(config, "sync")
+    assert result.returncode == 1 and "Authorization_RequestDenied" in result.stderr
+    assert all(outlook_linked(sandbox, e, events[e]) for e in events)  # nobody offboarded
+    assert "ROSTER HELD" in officehours(config, "status").stdout

@@ -370,3 +370,32 @@ def _when(value: dict[str, Any] | None) -> datetime | None:
     when = datetime.fromisoformat(text)
     zone = graph_recurrence.iana_zone(value.get("timeZone"))
     return when.replace(tzinfo=ZoneInfo(zone)) if when.tzinfo is None else when
+
+
+def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id: str,
+                sleep: Callable[[float], None] = time.sleep) -> list[dict[str, str]]:
+    """Every user in an Entra group, nested groups included, 999 a page (the roster's
+    source; application permission GroupMember.Read.All)."""
+    url: str | None = (f"{graph_base_url}/groups/{quote(group_id, safe='')}/transitiveMembers/"
+                       "microsoft.graph.user?" + urlencode(
+                           {"$select": "displayName,mail,userPrincipalName", "$top": 999},
+                           safe="$,"))
+    users: list[dict[str, str]] = []
+    while url:
+        request = http.build_request("GET", url)
+        try:
+            response = send(http, request, _GraphAuth(app), sleep)
+        except httpx.TransportError as err:
+            raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                code, detail = error.get("code"), str(error.get("message"))[:160]
+            except (ValueError, KeyError, TypeError):
+                code, detail = None, response.text[:160]
+            raise CalendarError(f"Graph group {group_id}: HTTP {response.status_code} "
+                                f"({code}: {detail})", status=response.status_code, code=code)
+        body = response.json()
+        users += body.get("value", [])
+        url = body.get("@odata.nextLink")
+    return users

@@ -81,6 +81,14 @@ class GraphEmulator(Emulator):
         self.route("GET", "/v1.0/users/([^/]+)/calendars/([^/]+)/calendarView", self._view)
         self.route("GET", "/v1.0/users/([^/]+)/events/([^/]+)", self._get)
         self.route("PATCH", "/v1.0/users/([^/]+)/events/([^/]+)", self._patch)
+        self.route("GET", "/v1.0/groups/([^/]+)/transitiveMembers/microsoft.graph.user",
+                   self._group_users)
+        # application permissions granted to the app (admin consent); reading a group's
+        # members needs GroupMember.Read.All (or Group.Read.All, Directory.Read.All):
+        # https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers
+        self.app_roles = {"Calendars.ReadWrite", "GroupMember.Read.All"}
+        self.groups: dict[str, list[str]] = {}  # group id -> member ids (users or groups)
+        self.users: dict[str, dict[str, str]] = {}  # user id -> displayName, mail, UPN
 
     def concurrency_key(self, request: Request) -> str | None:
         parts = request.path.split("/")
@@ -96,6 +104,18 @@ class GraphEmulator(Emulator):
         with self.lock:
             self.events.setdefault(address.lower(), {})
             self.removed.setdefault(address.lower(), [])
+
+    def add_group(self, group_id: str, *members: str) -> None:
+        """A security group; members are user ids (see add_user) or other groups' ids."""
+        with self.lock:
+            self.groups[group_id] = list(members)
+
+    def add_user(self, address: str, name: str) -> str:
+        with self.lock:
+            user_id = f"{len(self.users) + 1:08d}-0000-4000-8000-000000000000"
+            self.users[user_id] = {"id": user_id, "displayName": name, "mail": address,
+                                   "userPrincipalName": address}
+            return user_id
 
     def add_certificate(self, certificate: x509.Certificate) -> None:
         thumbprint = certificate.fingerprint(hashes.SHA1())  # noqa: S303 - as Entra ID does
@@ -329,6 +349,49 @@ class GraphEmulator(Emulator):
         self.issued_tokens.append(token)
         return Response(200, {"token_type": "Bearer", "expires_in": 3599,
                               "ext_expires_in": 3599, "access_token": token})
+
+    def _group_users(self, request: Request, group_id: str) -> Response:
+        """transitiveMembers cast to users: nested groups flattened, each user once, in
+        pages of $top (at most 999) with @odata.nextLink; 403
+        Authorization_RequestDenied without the permission (reference page above)."""
+        denied = self._authorized(request)
+        if denied:
+            return denied
+        if not self.app_roles & {"GroupMember.Read.All", "Group.Read.All",
+                                 "Directory.Read.All"}:
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.")
+        skip = request.query.get("$skiptoken")
+        if skip:
+            rest = self.pages.get(skip)
+            if rest is None:
+                return graph_error(400, "Request_BadRequest", "Invalid skip token.")
+            final, *items = rest
+            return self._page_users(items, request.path, int(request.query.get("$top", "100")))
+        if group_id not in self.groups:
+            return graph_error(404, "Request_ResourceNotFound",
+                               f"Resource '{group_id}' does not exist.")
+        found: dict[str, dict[str, str]] = {}
+        todo, seen = list(self.groups[group_id]), {group_id}
+        while todo:
+            member = todo.pop(0)
+            if member in self.groups and member not in seen:
+                seen.add(member)
+                todo += self.groups[member]
+            elif member in self.users:
+                found.setdefault(member, self.users[member])
+        return self._page_users(list(found.values()), request.path,
+                                min(int(request.query.get("$top", "100")), 999))
+
+    def _page_users(self, users: list[dict[str, str]], path: str, size: int) -> Response:
+        page, rest = users[:size], users[size:]
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users",
+                                "value": page}
+        if rest:
+            token = secrets.token_urlsafe(12)
+            self.pages[token] = [{}, *rest]
+            body["@odata.nextLink"] = f"{self.base_url}{path}?$top={size}&$skiptoken={token}"
+        return Response(200, body)
 
     def _valid_assertion(self, assertion: str) -> bool:
         try:
