@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .config import Config, Instructor
 from .engine import Engine
 from .errors import UNLOCK, CalendarError, ZoomCredentialsRefused, ZoomError, fix
+from .roster import RosterError, read_sources
 from .zoom.policy import describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -57,8 +58,25 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         locks = set()
         yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
                     "add the scope account:read:admin to the Zoom app to check them")
+    if config.roster is not None:
+        yield _roster_check(config, engine)
     for instructor in config.instructors:
         yield from _instructor_checks(instructor, engine, locks)
+
+
+def _roster_check(config: Config, engine: Engine) -> Check:
+    """Each roster source read once (nothing applied)."""
+    assert config.roster is not None
+    try:
+        members = read_sources(config.roster, getattr(engine.provider, "group_users", None))
+    except RosterError as err:
+        return Check(FAIL, "roster", str(err),
+                     "check roster.csv_file, or the app's GroupMember.Read.All permission "
+                     "and roster.entra_group_id")
+    if not members:
+        return Check(FAIL, "roster", "the roster lists nobody: a read would be held",
+                     "check the roster's source")
+    return Check(OK, "roster", f"{len(members)} member(s) read")
 
 
 def _instructor_checks(instructor: Instructor, engine: Engine,

@@ -206,3 +206,16 @@ def test_an_entra_group_the_app_may_not_read_holds_and_offboards_nobody(
     assert result.returncode == 1 and "Authorization_RequestDenied" in result.stderr
     assert all(outlook_linked(sandbox, e, events[e]) for e in events)  # nobody offboarded
     assert "ROSTER HELD" in officehours(config, "status").stdout
+
+
+def test_doctor_reads_each_roster_source_once(sandbox: Sandbox, now: datetime) -> None:
+    entra_campus(sandbox, now, PEOPLE[:2])
+    sandbox.graph.add_group("faculty", *[sandbox.graph.add_user(e, n) for n, e in PEOPLE[:2]])
+    config = entra_config(sandbox, "faculty")
+    result = officehours(config, "doctor")
+    assert "ok    roster: 2 member(s) read" in result.stdout, result.stdout
+    assert len(sandbox.graph.requests("GET", "/transitiveMembers")) == 1
+    sandbox.graph.app_roles = set()
+    result = officehours(config, "doctor")
+    assert result.returncode == 1 and "FAIL  roster:" in result.stdout
+    assert "GroupMember.Read.All" in result.stdout
