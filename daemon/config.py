@@ -106,6 +106,7 @@ class RosterConfig:
     entra_group_provider: str  # the calendar provider the group's members use
     leave_grace_hours: float  # a member who left is offboarded this long after
     max_drop_percent: float  # a read that loses more than this share at once is held
+    refresh_minutes: int = 60  # how often `run` reads a group (a file: every pass)
 
 
 @dataclass(frozen=True)
@@ -443,6 +444,7 @@ ROSTER: Schema = {
     "csv_file": (lambda v: Path(_nonempty(v)), None),
     "entra_group_id": (_nonempty, None),
     "entra_group_provider": (_choice(*PROVIDERS), "microsoft"),
+    "refresh_minutes": (_int_at_least(1), 60),
     "leave_grace_hours": (_number_between(0, 24 * 365), 24),
     "max_drop_percent": (_number_between(0, 100), 10),
 }

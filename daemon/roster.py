@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,24 @@ def read_csv(path: Path) -> tuple[Instructor, ...]:
 
 
 GroupReader = Callable[[str], list[dict[str, str]]]  # group id -> its users (Graph)
+
+
+class CachedGroups:
+    """A group's members read at most every `roster.refresh_minutes` by the service: a
+    5,000-member group costs its pages once per interval, not once per pass."""
+
+    def __init__(self, read: GroupReader, minutes: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read, self._ttl, self._clock = read, minutes * 60.0, clock
+        self._cache: dict[str, tuple[float, list[dict[str, str]]]] = {}
+
+    def __call__(self, group_id: str) -> list[dict[str, str]]:
+        cached = self._cache.get(group_id)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        users = self._read(group_id)  # a failed read is not cached: tried again next pass
+        self._cache[group_id] = (self._clock() + self._ttl, users)
+        return users
 
 
 def read_sources(roster: RosterConfig, groups: GroupReader | None) -> tuple[Instructor, ...]:

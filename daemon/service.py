@@ -90,11 +90,12 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
     return [f.result() for f in futures]
 
 
-def offboard_leavers(config: Config, engine: Engine, now: datetime) -> Serving:
+def offboard_leavers(config: Config, engine: Engine, now: datetime,
+                     groups: roster.GroupReader | None = None) -> Serving:
     """Read the roster (roster.py), offboard the members whose grace is over, say loudly
     when a read is held; whom this pass serves."""
-    serving = roster.serving(config, engine.state, now,
-                             groups=getattr(engine.provider, "group_users", None))
+    serving = roster.serving(config, engine.state, now, groups=groups or getattr(
+        engine.provider, "group_users", None))
     if serving.held:
         log.error("action=roster-read problem=%r outcome=held-previous-roster-in-force "
                   "fix=officehours-roster-accept", serving.held)
@@ -126,6 +127,7 @@ class Service:
         self._retired: set[Engine] = set()  # replaced by a reload, closed once unused
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
+        self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
 
     def run(self) -> int:
         config = load(self.config_path)
@@ -220,7 +222,11 @@ class Service:
     def _pass_with(self, config: Config, engine: Engine) -> None:
         started, last_status = time.monotonic(), [0.0]
         label = "first pass" if self._passes == 0 else "pass"
-        serving = offboard_leavers(config, engine, self.clock())
+        if self._groups is None or self._groups[0] is not engine:
+            reader = getattr(engine.provider, "group_users", None)
+            minutes = config.roster.refresh_minutes if config.roster else 60
+            self._groups = (engine, roster.CachedGroups(reader, minutes) if reader else None)
+        serving = offboard_leavers(config, engine, self.clock(), self._groups[1])
         self._served = {i.key: i for i in serving.instructors}
         total = len(serving.instructors)
         counts = {"done": 0, "problems": 0}

@@ -12,6 +12,7 @@ from pathlib import Path
 from conftest import HOUR, at, officehours, spawn, wait_for
 
 from daemon.reconcile import START_MARK
+from daemon.roster import CachedGroups
 from daemon.sandbox.domain import Sandbox
 
 PEOPLE = [(f"Instructor {n}", f"i{n}@example.edu") for n in range(10)]
@@ -219,3 +220,21 @@ def test_doctor_reads_each_roster_source_once(sandbox: Sandbox, now: datetime) -
     result = officehours(config, "doctor")
     assert result.returncode == 1 and "FAIL  roster:" in result.stdout
     assert "GroupMember.Read.All" in result.stdout
+
+
+def test_a_group_is_read_once_per_refresh_interval_not_per_pass() -> None:
+    reads: list[str] = []
+    clock = [0.0]
+
+    def read(group: str) -> list[dict[str, str]]:
+        reads.append(group)
+        return [{"mail": "i0@example.edu"}]
+
+    cached = CachedGroups(read, 60, clock=lambda: clock[0])
+    for _ in range(5):  # five passes within the hour
+        assert cached("faculty") == [{"mail": "i0@example.edu"}]
+        clock[0] += 300
+    assert reads == ["faculty"]
+    clock[0] = 3601
+    cached("faculty")
+    assert reads == ["faculty", "faculty"]
