@@ -62,6 +62,7 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
                      start=_at(now - timedelta(minutes=10)), end=_at(now + timedelta(minutes=50)))
 
     _seed_outlook(sandbox, local - timedelta(days=6))
+    _seed_roster(sandbox, local)
 
     google.add_event("alan@example.edu", summary="Office Hours",
                      description=f"My Zoom room, as always: {alan_url}",
@@ -70,6 +71,32 @@ def seed(sandbox: Sandbox, now: datetime) -> None:
 
 
 View = dict[str, dict[str, dict[str, str]]]  # calendar -> event id -> what a person sees
+
+
+ROSTER_GROUP = "physics-faculty"
+JOINS, LEAVES = "hedy@example.edu", "emmy@example.edu"
+
+
+def _seed_roster(sandbox: Sandbox, local: datetime) -> None:
+    """An Entra group as the roster: Katherine and Emmy in it, Hedy not yet."""
+    graph, people = sandbox.graph, (("Katherine Johnson", "katherine@example.edu"),
+                                    ("Emmy Noether", LEAVES), ("Hedy Lamarr", JOINS))
+    members = []
+    for n, (name, email) in enumerate(people):
+        graph.add_mailbox(email)
+        sandbox.zoom.add_user(email, 8567890120 + n)
+        start = local + timedelta(days=2, hours=n)
+        graph.add_event(email, start, start + timedelta(hours=1), subject="Office Hours")
+        user = graph.add_user(email, name)
+        if email != JOINS:
+            members.append(user)
+    graph.add_group(ROSTER_GROUP, *members)
+
+
+def _roster_change(sandbox: Sandbox) -> None:
+    """Hedy joins the group, Emmy leaves it."""
+    users = {u["mail"]: uid for uid, u in sandbox.graph.users.items()}
+    sandbox.graph.add_group(ROSTER_GROUP, users["katherine@example.edu"], users[JOINS])
 
 
 def _seed_outlook(sandbox: Sandbox, first: datetime) -> None:
@@ -205,13 +232,17 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
         try:
             seed(sandbox, datetime.now(UTC))
             config = sandbox.write_config(log_level="warning")
+            config.write_text(config.read_text() + f'\n[roster]\nentra_group_id = '
+                              f'"{ROSTER_GROUP}"\nleave_grace_hours = 0\n'
+                              "max_drop_percent = 50\n")
             print("officehours demo: local emulators on 127.0.0.1 "
                   f"(Google Calendar {sandbox.google_server.url}, Microsoft Graph "
                   f"{sandbox.graph_server.url}, Zoom {sandbox.zoom_server.url})")
             print("Every instructor with office hours ahead has their PMI secured before their "
                   "link is written,\nso the link students receive is final. Alan's user "
                   "default has the waiting room on,\nbut his Personal Room's own is off: "
-                  "that is the one students meet.\n")
+                  "that is the one students meet.\nTwo more Outlook instructors come from "
+                  f"an Entra group, {ROSTER_GROUP} (the roster).\n")
             before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
             print("=== Pass 1: officehours sync ===")
             code = main(["--config", str(config), "sync"])
@@ -234,6 +265,15 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
             third = _lead_window_pass(config)
             print(f"{third[0]} event(s) would be written, {third[1]} PMI(s) would be repaired: "
                   "every link written in pass 1 was already final.")
+            print(f"\n=== Pass 4: the roster group changed: {JOINS} joined, {LEAVES} left ===")
+            _roster_change(sandbox)
+            code = main(["--config", str(config), "sync"]) or code
+            for email in (JOINS, LEAVES):
+                (event_id,) = sandbox.graph.events[email]
+                body = sandbox.graph.event(email, event_id)["body"]["content"]
+                shown = "carries the link" if "Zoom (added by officehours)" in body else \
+                    "has no link of ours (offboarded as remove-links does)"
+                print(f"  {email}: 'Office Hours' {shown}")
             print("\n=== officehours status ===")
             main(["--config", str(config), "status"])
             problems = [p for e in emulators for p in e.schema_errors]
