@@ -357,11 +357,15 @@ class State:
                                (at.isoformat(), key))
 
     def hold(self, reason: str | None, at: datetime) -> None:
-        """A roster read not applied, and why (None: the hold is over)."""
+        """A roster read not applied, and why (None: the hold is over); held for the same
+        reason again, it keeps the moment it began."""
         with self.transaction() as db:
-            db.execute("DELETE FROM roster_hold")
-            if reason is not None:
-                db.execute("INSERT INTO roster_hold VALUES (1, ?, ?)", (reason, at.isoformat()))
+            if reason is None:
+                db.execute("DELETE FROM roster_hold")
+                return
+            db.execute("INSERT INTO roster_hold VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
+                       "SET reason=excluded.reason, at=excluded.at WHERE reason != "
+                       "excluded.reason", (reason, at.isoformat()))
 
     def held(self) -> tuple[str, str] | None:
         rows = self._rows("SELECT reason, at FROM roster_hold")

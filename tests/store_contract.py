@@ -143,6 +143,7 @@ class StoreContract:
     def test_a_held_read_until_the_hold_is_over(self, store: Store) -> None:
         assert store.held() is None
         store.hold("the roster is empty", T0)
+        store.hold("the roster is empty", T0 + timedelta(minutes=5))  # still: since T0
         assert store.held() == ("the roster is empty", T0.isoformat())
         store.hold(None, T0 + timedelta(minutes=5))
         assert store.held() is None
