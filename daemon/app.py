@@ -64,12 +64,19 @@ class Providers:
                                    sleep=self._sleep)
         raise CalendarError(f"no {instructor.provider} section in the configuration")
 
-    def group_users(self, group_id: str) -> list[dict[str, str]]:
-        """The users of an Entra group (a roster source), through the Outlook app."""
-        if self._graph is None or self._config.microsoft is None:
-            raise CalendarError("an Entra group needs the [microsoft] section")
-        return group_users(self._graph[0], self._graph[1],
-                           self._config.microsoft.graph_base_url, group_id, self._sleep)
+    def group_users(self, source: str) -> list[dict[str, str]]:
+        """The users of a roster group: "entra:<object id>" through the Outlook app, or
+        "google:<group address>" through the Google service account."""
+        kind, _, group = source.partition(":")
+        roster = self._config.roster
+        if kind == "google" and self._google is not None and roster is not None \
+                and roster.google_group_admin:
+            return self._google.group_members(roster.google_directory_url,
+                                              roster.google_group_admin, group, self._sleep)
+        if kind == "entra" and self._graph is not None and self._config.microsoft:
+            return group_users(self._graph[0], self._graph[1],
+                               self._config.microsoft.graph_base_url, group, self._sleep)
+        raise CalendarError(f"the roster group {source} has no app configured to read it")
 
     def close(self) -> None:
         if self._google:

@@ -302,7 +302,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
               "[[instructors]] list", file=sys.stderr)
         return EXIT_CONFIG
     groups, providers, sources = None, None, config.roster
-    if sources.entra_group_id is not None:  # read with the Outlook app's secret
+    if sources.entra_group_id or sources.google_group:  # read with the apps' secrets
         from .app import Providers
         from .http import Outbound
 
@@ -328,7 +328,8 @@ def cmd_roster(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "source": " and ".join(s for s in (
             str(sources.csv_file) if sources.csv_file else "",
-            f"Entra group {sources.entra_group_id}" if sources.entra_group_id else "") if s),
+            f"Entra group {sources.entra_group_id}" if sources.entra_group_id else "",
+            f"Google Group {sources.google_group}" if sources.google_group else "") if s),
         "instructors": [i.email for i in config.instructors],
         "roster": sorted(k for k, (_, left) in applied.items() if left is None),
         "leaving": sorted(k for k, (_, left) in applied.items() if left is not None),

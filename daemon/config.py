@@ -104,6 +104,10 @@ class RosterConfig:
     csv_file: Path | None  # header row; name, email, provider[, calendar_id, zoom_user]
     entra_group_id: str | None  # an Entra group's members, nested groups included
     entra_group_provider: str  # the calendar provider the group's members use
+    google_group: str | None  # a Google Group's address: its members, nested included
+    google_group_admin: str | None  # the admin the service account reads it as
+    google_group_provider: str  # the calendar provider its members use
+    google_directory_url: str  # the Admin SDK's base URL
     leave_grace_hours: float  # a member who left is offboarded this long after
     max_drop_percent: float  # a read that loses more than this share at once is held
     refresh_minutes: int = 60  # how often `run` reads a group (a file: every pass)
@@ -445,6 +449,10 @@ ROSTER: Schema = {
     "entra_group_id": (_nonempty, None),
     "entra_group_provider": (_choice(*PROVIDERS), "microsoft"),
     "refresh_minutes": (_int_at_least(1), 60),
+    "google_group": (_email, None),
+    "google_group_admin": (_email, None),
+    "google_group_provider": (_choice(*PROVIDERS), "google"),
+    "google_directory_url": (_https_url, "https://admin.googleapis.com/"),
     "leave_grace_hours": (_number_between(0, 24 * 365), 24),
     "max_drop_percent": (_number_between(0, 100), 10),
 }
@@ -529,8 +537,13 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         out.add("instructors", "must be an array of tables ([[instructors]])")
         raw_instructors = []
     roster = out.section(raw["roster"], ROSTER, "roster.") if "roster" in raw else None
-    if roster is not None and not (roster.get("csv_file") or roster.get("entra_group_id")):
-        out.add("roster", "no source: give csv_file, entra_group_id or both")
+    if roster is not None and not (roster.get("csv_file") or roster.get("entra_group_id")
+                                   or roster.get("google_group")):
+        out.add("roster", "no source: give csv_file, entra_group_id or google_group")
+    if roster is not None and roster.get("google_group") and (
+            "google" not in raw or not roster.get("google_group_admin")):
+        out.add("roster.google_group", "a Google Group is read with the [google] service "
+                "account acting as an admin: add that section and roster.google_group_admin")
     if roster is not None and roster.get("entra_group_id") and "microsoft" not in raw:
         out.add("roster.entra_group_id", "an Entra group is read with the [microsoft] app: "
                 "add that section")

@@ -100,19 +100,23 @@ def read_sources(roster: RosterConfig, groups: GroupReader | None) -> tuple[Inst
 
     if roster.csv_file is not None:
         take(read_csv(roster.csv_file), str(roster.csv_file))
-    if roster.entra_group_id is not None:
+    for kind, group, provider in (("entra", roster.entra_group_id, roster.entra_group_provider),
+                                  ("google", roster.google_group, roster.google_group_provider)):
+        if group is None:
+            continue
+        where = f"{'Entra group' if kind == 'entra' else 'Google Group'} {group}"
         if groups is None:
-            raise RosterError("the Entra group cannot be read without the [microsoft] app")
+            raise RosterError(f"the {where} cannot be read without its app")
         try:
-            users = groups(roster.entra_group_id)
+            users = groups(f"{kind}:{group}")
         except VendorError as err:
-            raise RosterError(explain(err, "microsoft")) from None
+            vendor = "microsoft" if kind == "entra" else "google"
+            raise RosterError(f"{where}: {explain(err, vendor)}") from None
         take(tuple(
             Instructor(name=u.get("displayName") or address, email=address,
-                       provider=roster.entra_group_provider, calendar_id="primary",
-                       zoom_user=address)
+                       provider=provider, calendar_id="primary", zoom_user=address)
             for u in users if (address := u.get("mail") or u.get("userPrincipalName") or "")),
-             f"Entra group {roster.entra_group_id}")
+             where)
     return tuple(member for member, _ in found.values())
 
 

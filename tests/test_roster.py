@@ -238,3 +238,27 @@ def test_a_group_is_read_once_per_refresh_interval_not_per_pass() -> None:
     clock[0] = 3601
     cached("faculty")
     assert reads == ["faculty", "faculty"]
+
+
+def test_a_google_group_nested_and_paged_is_the_roster(sandbox: Sandbox, now: datetime) -> None:
+    events = campus(sandbox, now, PEOPLE[:4])
+    sandbox.google.add_group("tas@example.edu", "i2@example.edu", "i3@example.edu")
+    sandbox.google.add_group("faculty@example.edu", "i0@example.edu", "tas@example.edu")
+    config = roster_config(sandbox)
+    config.write_text(config.read_text().replace(
+        f'csv_file = "{sandbox.dir}/roster.csv"',
+        'google_group = "faculty@example.edu"\ngoogle_group_admin = "admin@example.edu"\n'
+        f'google_directory_url = "{sandbox.google_server.url}/"'))
+    sandbox.google.add_calendar("admin@example.edu")  # a user of the domain
+    (account,) = sandbox.google.delegated_scopes
+    refused = officehours(config, "sync")  # the directory scope is not delegated yet
+    assert refused.returncode == 1 and "Google Group faculty@example.edu" in refused.stderr
+    assert not linked(sandbox, "i0@example.edu", events["i0@example.edu"])
+    sandbox.google.delegated_scopes[account] |= {
+        "https://www.googleapis.com/auth/admin.directory.group.member.readonly"}
+    assert officehours(config, "sync").returncode == 0
+    for email in ("i0@example.edu", "i2@example.edu", "i3@example.edu"):
+        assert linked(sandbox, email, events[email]), email
+    assert not linked(sandbox, "i1@example.edu", events["i1@example.edu"])
+    shown = json.loads(officehours(config, "roster", "--json").stdout)
+    assert shown["source"] == "Google Group faculty@example.edu" and len(shown["roster"]) == 3

@@ -6,6 +6,7 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import threading
@@ -40,9 +41,13 @@ TRANSIENT = (OSError, http.client.HTTPException, httplib2.HttpLib2Error,
 
 
 @cache
-def _discovery_document() -> str:
-    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
+def _discovery_document(name: str = "calendar.v3.json") -> str:
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents" / name
     return path.read_text()
+
+
+# the one scope a roster's Google Group needs, delegated beside calendar.events
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.member.readonly"
 
 
 def load_credentials(path: Path) -> dict[str, Any]:
@@ -77,6 +82,38 @@ class GoogleAccount:
         self.service = build_from_document(
             _discovery_document(), http=self._new_http(),
             client_options={"api_endpoint": config.api_base_url})
+
+    def group_members(self, directory_url: str, admin: str, group: str,
+                      sleep: Callable[[float], None]) -> list[dict[str, str]]:
+        """Every user of a Google Group, nested groups included, 200 a page (Admin SDK
+        Directory members.list), read as `admin` with the directory scope."""
+        if not self._delegated:
+            raise CalendarError("a Google Group is read with a service-account key "
+                                "(domain-wide delegation), not an authorized-user file")
+        credentials = self._base.with_scopes([DIRECTORY_SCOPE]).with_subject(admin)
+        directory = build_from_document(
+            _discovery_document("admin.directory_v1.json"), http=self._new_http(),
+            client_options={"api_endpoint": directory_url})
+        users, page = [], None
+        while True:
+            request = directory.members().list(groupKey=group, includeDerivedMembership=True,
+                                               maxResults=200, pageToken=page)
+            http = google_auth_httplib2.AuthorizedHttp(credentials, http=self.http())
+            try:
+                body = with_retries(functools.partial(_answer, request, http), _delay, sleep)
+            except HttpError as err:
+                raise CalendarError(f"Google Group {group}: HTTP {err.resp.status} "
+                                    f"({_reason(err)})", status=err.resp.status,
+                                    code=_reason(err)) from None
+            except google.auth.exceptions.RefreshError as err:
+                raise CredentialsRefused(f"Google refused the directory scope for {admin}: "
+                                         f"{str(err.args[0] if err.args else '')[:200]}"
+                                         ) from None
+            users += [{"mail": m["email"]} for m in body.get("members", [])
+                      if m.get("type") == "USER"]
+            page = body.get("nextPageToken")
+            if not page:
+                return users
 
     def credentials(self, subject: str) -> Any:
         """Domain-wide delegation: the service account acting as `subject`."""

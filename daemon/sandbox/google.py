@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import googleapiclient
 from cryptography.hazmat.primitives import hashes, serialization
@@ -73,6 +74,15 @@ def _discovery() -> dict[str, Any]:
     path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
     document: dict[str, Any] = json.loads(path.read_text())
     return document
+
+
+@functools.cache
+def directory_scopes() -> frozenset[str]:
+    """members.list's scopes, from the Admin SDK discovery document the client ships."""
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/" \
+        "admin.directory_v1.json"
+    document = json.loads(path.read_text())
+    return frozenset(document["resources"]["members"]["methods"]["list"]["scopes"])
 
 
 def method_scopes(method_id: str) -> frozenset[str]:
@@ -144,8 +154,15 @@ class GoogleCalendarEmulator(Emulator):
         self.route("GET", PREFIX + "/calendars/([^/]+)/events", self._list)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._get)
         self.route("PATCH", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._patch)
+        self.route("GET", "/admin/directory/v1/groups/([^/]+)/members", self._members)
+        self.groups: dict[str, list[str]] = {}  # group address -> member addresses
 
     # --- set-up and inspection, used by tests and the demo (not over HTTP) ---
+
+    def add_group(self, group: str, *members: str) -> None:
+        """A Google Group; a member that is itself a group's address is a nested group."""
+        with self.lock:
+            self.groups[group.lower()] = [m.lower() for m in members]
 
     def add_calendar(self, owner: str) -> None:
         with self.lock:
@@ -330,6 +347,43 @@ class GoogleCalendarEmulator(Emulator):
         if not known:
             return None
         return request.query.get("quotaUser") or known[0]
+
+    def _members(self, request: Request, group: str) -> Response:
+        """Admin SDK Directory members.list: the scopes of its discovery document
+        (admin.directory_v1.json), pages of maxResults (at most 200) with nextPageToken,
+        nested groups flattened with includeDerivedMembership, 404 for an unknown group
+        (https://developers.google.com/admin-sdk/directory/reference/rest/v1/members/list)."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        known = self.access_tokens.get(token)
+        if not known or known[1] < time.time():
+            return google_error(401, "authError", "Invalid Credentials")
+        if not self.token_scopes.get(token, frozenset()) & directory_scopes():
+            return insufficient_scopes()
+        key = unquote(group).lower()
+        if key not in self.groups:
+            return google_error(404, "notFound", "Resource Not Found: groupKey")
+        derived = request.query.get("includeDerivedMembership") == "true"
+        found, todo, seen = [], list(self.groups[key]), {key}
+        while todo:
+            member = todo.pop(0)
+            if member in self.groups:
+                found.append({"kind": "admin#directory#member", "email": member,
+                              "type": "GROUP", "role": "MEMBER", "status": "ACTIVE",
+                              "id": str(abs(hash(member)))})
+                if derived and member not in seen:
+                    seen.add(member)
+                    todo += self.groups[member]
+            elif member not in {f["email"] for f in found}:
+                found.append({"kind": "admin#directory#member", "email": member,
+                              "type": "USER", "role": "MEMBER", "status": "ACTIVE",
+                              "id": str(abs(hash(member)))})
+        size = min(int(request.query.get("maxResults", "200")), 200)
+        start = int(request.query.get("pageToken", "0") or 0)
+        body: dict[str, Any] = {"kind": "admin#directory#members",
+                                "members": found[start:start + size]}
+        if start + size < len(found):
+            body["nextPageToken"] = str(start + size)
+        return Response(200, body)
 
     def _caller(self, request: Request, method_id: str
                 ) -> tuple[str, frozenset[str]] | Response:
