@@ -307,6 +307,49 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+def roster_read(members: int, latency: float) -> dict[str, Any]:
+    """One read of a roster group of `members` from each vendor, as `run` makes it once per
+    roster.refresh_minutes: seconds and requests (pages: 999 in Graph, 200 in Google)."""
+    from daemon.app import Providers
+    from daemon.http import Outbound
+
+    with tempfile.TemporaryDirectory(prefix="officehours-roster-bench-") as directory:
+        box = Sandbox(Path(directory))
+        try:
+            for emulator in (box.google, box.graph):
+                emulator.latency = latency
+            box.add_instructor("Admin", "admin@example.edu", 8100000000)
+            box.add_microsoft_instructor("Owner", "owner@example.edu", 8100000001)
+            people = [f"m{n:05d}@example.edu" for n in range(members)]
+            box.graph.add_group("faculty", *[box.graph.add_user(p, p) for p in people])
+            box.google.add_group("faculty@example.edu", *people)
+            (account,) = box.google.delegated_scopes
+            box.google.delegated_scopes[account] |= {
+                "https://www.googleapis.com/auth/admin.directory.group.member.readonly"}
+            config_path = box.write_config()
+            config_path.write_text(config_path.read_text() + (
+                '\n[roster]\ngoogle_group = "faculty@example.edu"\n'
+                'google_group_admin = "admin@example.edu"\n'
+                f'google_directory_url = "{box.google_server.url}/"\n'
+                'entra_group_id = "faculty"\n'))
+            config = load(config_path)
+            providers = Providers(config, Outbound(box.ca.bundle))
+            figures: dict[str, Any] = {"members": members}
+            for vendor, source, emulator in (("graph", "entra:faculty", box.graph),
+                                             ("google", "google:faculty@example.edu",
+                                              box.google)):
+                before = len(emulator.log)
+                started = time.monotonic()
+                read = providers.group_users(source)
+                figures[vendor] = {"seconds": round(time.monotonic() - started, 2),
+                                   "requests": len(emulator.log) - before,
+                                   "members": len(read)}
+            providers.close()
+            return figures
+        finally:
+            box.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -320,12 +363,22 @@ def main() -> int:
     parser.add_argument("--naive", action="store_true", help="also time the naive way")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--roster-only", action="store_true",
+                        help="only time one read of a roster group of --instructors members")
     args = parser.parse_args()
+    if args.roster_only:
+        print(json.dumps(roster_read(args.instructors, args.latency), indent=2))
+        return 0
     logging.basicConfig(level=logging.ERROR)  # the naive pass runs in this process
     args.reaction = min(args.reaction, args.instructors // 4)
     args.sessions = min(args.sessions, args.instructors // 4)
     result = run(args)
+    result["roster_read"] = roster_read(args.instructors, args.latency)
     print(table(result))
+    r = result["roster_read"]
+    print(f"roster read of {r['members']} members  Graph {r['graph']['requests']} requests "
+          f"{r['graph']['seconds']} s; Google {r['google']['requests']} requests "
+          f"{r['google']['seconds']} s")
     args.json.write_text(json.dumps(result, indent=2))
     print(f"\n(figures also in {args.json})")
     return 0

@@ -363,20 +363,19 @@ class GoogleCalendarEmulator(Emulator):
         if key not in self.groups:
             return google_error(404, "notFound", "Resource Not Found: groupKey")
         derived = request.query.get("includeDerivedMembership") == "true"
-        found, todo, seen = [], list(self.groups[key]), {key}
+        found: list[dict[str, str]] = []
+        todo, seen, listed = list(self.groups[key]), {key}, set()
         while todo:
-            member = todo.pop(0)
-            if member in self.groups:
-                found.append({"kind": "admin#directory#member", "email": member,
-                              "type": "GROUP", "role": "MEMBER", "status": "ACTIVE",
-                              "id": str(abs(hash(member)))})
-                if derived and member not in seen:
-                    seen.add(member)
-                    todo += self.groups[member]
-            elif member not in {f["email"] for f in found}:
-                found.append({"kind": "admin#directory#member", "email": member,
-                              "type": "USER", "role": "MEMBER", "status": "ACTIVE",
-                              "id": str(abs(hash(member)))})
+            member = todo.pop()
+            if member in listed:
+                continue
+            listed.add(member)
+            kind = "GROUP" if member in self.groups else "USER"
+            found.append({"kind": "admin#directory#member", "email": member, "type": kind,
+                          "role": "MEMBER", "status": "ACTIVE", "id": str(abs(hash(member)))})
+            if kind == "GROUP" and derived and member not in seen:
+                seen.add(member)
+                todo += self.groups[member]
         size = min(int(request.query.get("maxResults", "200")), 200)
         start = int(request.query.get("pageToken", "0") or 0)
         body: dict[str, Any] = {"kind": "admin#directory#members",
