@@ -245,6 +245,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if shown is not None and shown["leaves_at"] and not shown["offboarded"]:
             print(f"    left the roster: offboarded at {_when(shown['leaves_at'])}")
+        elif shown is not None and shown["source"] == "roster":
+            print("    from the roster")
         if shown is not None and shown["last_error"]:
             print(f"    last error: {shown['last_error']}")
     return EXIT_FAILED if failing else EXIT_OK

@@ -68,7 +68,7 @@ def test_a_join_is_served_and_a_leave_offboarded_after_the_grace_only(
     assert officehours(config, "sync").returncode == 0  # applied: i1 is in the grace period
     assert linked(sandbox, "i1@example.edu", events["i1@example.edu"])
     table = officehours(config, "status").stdout
-    assert "left the roster: offboarded at" in table
+    assert "left the roster: offboarded at" in table and "    from the roster" in table
 
     now_config = roster_config(sandbox, grace=0)  # the grace is over
     assert officehours(now_config, "sync").returncode == 0
