@@ -104,6 +104,21 @@ def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
 
     Requests get additionalProperties=false so an unknown field we send is caught."""
     schemas = _discovery()["schemas"]
+    return (_schema_validator(schemas, "Event", strict=True),
+            _schema_validator(schemas, "Event", strict=False))
+
+
+@functools.cache
+def directory_members_validator() -> Draft7Validator:
+    """members.list's answer (Members) from the Admin SDK discovery document, strict: the
+    emulator answers with no field the document does not define."""
+    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/" \
+        "admin.directory_v1.json"
+    return _schema_validator(json.loads(path.read_text())["schemas"], "Members", strict=True)
+
+
+def _schema_validator(schemas: dict[str, Any], root: str, strict: bool) -> Draft7Validator:
+    """A JSON-schema validator for `root` of a discovery document's schemas."""
 
     def convert(node: dict[str, Any], strict: bool) -> dict[str, Any]:
         if "$ref" in node:
@@ -121,11 +136,8 @@ def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
             out["items"] = convert(node["items"], strict)
         return out
 
-    def validator(strict: bool) -> Draft7Validator:
-        definitions = {name: convert(schema, strict) for name, schema in schemas.items()}
-        return Draft7Validator({"$ref": "#/definitions/Event", "definitions": definitions})
-
-    return validator(strict=True), validator(strict=False)
+    definitions = {name: convert(schema, strict) for name, schema in schemas.items()}
+    return Draft7Validator({"$ref": f"#/definitions/{root}", "definitions": definitions})
 
 
 class GoogleCalendarEmulator(Emulator):
@@ -382,6 +394,7 @@ class GoogleCalendarEmulator(Emulator):
                                 "members": found[start:start + size]}
         if start + size < len(found):
             body["nextPageToken"] = str(start + size)
+        self._check(directory_members_validator(), body, "members.list response")
         return Response(200, body)
 
     def _caller(self, request: Request, method_id: str
