@@ -47,8 +47,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     config = load(args.config, unit=args.unit)
     setup_logging(config.service.log_level)
-    if problems(config):
-        raise ConfigError(problems(config))
+    found = problems(config)
+    if found:
+        raise ConfigError(found)
     counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google", "microsoft")}
     print(f"{config.path}: OK, {len(config.instructors)} instructor(s) "
           f"(google {counts['google']}, microsoft {counts['microsoft']})")

@@ -120,7 +120,11 @@ def read_sources(roster: RosterConfig, groups: GroupReader | None) -> tuple[Inst
     return tuple(member for member, _ in found.values())
 
 
+SETTINGS = ("provider", "calendar_id", "zoom_user")  # one instructor, whatever the source
+
+
 def _settings(member: Instructor) -> tuple[str, ...]:
+    """SETTINGS of a member as compared: the Zoom user's address without regard to case."""
     return (member.provider, member.calendar_id, _same(member.zoom_user))
 
 
@@ -153,8 +157,8 @@ def conflicts(listed: tuple[Instructor, ...] | list[Instructor],
         other = by_key.get(member.key)
         if other is None:
             continue
-        differ = [f for f in ("provider", "calendar_id", "zoom_user")
-                  if _same(getattr(other, f)) != _same(getattr(member, f))]
+        differ = [name for name, mine, theirs in zip(
+            SETTINGS, _settings(other), _settings(member), strict=True) if mine != theirs]
         if differ:
             found.append(f"{member.email} is in [[instructors]] and in the roster with a "
                          f"different {', '.join(differ)}")

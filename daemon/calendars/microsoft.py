@@ -182,16 +182,7 @@ class OutlookCalendar:
             raise SyncExpired("Graph: the delta link expired, a new round is needed",
                               status=status)
         else:
-            code = None
-            try:
-                error = response.json()["error"]
-                code = error.get("code")
-                detail = f"{code}: {str(error.get('message'))[:160]}"
-            except (ValueError, KeyError, TypeError):
-                detail = response.text[:160]
-            raise CalendarError(f"Graph {method} for {self._who}: HTTP {status} ({detail})",
-                                status=status, code=code,
-                                retry_after=retry_after(response.headers))
+            raise graph_error(f"Graph {method} for {self._who}", response)
         try:
             result: dict[str, Any] = response.json()
         except ValueError:
@@ -351,6 +342,21 @@ class OutlookCalendar:
             start=start, end=_when(item.get("end")), timezone=zone, recurrence=recurrence)
 
 
+def graph_error(what: str, response: httpx.Response) -> CalendarError:
+    """An error answer in Graph's shape ({"error": {"code", "message"}}) as a
+    CalendarError with its fields."""
+    code = None
+    try:
+        error = response.json()["error"]
+        code = error.get("code")
+        detail = f"{code}: {str(error.get('message'))[:160]}"
+    except (ValueError, KeyError, TypeError):
+        detail = response.text[:160]
+    return CalendarError(f"{what}: HTTP {response.status_code} ({detail})",
+                         status=response.status_code, code=code,
+                         retry_after=retry_after(response.headers))
+
+
 def _read_delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
     """http.py's policy, and for a GET a 412 retried like a 503.
 
@@ -388,13 +394,7 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
         except httpx.TransportError as err:
             raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
         if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                code, detail = error.get("code"), str(error.get("message"))[:160]
-            except (ValueError, KeyError, TypeError):
-                code, detail = None, response.text[:160]
-            raise CalendarError(f"Graph group {group_id}: HTTP {response.status_code} "
-                                f"({code}: {detail})", status=response.status_code, code=code)
+            raise graph_error(f"Graph group {group_id}", response)
         body = response.json()
         users += body.get("value", [])
         url = body.get("@odata.nextLink")
