@@ -161,8 +161,10 @@ class Service:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
-        if self._engine is not None:
-            self._engine.stopping.set()
+        # a pass still running with an engine a reload replaced must stop starting work too
+        for engine in (self._engine, *tuple(self._retired)):
+            if engine is not None:
+                engine.stopping.set()
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
         self._reload.set()  # handled by the main loop, outside the signal handler

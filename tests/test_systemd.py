@@ -204,7 +204,16 @@ def test_reloads_close_what_the_old_configuration_opened(
         assert descriptors() <= settled + 2, (settled, descriptors())
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
+        try:
+            _, stderr = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # say where it hangs: every thread's stack
+            process.send_signal(signal.SIGUSR1)
+            try:
+                process.communicate(timeout=3)  # the dump is written meanwhile
+            except subprocess.TimeoutExpired:
+                process.kill()
+            _, stderr = process.communicate(timeout=10)
+            raise AssertionError(f"no clean stop within 10 s:\n{stderr[-6000:]}") from None
     assert process.returncode == 0, stderr
 
 
