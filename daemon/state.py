@@ -12,12 +12,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .model import Event, Kind, KnownEvent, fingerprint
 
@@ -70,8 +70,23 @@ MIGRATIONS: tuple[str, ...] = (
                               at TEXT NOT NULL);
     ALTER TABLE offboarded ADD COLUMN by TEXT;
     """,
+    # 6: two or more nodes on one shared database (PostgreSQL): who leads, since when, at
+    # which epoch (the fencing token), until when the lease holds (the database's clock);
+    # and the epoch each audit line was written under. A single SQLite node leaves them be.
+    """
+    CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL,
+                         epoch BIGINT NOT NULL, since TIMESTAMP WITH TIME ZONE,
+                         expires TIMESTAMP WITH TIME ZONE);
+    INSERT INTO leader (id, node, epoch) VALUES (1, '', 0);
+    ALTER TABLE audit ADD COLUMN epoch BIGINT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Fenced(Exception):
+    """A write refused: another node took the lead (a newer epoch), or this node's lease
+    ran out. Nothing more is written to the state, the calendars or Zoom."""
 
 
 class StateError(Exception):
@@ -124,7 +139,221 @@ def _decode(event_id: str, kind: str, series_id: str | None, body: str) -> Event
                  recurrence=tuple(data["recurrence"]))
 
 
-class State:
+class Tx(Protocol):
+    """What a transaction offers: sqlite3's `execute`, which the PostgreSQL store mirrors."""
+
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Any: ...
+
+
+class SqlStore:
+    """The Store in the SQL that SQLite and PostgreSQL both speak (`?` placeholders, ON
+    CONFLICT upserts); a backend gives `transaction`, `_rows` and `epoch`."""
+
+    @property
+    def epoch(self) -> int | None:
+        """Written beside each audit line: the fencing epoch (PostgreSQL)."""
+        return None
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- sync tokens ---
+
+    def sync_token(self, instructor: str, calendar: str) -> str | None:
+        rows = self._rows("SELECT token FROM sync_tokens WHERE instructor=? AND calendar=?",
+                          instructor, calendar)
+        return rows[0][0] if rows else None
+
+    def save_sync_token(self, instructor: str, calendar: str, token: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO sync_tokens VALUES (?, ?, ?) ON CONFLICT (instructor, "
+                       "calendar) DO UPDATE SET token=excluded.token",
+                       (instructor, calendar, token))
+
+    # --- known events ---
+
+    _KNOWN = ("SELECT event_id, kind, series_id, body, link_hash, owned_location_hash "
+              "FROM events WHERE instructor=?")
+
+    def known_events(self, instructor: str) -> dict[str, KnownEvent]:
+        rows = self._rows(self._KNOWN, instructor)
+        return {r[0]: KnownEvent(_decode(*r[:4]), r[4], r[5]) for r in rows}
+
+    def known_event(self, instructor: str, event_id: str) -> KnownEvent | None:
+        """One event's record: what a write needs, without decoding all the others."""
+        rows = self._rows(self._KNOWN + " AND event_id=?", instructor, event_id)
+        return KnownEvent(_decode(*rows[0][:4]), rows[0][4], rows[0][5]) if rows else None
+
+    def replace_events(self, instructor: str, events: list[Event], full: bool,
+                       gone: list[str]) -> None:
+        """Store what a listing said: upsert `events`, drop `gone` (all others when full)."""
+        with self.transaction() as db:
+            if full:
+                keep = {e.id for e in events}
+                for (event_id,) in db.execute(
+                        "SELECT event_id FROM events WHERE instructor=?", (instructor,)).fetchall():
+                    if event_id not in keep:
+                        db.execute("DELETE FROM events WHERE instructor=? AND event_id=?",
+                                   (instructor, event_id))
+            for event_id in gone:
+                db.execute("DELETE FROM events WHERE instructor=? AND (event_id=? OR "
+                           "series_id=?)", (instructor, event_id, event_id))
+            for event in events:
+                db.execute(
+                    "INSERT INTO events (instructor, event_id, kind, series_id, body) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (instructor, event_id) DO UPDATE "
+                    "SET kind=excluded.kind, series_id=excluded.series_id, body=excluded.body",
+                    (instructor, event.id, event.kind.value, event.series_id, _encode(event)))
+
+    def mark_link(self, instructor: str, event_id: str, url: str | None,
+                  owned_location: str | None) -> None:
+        """Remember which link an event offers and which location is the program's."""
+        with self.transaction() as db:
+            db.execute("UPDATE events SET link_hash=?, owned_location_hash=? "
+                       "WHERE instructor=? AND event_id=?",
+                       (fingerprint(url) if url else None,
+                        fingerprint(owned_location) if owned_location else None,
+                        instructor, event_id))
+
+    def add_pending_location(self, instructor: str, event_id: str, location: str) -> None:
+        """Before a write: the location about to be written is the program's too.
+
+        Kept beside the previous one until the write is confirmed, so a crash or a failed
+        write never makes the program forget a location it owns."""
+        with self.transaction() as db:
+            db.execute("UPDATE events SET owned_location_hash = "
+                       "COALESCE(owned_location_hash || ',', '') || ? "
+                       "WHERE instructor=? AND event_id=?",
+                       (fingerprint(location), instructor, event_id))
+
+    def forget_instructor_events(self, instructor: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM events WHERE instructor=?", (instructor,))
+            db.execute("DELETE FROM sync_tokens WHERE instructor=?", (instructor,))
+
+    # --- status and audit ---
+
+    def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
+        columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
+                   "error_logged_for", "pmi", "next_session_end", "served_as")
+        unknown = set(fields) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown status fields {unknown}")
+        with self.transaction() as db:
+            db.execute("INSERT INTO instructors (instructor, name) VALUES (?, ?) ON CONFLICT "
+                       "(instructor) DO UPDATE SET name=excluded.name", (instructor, name))
+            for column, value in fields.items():
+                db.execute(f"UPDATE instructors SET {column}=? WHERE instructor=?",
+                           (value, instructor))
+
+    def error_logged_for(self, instructor: str) -> str | None:
+        rows = self._rows("SELECT error_logged_for FROM instructors WHERE instructor=?",
+                          instructor)
+        return rows[0][0] if rows else None
+
+    _STATUS = ("SELECT instructor, name, last_pass, last_error, zoom_state, zoom_checked, "
+               "next_session, pmi, next_session_end FROM instructors")
+
+    def statuses(self) -> dict[str, InstructorStatus]:
+        return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                                       json.loads(r[7]) if r[7] else None, r[8])
+                for r in self._rows(self._STATUS)}
+
+    def served_as(self, instructor: str) -> dict[str, str] | None:
+        """The instructor's settings at their last pass (name, email, provider, ...)."""
+        rows = self._rows("SELECT served_as FROM instructors WHERE instructor=?", instructor)
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+
+    # --- offboarding ---
+
+    def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
+                       "ON CONFLICT DO NOTHING", (instructor, at.isoformat(), by))
+
+    # --- roster ---
+
+    def roster(self) -> dict[str, tuple[dict[str, str], str | None]]:
+        """The roster as last applied: member -> (how served, when they left or None)."""
+        return {r[0]: (json.loads(r[1]), r[2])
+                for r in self._rows("SELECT instructor, served_as, left_at FROM roster")}
+
+    def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
+        """A read applied: new members join, absent ones are marked left (once), members
+        back are kept; those the roster had offboarded are served again."""
+        keys = {m["email"].lower(): m for m in members}
+        with self.transaction() as db:
+            for key, served in keys.items():
+                db.execute("INSERT INTO roster VALUES (?, ?, NULL) ON CONFLICT (instructor) "
+                           "DO UPDATE SET served_as=excluded.served_as, left_at=NULL",
+                           (key, json.dumps(served)))
+                db.execute("DELETE FROM offboarded WHERE instructor=? AND by=?", (key, "roster"))
+            for (key,) in db.execute("SELECT instructor FROM roster WHERE left_at IS NULL"
+                                     ).fetchall():
+                if key not in keys:
+                    db.execute("UPDATE roster SET left_at=? WHERE instructor=?",
+                               (at.isoformat(), key))
+
+    def hold(self, reason: str | None, at: datetime) -> None:
+        """A roster read not applied, and why (None: the hold is over); held for the same
+        reason again, it keeps the moment it began."""
+        with self.transaction() as db:
+            if reason is None:
+                db.execute("DELETE FROM roster_hold")
+                return
+            db.execute("INSERT INTO roster_hold VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
+                       "SET reason=excluded.reason, at=excluded.at WHERE roster_hold.reason != "
+                       "excluded.reason", (reason, at.isoformat()))
+
+    def held(self) -> tuple[str, str] | None:
+        rows = self._rows("SELECT reason, at FROM roster_hold")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def reinstate(self, instructor: str | None) -> list[str]:
+        """Serve again one instructor taken out by remove-links (None: all); who it was."""
+        which, args = ("", ()) if instructor is None else (" WHERE instructor=?", (instructor,))
+        with self.transaction() as db:
+            rows = db.execute("SELECT instructor FROM offboarded" + which, args).fetchall()
+            db.execute("DELETE FROM offboarded" + which, args)
+        return [r[0] for r in rows]
+
+    def offboarded(self) -> dict[str, str]:
+        """Instructors taken out by remove-links, with when."""
+        return {r[0]: r[1] for r in self._rows("SELECT instructor, at FROM offboarded")}
+
+    def is_offboarded(self, instructor: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM offboarded WHERE instructor=?", instructor))
+
+    def pmi_checked(self, instructor: str) -> bool:
+        """Whether the instructor's PMI was ever checked (secured or found refused)."""
+        return bool(self._rows("SELECT 1 FROM instructors WHERE instructor=? AND pmi "
+                               "IS NOT NULL", instructor))
+
+    def audit(self, at: datetime, instructor: str, target: str, action: str,
+              detail: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit (at, instructor, target, action, detail, epoch) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (at.isoformat(), instructor, target, action,
+                                                     json.dumps(detail), self.epoch))
+
+    def audit_log(self, instructor: str | None = None, since: datetime | None = None,
+                  ) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+        """What the program changed, oldest first: (at, instructor, target, action, detail)."""
+        rows = self._rows("SELECT at, instructor, target, action, detail FROM audit ORDER BY id")
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows
+                if (instructor is None or r[1] == instructor)
+                and (since is None or datetime.fromisoformat(r[0]) >= since)]
+
+
+class State(SqlStore):
+    """The embedded default: one SQLite file in service.state_dir, one node."""
+
     def __init__(self, path: Path | str, read_only: bool = False) -> None:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection
@@ -205,7 +434,7 @@ class State:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Tx]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -218,191 +447,3 @@ class State:
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
-
-    # --- sync tokens ---
-
-    def sync_token(self, instructor: str, calendar: str) -> str | None:
-        rows = self._rows("SELECT token FROM sync_tokens WHERE instructor=? AND calendar=?",
-                          instructor, calendar)
-        return rows[0][0] if rows else None
-
-    def save_sync_token(self, instructor: str, calendar: str, token: str) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO sync_tokens VALUES (?, ?, ?)",
-                       (instructor, calendar, token))
-
-    # --- known events ---
-
-    _KNOWN = ("SELECT event_id, kind, series_id, body, link_hash, owned_location_hash "
-              "FROM events WHERE instructor=?")
-
-    def known_events(self, instructor: str) -> dict[str, KnownEvent]:
-        rows = self._rows(self._KNOWN, instructor)
-        return {r[0]: KnownEvent(_decode(*r[:4]), r[4], r[5]) for r in rows}
-
-    def known_event(self, instructor: str, event_id: str) -> KnownEvent | None:
-        """One event's record: what a write needs, without decoding all the others."""
-        rows = self._rows(self._KNOWN + " AND event_id=?", instructor, event_id)
-        return KnownEvent(_decode(*rows[0][:4]), rows[0][4], rows[0][5]) if rows else None
-
-    def replace_events(self, instructor: str, events: list[Event], full: bool,
-                       gone: list[str]) -> None:
-        """Store what a listing said: upsert `events`, drop `gone` (all others when full)."""
-        with self.transaction() as db:
-            if full:
-                keep = {e.id for e in events}
-                for (event_id,) in db.execute(
-                        "SELECT event_id FROM events WHERE instructor=?", (instructor,)).fetchall():
-                    if event_id not in keep:
-                        db.execute("DELETE FROM events WHERE instructor=? AND event_id=?",
-                                   (instructor, event_id))
-            for event_id in gone:
-                db.execute("DELETE FROM events WHERE instructor=? AND (event_id=? OR "
-                           "series_id=?)", (instructor, event_id, event_id))
-            for event in events:
-                db.execute(
-                    "INSERT INTO events (instructor, event_id, kind, series_id, body) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (instructor, event_id) DO UPDATE "
-                    "SET kind=excluded.kind, series_id=excluded.series_id, body=excluded.body",
-                    (instructor, event.id, event.kind.value, event.series_id, _encode(event)))
-
-    def mark_link(self, instructor: str, event_id: str, url: str | None,
-                  owned_location: str | None) -> None:
-        """Remember which link an event offers and which location is the program's."""
-        with self.transaction() as db:
-            db.execute("UPDATE events SET link_hash=?, owned_location_hash=? "
-                       "WHERE instructor=? AND event_id=?",
-                       (fingerprint(url) if url else None,
-                        fingerprint(owned_location) if owned_location else None,
-                        instructor, event_id))
-
-    def add_pending_location(self, instructor: str, event_id: str, location: str) -> None:
-        """Before a write: the location about to be written is the program's too.
-
-        Kept beside the previous one until the write is confirmed, so a crash or a failed
-        write never makes the program forget a location it owns."""
-        with self.transaction() as db:
-            db.execute("UPDATE events SET owned_location_hash = "
-                       "COALESCE(owned_location_hash || ',', '') || ? "
-                       "WHERE instructor=? AND event_id=?",
-                       (fingerprint(location), instructor, event_id))
-
-    def forget_instructor_events(self, instructor: str) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM events WHERE instructor=?", (instructor,))
-            db.execute("DELETE FROM sync_tokens WHERE instructor=?", (instructor,))
-
-    # --- status and audit ---
-
-    def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
-        columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for", "pmi", "next_session_end", "served_as")
-        unknown = set(fields) - set(columns)
-        if unknown:
-            raise ValueError(f"unknown status fields {unknown}")
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO instructors (instructor, name) VALUES (?, ?)",
-                       (instructor, name))
-            db.execute("UPDATE instructors SET name=? WHERE instructor=?", (name, instructor))
-            for column, value in fields.items():
-                db.execute(f"UPDATE instructors SET {column}=? WHERE instructor=?",
-                           (value, instructor))
-
-    def error_logged_for(self, instructor: str) -> str | None:
-        rows = self._rows("SELECT error_logged_for FROM instructors WHERE instructor=?",
-                          instructor)
-        return rows[0][0] if rows else None
-
-    _STATUS = ("SELECT instructor, name, last_pass, last_error, zoom_state, zoom_checked, "
-               "next_session, pmi, next_session_end FROM instructors")
-
-    def statuses(self) -> dict[str, InstructorStatus]:
-        return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                                       json.loads(r[7]) if r[7] else None, r[8])
-                for r in self._rows(self._STATUS)}
-
-    def served_as(self, instructor: str) -> dict[str, str] | None:
-        """The instructor's settings at their last pass (name, email, provider, ...)."""
-        rows = self._rows("SELECT served_as FROM instructors WHERE instructor=?", instructor)
-        return json.loads(rows[0][0]) if rows and rows[0][0] else None
-
-    # --- offboarding ---
-
-    def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO offboarded (instructor, at, by) VALUES (?, ?, ?)",
-                       (instructor, at.isoformat(), by))
-
-    # --- roster ---
-
-    def roster(self) -> dict[str, tuple[dict[str, str], str | None]]:
-        """The roster as last applied: member -> (how served, when they left or None)."""
-        return {r[0]: (json.loads(r[1]), r[2])
-                for r in self._rows("SELECT instructor, served_as, left_at FROM roster")}
-
-    def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
-        """A read applied: new members join, absent ones are marked left (once), members
-        back are kept; those the roster had offboarded are served again."""
-        keys = {m["email"].lower(): m for m in members}
-        with self.transaction() as db:
-            for key, served in keys.items():
-                db.execute("INSERT INTO roster VALUES (?, ?, NULL) ON CONFLICT (instructor) "
-                           "DO UPDATE SET served_as=excluded.served_as, left_at=NULL",
-                           (key, json.dumps(served)))
-                db.execute("DELETE FROM offboarded WHERE instructor=? AND by=?", (key, "roster"))
-            for (key,) in db.execute("SELECT instructor FROM roster WHERE left_at IS NULL"
-                                     ).fetchall():
-                if key not in keys:
-                    db.execute("UPDATE roster SET left_at=? WHERE instructor=?",
-                               (at.isoformat(), key))
-
-    def hold(self, reason: str | None, at: datetime) -> None:
-        """A roster read not applied, and why (None: the hold is over); held for the same
-        reason again, it keeps the moment it began."""
-        with self.transaction() as db:
-            if reason is None:
-                db.execute("DELETE FROM roster_hold")
-                return
-            db.execute("INSERT INTO roster_hold VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
-                       "SET reason=excluded.reason, at=excluded.at WHERE reason != "
-                       "excluded.reason", (reason, at.isoformat()))
-
-    def held(self) -> tuple[str, str] | None:
-        rows = self._rows("SELECT reason, at FROM roster_hold")
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def reinstate(self, instructor: str | None) -> list[str]:
-        """Serve again one instructor taken out by remove-links (None: all); who it was."""
-        with self.transaction() as db:
-            rows = db.execute("SELECT instructor FROM offboarded WHERE ? IS NULL OR "
-                              "instructor=?", (instructor, instructor)).fetchall()
-            db.execute("DELETE FROM offboarded WHERE ? IS NULL OR instructor=?",
-                       (instructor, instructor))
-        return [r[0] for r in rows]
-
-    def offboarded(self) -> dict[str, str]:
-        """Instructors taken out by remove-links, with when."""
-        return {r[0]: r[1] for r in self._rows("SELECT instructor, at FROM offboarded")}
-
-    def is_offboarded(self, instructor: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM offboarded WHERE instructor=?", instructor))
-
-    def pmi_checked(self, instructor: str) -> bool:
-        """Whether the instructor's PMI was ever checked (secured or found refused)."""
-        return bool(self._rows("SELECT 1 FROM instructors WHERE instructor=? AND pmi "
-                               "IS NOT NULL", instructor))
-
-    def audit(self, at: datetime, instructor: str, target: str, action: str,
-              detail: dict[str, Any]) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT INTO audit (at, instructor, target, action, detail) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (at.isoformat(), instructor, target, action, json.dumps(detail)))
-
-    def audit_log(self, instructor: str | None = None, since: datetime | None = None,
-                  ) -> list[tuple[str, str, str, str, dict[str, Any]]]:
-        """What the program changed, oldest first: (at, instructor, target, action, detail)."""
-        rows = self._rows("SELECT at, instructor, target, action, detail FROM audit ORDER BY id")
-        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows
-                if (instructor is None or r[1] == instructor)
-                and (since is None or datetime.fromisoformat(r[0]) >= since)]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 
 ZONE = ZoneInfo("America/New_York")
@@ -148,3 +150,24 @@ def now() -> datetime:
 
 
 HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL cluster per test worker; a database per test (pg_url).
+
+    Skips, saying why, where PostgreSQL is not installed, except in CI (.ci/run sets
+    OFFICEHOURS_REQUIRE_POSTGRES, having installed it): there a missing one fails."""
+    why = postgres.missing()
+    if why:
+        if os.environ.get("OFFICEHOURS_REQUIRE_POSTGRES"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with postgres.cluster() as made:
+        yield made
+
+
+@pytest.fixture
+def pg_url(pg_cluster: postgres.Cluster) -> str:
+    """A fresh database of the test's own in the worker's cluster."""
+    return pg_cluster.create_database(f"t{uuid.uuid4().hex[:12]}")
