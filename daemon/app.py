@@ -5,18 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .calendars.base import CalendarProvider
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
-from .config import Config, ConfigError, Instructor
+from .config import Config, ConfigError, Instructor, resolve_credential
 from .engine import Engine
 from .errors import CalendarError
 from .http import Outbound
-from .state import State
+from .state import SqlStore, State
+from .store import Fence
+
+if TYPE_CHECKING:
+    from .pgstate import PostgresState
 from .zoom.client import ZoomClient
 
 
@@ -85,14 +89,61 @@ class Providers:
             self._graph[1].close()
 
 
+def state_dsn(config: Config, application: str = "officehours") -> str:
+    """How to reach the [state] database: the URL, the password from its file (resolved
+    like every secret file: a credential name under $CREDENTIALS_DIRECTORY), TLS roots."""
+    from .pgstate import conninfo_for
+
+    assert config.state is not None
+    password = None
+    if config.state.password_file is not None:
+        try:
+            path = resolve_credential(config.state.password_file)
+        except ValueError as err:
+            raise ConfigError([f"{config.path}: state.password_file: {err}"]) from None
+        password = read_secret(path, "state.password_file")
+    return conninfo_for(config.state.url, password, config.service.ca_bundle, application)
+
+
+def open_shared(config: Config, fence: Fence | None = None,
+                read_only: bool = False) -> PostgresState:
+    """The [state] database. Without a `fence` (an admin command), writes are fenced by
+    the epoch in force now: a failover while the command runs refuses its writes."""
+    from .pgstate import FixedEpoch, PostgresState
+
+    store = PostgresState(state_dsn(config), fence=fence, read_only=read_only)
+    if fence is None and not read_only:
+        store.fence = FixedEpoch(store.current_epoch())
+    return store
+
+
+def open_state(config: Config, fence: Fence | None = None) -> SqlStore:
+    """The state to write: SQLite in service.state_dir, or the [state] database."""
+    if config.state is None:
+        return State.open(config.service.state_dir)
+    return open_shared(config, fence)
+
+
 def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datetime] = utc_now,
-                sleep: Callable[[float], None] = time.sleep) -> Engine:
-    """`sleep` is how retries wait: tests and the soak test pass a quicker one."""
+                sleep: Callable[[float], None] = time.sleep,
+                fence: Fence | None = None) -> Engine:
+    """`sleep` is how retries wait: tests and the soak test pass a quicker one. `fence`:
+    the service's lease, checked before every calendar and Zoom write."""
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
     outbound = Outbound(config.service.ca_bundle, float(config.service.http_timeout_seconds),
                         sleep)
     zoom = ZoomClient(config.zoom, secret, outbound.httpx(), sleep=sleep)
-    state = (State.scratch_copy(config.service.state_dir) if dry_run
-             else State.open(config.service.state_dir))
-    return Engine(config, state, zoom, Providers(config, outbound), clock, dry_run=dry_run)
+    state: SqlStore
+    if not dry_run:
+        state = open_state(config, fence)
+    elif config.state is None:
+        state = State.scratch_copy(config.service.state_dir)
+    else:
+        shared = open_shared(config, read_only=True)
+        try:
+            state = State.scratch_from(shared)
+        finally:
+            shared.close()
+    return Engine(config, state, zoom, Providers(config, outbound), clock, dry_run=dry_run,
+                  fence=fence)
 

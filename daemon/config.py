@@ -114,6 +114,15 @@ class RosterConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """[state]: the state shared by two or more nodes on PostgreSQL (absent: SQLite)."""
+    url: str  # postgresql://user@host[:port]/database[?sslmode=...]; never a password
+    password_file: Path | None  # a secret file (systemd credential), like the others
+    lease_seconds: int = 10  # a leader that stops renewing is replaced this long after
+    node: str | None = None  # this node's name in status (default: the host name)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: ServiceConfig
@@ -123,6 +132,7 @@ class Config:
     microsoft: MicrosoftConfig | None
     instructors: tuple[Instructor, ...]
     roster: RosterConfig | None = None
+    state: StateConfig | None = None
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """(key path, file) of every secret this configuration names."""
@@ -134,6 +144,8 @@ class Config:
                 path = getattr(self.microsoft, key)
                 if path is not None:
                     found.append((f"microsoft.{key}", path))
+        if self.state and self.state.password_file:
+            found.append(("state.password_file", self.state.password_file))
         return found
 
 
@@ -214,6 +226,17 @@ def _https_url(value: Any) -> str:
     return url.rstrip("/")
 
 
+def _postgres_url(value: Any) -> str:
+    url = _nonempty(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ValueError("must be a postgresql://user@host/database URL")
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ValueError("holds a password: take it out of the URL and put it in the file "
+                         "named by state.password_file")
+    return url
+
+
 def _titles(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
@@ -275,7 +298,7 @@ def _file(secret: bool, content: Callable[[bytes], None] | None = None) -> Conve
         named = Path(_nonempty(value))
         if secret and not _CHECK_SECRETS.get():
             return named
-        path = _resolve_credential(named)
+        path = resolve_credential(named)
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
@@ -356,7 +379,7 @@ def _state_dir(value: Any) -> Path:
     return path
 
 
-def _resolve_credential(path: Path) -> Path:
+def resolve_credential(path: Path) -> Path:
     """The file a secret path means for this process.
 
     In the service, a credential name is looked up in systemd's $CREDENTIALS_DIRECTORY.
@@ -456,7 +479,14 @@ ROSTER: Schema = {
     "leave_grace_hours": (_number_between(0, 24 * 365), 24),
     "max_drop_percent": (_number_between(0, 100), 10),
 }
-SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors", "roster")
+STATE: Schema = {
+    "url": (_postgres_url, REQUIRED),
+    "password_file": (_file(secret=True, content=_secret_text), None),
+    "lease_seconds": (_int_at_least(2), 10),
+    "node": (_nonempty, None),
+}
+SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors", "roster",
+            "state")
 
 
 class _Collector:
@@ -537,6 +567,7 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         out.add("instructors", "must be an array of tables ([[instructors]])")
         raw_instructors = []
     roster = out.section(raw["roster"], ROSTER, "roster.") if "roster" in raw else None
+    state = out.section(raw["state"], STATE, "state.") if "state" in raw else None
     if roster is not None and not (roster.get("csv_file") or roster.get("entra_group_id")
                                    or roster.get("google_group")):
         out.add("roster", "no source: give csv_file, entra_group_id or google_group")
@@ -601,4 +632,5 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         microsoft=MicrosoftConfig(**microsoft) if microsoft is not None else None,
         instructors=tuple(instructors),
         roster=RosterConfig(**roster) if roster is not None else None,
+        state=StateConfig(**state) if state is not None else None,
     )

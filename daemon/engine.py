@@ -30,7 +30,8 @@ from .model import Event, JoinLink, Kind, KnownEvent, fingerprint, is_office_hou
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template
 from .recurrence import Session, sessions
-from .store import Store
+from .state import StateError
+from .store import Fence, Fenced, Store
 from .zoom.client import ZoomClient
 from .zoom.links import LinkCache
 from .zoom.policy import PmiState, carries_passcode, meets
@@ -55,7 +56,8 @@ class Result:
 class Engine:
     def __init__(self, config: Config, state: Store, zoom: ZoomClient,
                  provider: Callable[[Instructor], CalendarProvider],
-                 clock: Callable[[], datetime], dry_run: bool = False) -> None:
+                 clock: Callable[[], datetime], dry_run: bool = False,
+                 fence: Fence | None = None) -> None:
         self.config = config
         self.state = state
         self.zoom = zoom
@@ -71,6 +73,9 @@ class Engine:
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self.stopping = threading.Event()
         self.links = LinkCache(config.zoom.refresh_minutes)
+        self.fence = fence  # two nodes: checked before every calendar and Zoom write
+        if fence is not None:
+            zoom.before_write = fence.check
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -99,30 +104,40 @@ class Engine:
         """A whole pass for one instructor; failures are caught, reported and recorded."""
         with self._locks[instructor.key]:
             now = self.clock()
-            if self.state.is_offboarded(instructor.key):  # remove-links took them out
-                return Result(instructor, checked_at=now, offboarded=True)
             result = Result(instructor, checked_at=now)
             try:
-                self._sync(instructor, result, now)
-            except (CalendarError, ZoomError) as err:
-                result.error = explain(err, instructor.provider, instructor.zoom_user)
-            except Exception as err:  # a bug must cost one instructor one pass, not everyone
-                log.exception("instructor=%s action=pass problem=unexpected", instructor.email)
-                result.error = f"unexpected {type(err).__name__} (a bug: the log has details)"
-            nxt = result.next_session
-            loud_for = self._log_failure(instructor, result)
-            if not self.dry_run:
-                self.state.record_status(
-                    instructor.key, instructor.name, last_pass=now.isoformat(),
-                    last_error=mask_url(result.error) if result.error else None,
-                    next_session=nxt.start.isoformat() if nxt else None,
-                    next_session_end=nxt.end.isoformat() if nxt else None,
-                    error_logged_for=loud_for, served_as=json.dumps({
-                        "name": instructor.name, "email": instructor.email,
-                        "provider": instructor.provider,
-                        "calendar_id": instructor.calendar_id,
-                        "zoom_user": instructor.zoom_user}))
+                if self.state.is_offboarded(instructor.key):  # remove-links took them out
+                    return Result(instructor, checked_at=now, offboarded=True)
+                self._sync_and_record(instructor, result, now)
+            except (Fenced, StateError) as err:  # the lead is lost, or the database: the
+                result.error = f"not synced: {err}"  # next leader takes over from the state
+                log.warning("instructor=%s action=pass problem=%r outcome=stopped",
+                            instructor.email, str(err))
             return result
+
+    def _sync_and_record(self, instructor: Instructor, result: Result, now: datetime) -> None:
+        try:
+            self._sync(instructor, result, now)
+        except (CalendarError, ZoomError) as err:
+            result.error = explain(err, instructor.provider, instructor.zoom_user)
+        except (Fenced, StateError):
+            raise
+        except Exception as err:  # a bug must cost one instructor one pass, not everyone
+            log.exception("instructor=%s action=pass problem=unexpected", instructor.email)
+            result.error = f"unexpected {type(err).__name__} (a bug: the log has details)"
+        nxt = result.next_session
+        loud_for = self._log_failure(instructor, result)
+        if not self.dry_run:
+            self.state.record_status(
+                instructor.key, instructor.name, last_pass=now.isoformat(),
+                last_error=mask_url(result.error) if result.error else None,
+                next_session=nxt.start.isoformat() if nxt else None,
+                next_session_end=nxt.end.isoformat() if nxt else None,
+                error_logged_for=loud_for, served_as=json.dumps({
+                    "name": instructor.name, "email": instructor.email,
+                    "provider": instructor.provider,
+                    "calendar_id": instructor.calendar_id,
+                    "zoom_user": instructor.zoom_user}))
 
     def _log_failure(self, instructor: Instructor, result: Result) -> str | None:
         """Log a failure at error level once per office-hours session, then quietly.
@@ -353,6 +368,8 @@ class Engine:
             return True  # remove-links took the instructor out while this pass ran
         if action.owned_location:
             self.state.add_pending_location(key, event.id, action.owned_location)
+        if self.fence is not None:
+            self.fence.check()  # the lead can run out between the state write and this one
         try:
             calendar.patch(event, action.description, action.location)
         except Conflict:

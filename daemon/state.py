@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .model import Event, Kind, KnownEvent, fingerprint
+from .store import Fenced as Fenced
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class Fenced(Exception):
-    """A write refused: another node took the lead (a newer epoch), or this node's lease
-    ran out. Nothing more is written to the state, the calendars or Zoom."""
+# what `state migrate` copies: all but the `leader` row, which belongs to each database
+# (its epoch never goes back)
+TABLES = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",
+          "roster_hold")
 
 
 class StateError(Exception):
@@ -162,6 +162,29 @@ class SqlStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def abort(self) -> None:
+        """From another thread: end a call blocked on a database gone silent (PostgreSQL)."""
+
+    # --- the whole state, for `state migrate` and --dry-run's scratch copy ---
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table; columns in migration order, the same on each backend."""
+        return {table: self._rows(f"SELECT * FROM {table}") for table in TABLES}
+
+    def load(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Replace everything with `rows` (a dump), in one transaction."""
+        with self.transaction() as db:
+            for table in TABLES:
+                db.execute(f"DELETE FROM {table}")
+                for row in rows[table]:
+                    marks = ", ".join("?" * len(row))
+                    db.execute(f"INSERT INTO {table} VALUES ({marks})", tuple(
+                        v.isoformat() if isinstance(v, datetime) else v for v in row))
+            self._after_load(db)
+
+    def _after_load(self, db: Tx) -> None:
+        pass
 
     # --- sync tokens ---
 
@@ -427,6 +450,13 @@ class State(SqlStore):
                 source.backup(scratch._db)
             source.close()
             scratch._migrate()
+        return scratch
+
+    @classmethod
+    def scratch_from(cls, store: SqlStore) -> State:
+        """An in-memory copy of another backend's state (PostgreSQL), for --dry-run."""
+        scratch = cls(":memory:")
+        scratch.load(store.dump())
         return scratch
 
     def close(self) -> None:

@@ -14,6 +14,21 @@ from typing import Any, Protocol
 from .model import Event, KnownEvent
 
 
+class Fenced(Exception):
+    """A write refused: another node took the lead (a newer epoch), or this node's lease
+    ran out. Nothing more is written to the state, the calendars or Zoom."""
+
+
+class Fence(Protocol):
+    """A node's right to write: the `epoch` it writes under (None: no epoch, one node on
+    SQLite); `check` raises Fenced once its lead can no longer be trusted."""
+
+    @property
+    def epoch(self) -> int | None: ...
+
+    def check(self) -> None: ...
+
+
 class Store(Protocol):
     # --- sync tokens ---
     def sync_token(self, instructor: str, calendar: str) -> str | None: ...
@@ -53,4 +68,5 @@ class Store(Protocol):
     def audit_log(self, instructor: str | None = None, since: datetime | None = None,
                   ) -> list[tuple[str, str, str, str, dict[str, Any]]]: ...
 
+    def abort(self) -> None: ...
     def close(self) -> None: ...

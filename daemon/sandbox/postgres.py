@@ -57,8 +57,8 @@ class Cluster:
 
     def psql(self, sql: str, database: str = "officehours") -> str:
         return subprocess.run(
-            [str(Path(str(binaries())) / "psql"), "-X", "-At", "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", USER, "-d", database, "-c", sql],
+            [str(Path(str(binaries())) / "psql"), "-X", "-At", "-h", "127.0.0.1", "-p",
+             str(self.port), "-U", USER, "-d", database, "-c", sql],
             env={**os.environ, "PGPASSWORD": PASSWORD}, check=True, capture_output=True,
             text=True).stdout
 

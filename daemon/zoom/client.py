@@ -117,6 +117,7 @@ class ZoomClient:
         self._limits = {category: RateLimiter(rate, sleep)
                         for category, rate in RATE_LIMITS[config.plan].items()}
         self.requests = 0
+        self.before_write: Callable[[], None] = lambda: None  # the engine's fence check
 
     def close(self) -> None:
         self._http.close()
@@ -222,6 +223,7 @@ class ZoomClient:
 
     def _patch(self, path: str, body: dict[str, Any], category: str = "light") -> list[str]:
         """One repair PATCH; what Zoom said if it refused (checked by reading back)."""
+        self.before_write()  # the node still leads (leader.py); raises Fenced if not
         try:
             self._call("PATCH", path, body, category)
         except ZoomRefused as err:

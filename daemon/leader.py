@@ -1,0 +1,162 @@
+"""Which node leads: a lease row in the shared database, timed by the database's clock.
+
+Every node runs the same unit and config. A standby polls the `leader` row and takes it
+once its lease has run out (`expires <= now()`, the database's now), with a new epoch: the
+row's epoch plus one, in the same UPDATE, so a term's epoch is above every term's before
+it and no number is ever handed out without the lead that goes with it. The leader renews
+every lease/5 seconds on a connection of its own (TCP keepalives and a user timeout).
+
+The leader trusts its lease only until `sent + 0.75 * lease` of its own monotonic clock,
+`sent` being when it sent the renewal that succeeded: the database set `expires` later
+than that, so the leader stops writing before any standby can take the row, even when its
+database stopped answering or the process was paused (SIGSTOP, a VM frozen). Its epoch
+then fences the state (pgstate: writes under an older epoch are refused), and `check`
+stops calendar and Zoom writes. A vendor write already sent when the lease runs out cannot
+be called back: calendar writes carry If-Match (the next leader's read sees them), and
+Zoom's are the same settings every time, so one landing late changes nothing.
+
+Not a session advisory lock: a paused process keeps its TCP connection, and so its lock,
+and no standby could ever take over from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from .pgstate import reason, unblock
+from .store import Fenced
+
+log = logging.getLogger(__name__)
+TRUST = 0.75  # share of the lease the leader writes under after a renewal was sent
+
+
+@dataclass(frozen=True)
+class Term:
+    node: str
+    epoch: int
+    since: datetime
+
+
+class Solo:
+    """One node on SQLite: it always leads, and nothing fences it."""
+
+    epoch: int | None = None
+    term: Term | None = None
+
+    def leading(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def node_name(configured: str | None) -> str:
+    return f"{configured or socket.gethostname()}/{os.getpid()}"
+
+
+class Lease:
+    def __init__(self, dsn: str, node: str, seconds: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.node, self.seconds, self._dsn, self._clock = node, seconds, dsn, clock
+        self._db: psycopg.Connection[Any] | None = None
+        self.term: Term | None = None
+        self._until = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+
+    @property
+    def epoch(self) -> int | None:
+        return self.term.epoch if self.term else None
+
+    def leading(self) -> bool:
+        return self.term is not None and self._clock() < self._until
+
+    def check(self) -> None:
+        """Before every calendar or Zoom write, and in every state write."""
+        if not self.leading():
+            raise Fenced(f"not written: this node's lead (epoch {self.epoch}) ran out")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Hand the lead over at once (a clean stop): a standby takes it at its next poll."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)  # a renewal hung on a silent database: go anyway
+        term, self.term = self.term, None
+        if term is not None and self._db is not None and not self._db.closed:
+            try:
+                self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND epoch = %s",
+                                 (term.epoch,))
+                log.info("action=hand-over epoch=%d", term.epoch)
+            except psycopg.Error as err:
+                log.warning("action=hand-over problem=%r outcome=standby-takes-over-when-the-"
+                            "lease-runs-out", reason(err))
+        if self._db is not None:
+            self._db.close()
+
+    def abort(self) -> None:
+        """From another thread: end a renewal blocked on a database that went silent."""
+        unblock(self._db)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except psycopg.Error as err:
+                if self._db is not None:
+                    self._db.close()
+                log.warning("action=lease problem=%r outcome=%s", reason(err),
+                            "retrying" if self.leading() else "standby")
+            wait = self.seconds / 5 if self.leading() else min(1.0, self.seconds / 5)
+            self._stop.wait(wait)
+
+    def step(self) -> None:
+        """One heartbeat: renew the lead held, or try to take it."""
+        if self.term is not None and not self.leading():
+            log.error("action=lose-lead epoch=%d reason=lease-ran-out outcome=standby",
+                      self.term.epoch)
+            self.term = None
+        if self._db is None or self._db.closed:
+            self._db = psycopg.connect(self._dsn, autocommit=True)
+        sent = self._clock()
+        if self.term is not None:
+            renewed = self._db.execute(
+                "UPDATE leader SET expires = now() + make_interval(secs => %s) "
+                "WHERE id = 1 AND epoch = %s RETURNING epoch",
+                (self.seconds, self.term.epoch)).fetchone()
+            if renewed:
+                self._until = sent + TRUST * self.seconds
+                return
+            log.error("action=lose-lead epoch=%d reason=another-node-leads outcome=standby",
+                      self.term.epoch)
+            self.term = None
+            return
+        taken = self._db.execute(
+            "UPDATE leader SET node = %s, epoch = epoch + 1, since = now(), "
+            "expires = now() + make_interval(secs => %s) "
+            "WHERE id = 1 AND (expires IS NULL OR expires <= now()) RETURNING epoch, since",
+            (self.node, self.seconds)).fetchone()
+        if taken:
+            self._until = sent + TRUST * self.seconds
+            self.term = Term(self.node, int(taken[0]), taken[1])
+            log.warning("action=lead node=%s epoch=%d", self.node, self.term.epoch)
