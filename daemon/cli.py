@@ -10,7 +10,7 @@ import logging
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
 from .logs import setup_logging
-from .state import State, StateError
+from .state import SqlStore, State, StateError
+from .store import Fenced
 
 if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
     from .engine import Result
+    from .leader import Lease
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 log = logging.getLogger("daemon")
@@ -80,12 +82,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .app import open_engine
     from .service import offboard_leavers, run_pass
 
-    engine = open_engine(_config(args), dry_run=args.dry_run)
-    try:
-        serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
-        results = run_pass(engine, serving.instructors)
-    finally:
-        engine.close()
+    config = _config(args)
+    with _one_writer(config, args.dry_run) as fence:
+        engine = open_engine(config, dry_run=args.dry_run, fence=fence)
+        try:
+            serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
+            results = run_pass(engine, serving.instructors)
+        finally:
+            engine.close()
     code = _report(results, args.dry_run)
     if serving.held:
         print(f"roster read held, the previous roster stays in force: {serving.held} "
@@ -93,6 +97,38 @@ def cmd_sync(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+@contextlib.contextmanager
+def _one_writer(config: Config, dry_run: bool) -> Iterator[Lease | None]:
+    """With [state] url, `sync` takes the lead for its pass, as a service node would: it
+    runs only while no node leads, and a node waits for it."""
+    if config.state is None or dry_run:
+        yield None
+        return
+    import psycopg
+
+    from .app import state_dsn
+    from .leader import Lease, node_name
+    from .pgstate import reason
+
+    lease = Lease(state_dsn(config, "officehours-sync"), node_name(config.state.node),
+                  config.state.lease_seconds)
+    try:
+        lease.step()
+    except psycopg.Error as err:
+        raise StateError(f"the state database cannot be reached: {reason(err)}") from None
+    if not lease.leading():
+        other = lease.other
+        lease.stop()
+        raise StateError(f"{other.node if other else 'another node'} leads (epoch "
+                         f"{other.epoch if other else '?'}): its passes write; `sync` runs "
+                         "only while no node leads")
+    lease.start()
+    try:
+        yield lease
+    finally:
+        lease.stop()
 
 
 def cmd_remove_links(args: argparse.Namespace) -> int:
@@ -132,10 +168,10 @@ def _remembered(config: Config, key: str) -> Instructor | None:
 
 
 def cmd_reinstate(args: argparse.Namespace) -> int:
-    from .state import State
+    from .app import open_state
 
     config = _config(args, secrets=False)
-    state = State.open(config.service.state_dir)
+    state = open_state(config)
     try:
         back = state.reinstate(args.instructor.lower() if args.instructor else None)
     finally:
@@ -166,8 +202,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
-def _read_state(config: Config) -> State | None:
+def _read_state(config: Config) -> SqlStore | None:
     """The state database, read-only (safe while `run` writes it), or None before any pass."""
+    if config.state is not None:
+        from .app import open_shared
+
+        shared = open_shared(config, read_only=True)
+        if shared.schema_version < 1:
+            shared.close()
+            return None
+        return shared
     path = config.service.state_dir / "state.sqlite3"
     if not path.exists():
         return None
@@ -187,6 +231,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args, secrets=False)
     state = _read_state(config)
     try:
+        leader = _leader_line(state)
         known = state.statuses() if state else {}
         gone = state.offboarded() if state else {}
         members = state.roster() if state else {}
@@ -239,6 +284,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                       describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"(times in {datetime.now().astimezone():%Z})")
+    if leader:
+        print(leader)
     if held:
         print(f"ROSTER HELD since {_when(held[1])}: {held[0]}; the previous roster stays in "
               "force (officehours roster shows it, officehours roster --accept applies it)")
@@ -251,6 +298,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         if shown is not None and shown["last_error"]:
             print(f"    last error: {shown['last_error']}")
     return EXIT_FAILED if failing else EXIT_OK
+
+
+def _leader_line(state: SqlStore | None) -> str | None:
+    """Which node leads, with [state] url (None on SQLite: one node, always)."""
+    lead = getattr(state, "leader", None)
+    if lead is None:
+        return None
+    found = lead()
+    if found is None:
+        return "leader: none yet (no node has led)"
+    node, epoch, since, live = found
+    if not live:
+        return f"leader: NONE: the lease of {node} (epoch {epoch}) ran out; a standby takes it"
+    return f"leader: {node} since {_when(since)}, epoch {epoch}"
 
 
 def _when(value: str | None) -> str:
@@ -297,7 +358,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_roster(args: argparse.Namespace) -> int:
     from . import roster
-    from .state import State
+    from .app import open_state
 
     config = _config(args, secrets=False)
     if config.roster is None:
@@ -313,7 +374,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
         providers = Providers(config, Outbound(config.service.ca_bundle,
                                                float(config.service.http_timeout_seconds)))
         groups = providers.group_users
-    state = State.open(config.service.state_dir)
+    state = open_state(config)
     try:
         if args.accept:
             serving = roster.serving(config, state, datetime.now(UTC), accept=True,
@@ -501,6 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateError as err:
         print(f"state database: {err}", file=sys.stderr)
         return EXIT_CONFIG if err.unusable else EXIT_FAILED
+    except Fenced as err:
+        print(f"stopped: {err}; another node took the lead while this ran: what was done "
+              "stays done, run the command again", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     return code

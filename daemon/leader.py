@@ -52,6 +52,7 @@ class Solo:
 
     epoch: int | None = None
     term: Term | None = None
+    other: Term | None = None
 
     def leading(self) -> bool:
         return True
@@ -79,6 +80,7 @@ class Lease:
         self.node, self.seconds, self._dsn, self._clock = node, seconds, dsn, clock
         self._db: psycopg.Connection[Any] | None = None
         self.term: Term | None = None
+        self.other: Term | None = None  # who leads, as a standby last saw it
         self._until = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
@@ -158,5 +160,7 @@ class Lease:
             (self.node, self.seconds)).fetchone()
         if taken:
             self._until = sent + TRUST * self.seconds
-            self.term = Term(self.node, int(taken[0]), taken[1])
-            log.warning("action=lead node=%s epoch=%d", self.node, self.term.epoch)
+            self.term, self.other = Term(self.node, int(taken[0]), taken[1]), None
+            return
+        seen = self._db.execute("SELECT node, epoch, since FROM leader WHERE id = 1").fetchone()
+        self.other = Term(seen[0], int(seen[1]), seen[2]) if seen and seen[0] else None

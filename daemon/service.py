@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor as Pool
 from concurrent.futures import as_completed
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -25,9 +25,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import roster
-from .app import open_engine, utc_now
+from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, Instructor, load
 from .engine import Engine, Result
+from .leader import Lease, Solo, node_name
 from .logs import setup_logging
 from .roster import Serving
 from .state import StateError
@@ -35,6 +36,7 @@ from .state import StateError
 log = logging.getLogger(__name__)
 SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
+TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
 
 
 def notify(message: str) -> None:
@@ -90,6 +92,23 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
     return [f.result() for f in futures]
 
 
+def soonest_first(engine: Engine, instructors: Sequence[Instructor]) -> list[Instructor]:
+    """The instructors by their next session as the state last recorded it, soonest first
+    (a new leader secures the rooms about to open before reading the other calendars)."""
+    try:
+        known = engine.state.statuses()
+    except StateError:
+        return list(instructors)
+    never = datetime.max.replace(tzinfo=UTC)
+
+    def when(instructor: Instructor) -> datetime:
+        status = known.get(instructor.key)
+        return datetime.fromisoformat(status.next_session) if status and \
+            status.next_session else never
+
+    return sorted(instructors, key=when)
+
+
 def offboard_leavers(config: Config, engine: Engine, now: datetime,
                      groups: roster.GroupReader | None = None) -> Serving:
     """Read the roster (roster.py), offboard the members whose grace is over, say loudly
@@ -128,16 +147,20 @@ class Service:
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
         self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
+        self._lease: Lease | Solo = Solo()
+        self._standby_status = ""
+        self._leads = False  # this node runs passes (on SQLite: always)
 
     def run(self) -> int:
         config = load(self.config_path)
         setup_logging(config.service.log_level)
-        self._config, self._engine = config, open_engine(config, clock=self.clock)
+        if config.state is not None:
+            self._lease = Lease(state_dsn(config, "officehours-lease"),
+                                node_name(config.state.node), config.state.lease_seconds)
+        self._config, self._engine = config, self._open(config)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
-        self._scheduler.add_job(self._pass, IntervalTrigger(
-            seconds=config.service.sync_interval_seconds), id="pass", next_run_time=self.clock())
         every = watchdog_interval()
         if every:
             self._scheduler.add_job(notify, IntervalTrigger(seconds=every), args=["WATCHDOG=1"],
@@ -145,19 +168,82 @@ class Service:
         self._scheduler.start()
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
-        notify("READY=1\nSTATUS=first pass under way")
-        while not self._stop.wait(1.0):
+        self._lease.start()
+        self._follow_lease()
+        # a standby is READY too: waiting for the lead is its job
+        notify("READY=1\nSTATUS=" + ("first pass under way" if self._leads else
+                                      "standby: waiting for the lead"))
+        while not self._stop.wait(TICK):
             if self._reload.is_set():
                 self._reload.clear()
                 self._apply_reload()
+            self._follow_lease()
         notify("STOPPING=1")
         log.info("action=stop reason=signal")
         with self._planning:
             pass  # no job is adding a job now, and none will: _stop is set
         self._scheduler.shutdown(wait=True)  # a write under way finishes; no new one starts
+        self._lease.stop()  # after the last write: a standby takes over at once
         self._engine.close()
         log.info("action=stopped")
         return 0
+
+    def _open(self, config: Config) -> Engine:
+        return open_engine(config, clock=self.clock,
+                           fence=None if isinstance(self._lease, Solo) else self._lease)
+
+    def _follow_lease(self) -> None:
+        """Start passes when this node takes the lead; stop every write when it loses it."""
+        leading = self._lease.leading()
+        if leading and not self._leads:
+            self._take_lead()
+        elif not leading and self._leads:
+            self._step_down()
+        elif not leading and isinstance(self._lease, Lease):
+            other = self._lease.other
+            text = (f"standby: {other.node} leads since {other.since:%Y-%m-%d %H:%M:%S %Z} "
+                    f"at epoch {other.epoch}" if other else "standby: no node leads yet")
+            if text != self._standby_status:
+                self._standby_status = text
+                notify(f"STATUS={text}")
+
+    def _take_lead(self) -> None:
+        config, engine = self._config, self._engine
+        assert config is not None and engine is not None
+        if engine.stopping.is_set():  # the engine of a lead lost before: start afresh
+            try:
+                self._swap(config, self._open(config))
+            except (ConfigError, StateError) as err:
+                log.error("action=lead problem=%r outcome=retrying", str(err))
+                return
+        term = self._lease.term
+        with self._planning:
+            self._leads, self._passes = True, 0
+        if term is not None:
+            log.warning("action=lead node=%s epoch=%d outcome=passes-start", term.node,
+                        term.epoch)
+            notify(f"STATUS=leading (epoch {term.epoch}): first pass under way")
+        self._scheduler.add_job(self._pass, IntervalTrigger(
+            seconds=config.service.sync_interval_seconds), id="pass", next_run_time=self.clock(),
+            replace_existing=True)
+
+    def _step_down(self) -> None:
+        """The lead is lost: no job starts, the running pass starts no instructor, every
+        write is refused by the fence, and calls hung on a silent database return."""
+        with self._planning:
+            self._leads = False
+            for job in self._scheduler.get_jobs():
+                if job.id != "watchdog":
+                    job.remove()
+            engines = (self._engine, *self._retired)
+        for engine in engines:
+            if engine is not None:
+                engine.stopping.set()
+                engine.state.abort()
+        self._lease.abort()
+        self._standby_status = ""
+        log.error("action=lose-lead outcome=standby writes=stopped")
+        notify("STATUS=standby: lost the lead, all writes stopped")
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
@@ -174,7 +260,7 @@ class Service:
         notify("RELOADING=1")
         try:
             config = load(self.config_path)
-            engine = open_engine(config, clock=self.clock)
+            engine = self._open(config)
         except (ConfigError, StateError) as err:
             problems = err.problems if isinstance(err, ConfigError) else [str(err)]
             for problem in problems:
@@ -182,6 +268,16 @@ class Service:
             notify(f"READY=1\nSTATUS=reload failed, old config in force: {problems[0]}")
             return
         setup_logging(config.service.log_level)
+        self._swap(config, engine)
+        if self._leads:
+            self._scheduler.reschedule_job("pass", trigger=IntervalTrigger(
+                seconds=config.service.sync_interval_seconds))
+            self._scheduler.modify_job("pass", next_run_time=self.clock())
+        log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
+        notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
+
+    def _swap(self, config: Config, engine: Engine) -> None:
+        """Put a new config and engine in force; the old engine is closed once unused."""
         with self._planning:
             old, self._config, self._engine = self._engine, config, engine
             if old is not None and self._in_use[old]:
@@ -189,11 +285,6 @@ class Service:
                 old = None
         if old is not None:
             old.close()  # its state connection, HTTP clients and calendar sessions
-        self._scheduler.reschedule_job("pass", trigger=IntervalTrigger(
-            seconds=config.service.sync_interval_seconds))
-        self._scheduler.modify_job("pass", next_run_time=self.clock())
-        log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
-        notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
     @contextmanager
     def _current(self) -> Iterator[tuple[Config | None, Engine | None]]:
@@ -218,7 +309,7 @@ class Service:
 
     def _pass(self) -> None:
         with self._current() as (config, engine):
-            if config is not None and engine is not None:
+            if config is not None and engine is not None and self._leads:
                 self._pass_with(config, engine)
 
     def _pass_with(self, config: Config, engine: Engine) -> None:
@@ -245,7 +336,9 @@ class Service:
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
-        run_pass(engine, [] if self._stop.is_set() else serving.instructors, done, spread)
+        instructors = serving.instructors if self._passes else soonest_first(
+            engine, serving.instructors)  # after a failover: open lead windows first
+        run_pass(engine, [] if self._stop.is_set() else instructors, done, spread)
         problems = counts["problems"]
         self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler
@@ -271,7 +364,7 @@ class Service:
             if at <= checked:  # the window was open when the pass looked: it secured it
                 continue
             with self._planning:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._leads:
                     return
                 # a window that opened while the pass was busy elsewhere runs at once
                 self._scheduler.add_job(self._enforce, DateTrigger(run_date=max(
@@ -281,7 +374,7 @@ class Service:
     def _enforce(self, key: str) -> None:
         """The pre-session check: the instructor as the config has them now."""
         with self._current() as (config, engine):
-            if self._stop.is_set() or config is None or engine is None:
+            if self._stop.is_set() or not self._leads or config is None or engine is None:
                 return
             instructor = self._served.get(key) or next(
                 (i for i in config.instructors if i.key == key), None)

@@ -57,8 +57,10 @@ class Sandbox:
         self.instructors.append({"name": name, "email": email, "provider": "microsoft"})
         return self.zoom.add_user(email, pmi, **zoom)
 
-    def write_config(self, relative_secrets: bool = False, **service: Any) -> Path:
-        """The config file; `relative_secrets` names secrets as systemd credentials do."""
+    def write_config(self, relative_secrets: bool = False,
+                     state: dict[str, Any] | None = None, **service: Any) -> Path:
+        """The config file; `relative_secrets` names secrets as systemd credentials do;
+        `state`: a [state] section (two nodes on PostgreSQL)."""
         def secret(name: str) -> Path:
             return Path(name) if relative_secrets else self.credentials / name
 
@@ -76,6 +78,8 @@ class Sandbox:
                       f'client_secret_file = "{secret("ms-secret")}"',
                       f'authority_host = "{self.graph_server.url}"',
                       f'graph_base_url = "{self.graph_server.url}/v1.0"', ""]
+        if state:
+            lines += ["[state]", *(f"{k} = {json.dumps(v)}" for k, v in state.items()), ""]
         for instructor in self.instructors:
             lines += ["[[instructors]]", *(f"{k} = {json.dumps(v)}" for k, v in
                                            instructor.items()), ""]

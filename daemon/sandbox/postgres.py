@@ -96,6 +96,7 @@ def cluster() -> Iterator[Cluster]:
             "-c max_connections=200", "start"]), **quiet)  # type: ignore[call-overload]
         made = Cluster(port, root, root / "db-password")
         made.password_file.write_text(PASSWORD + "\n")
+        made.password_file.chmod(0o600)  # a secret: check-config refuses one others can read
         made.psql("CREATE DATABASE officehours", database="postgres")
         yield made
     finally:
