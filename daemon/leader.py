@@ -11,9 +11,11 @@ The leader trusts its lease only until `sent + 0.75 * lease` of its own monotoni
 than that, so the leader stops writing before any standby can take the row, even when its
 database stopped answering or the process was paused (SIGSTOP, a VM frozen). Its epoch
 then fences the state (pgstate: writes under an older epoch are refused), and `check`
-stops calendar and Zoom writes. A vendor write already sent when the lease runs out cannot
-be called back: calendar writes carry If-Match (the next leader's read sees them), and
-Zoom's are the same settings every time, so one landing late changes nothing.
+stops calendar and Zoom writes. A vendor write already under way when the lease runs out
+(the process paused mid-request) lands late and cannot be called back: a calendar write
+carries If-Match, so one the next leader has overtaken gets 412; a Zoom repair sets the
+same settings every leader sets, and a passcode it set afresh is what the next leader's
+read-back and its link refresh (zoom.refresh_minutes) then find and put in the invites.
 
 Not a session advisory lock: a paused process keeps its TCP connection, and so its lock,
 and no standby could ever take over from it.
@@ -81,6 +83,7 @@ class Lease:
         self._db: psycopg.Connection[Any] | None = None
         self.term: Term | None = None
         self.other: Term | None = None  # who leads, as a standby last saw it
+        self._last_epoch: int | None = None
         self._until = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
@@ -95,7 +98,7 @@ class Lease:
     def check(self) -> None:
         """Before every calendar or Zoom write, and in every state write."""
         if not self.leading():
-            raise Fenced(f"not written: this node's lead (epoch {self.epoch}) ran out")
+            raise Fenced(f"not written: this node's lead (epoch {self._last_epoch}) ran out")
 
     def start(self) -> None:
         self._thread.start()
@@ -161,6 +164,7 @@ class Lease:
         if taken:
             self._until = sent + TRUST * self.seconds
             self.term, self.other = Term(self.node, int(taken[0]), taken[1]), None
+            self._last_epoch = self.term.epoch
             return
         seen = self._db.execute("SELECT node, epoch, since FROM leader WHERE id = 1").fetchone()
         self.other = Term(seen[0], int(seen[1]), seen[2]) if seen and seen[0] else None

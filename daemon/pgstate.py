@@ -54,7 +54,7 @@ def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
     its root; TCP keepalives and a user timeout so that a dead peer is noticed in seconds,
     not the kernel's two hours."""
     extra: dict[str, Any] = {
-        "application_name": application, "connect_timeout": 10, "keepalives": 1,
+        "application_name": application, "connect_timeout": 5, "keepalives": 1,
         "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
         "tcp_user_timeout": 10_000}
     if password is not None:
@@ -154,6 +154,8 @@ class PostgresState(SqlStore):
 
     @contextmanager
     def transaction(self, fenced: bool = True) -> Iterator[Tx]:
+        if fenced and self.fence is not None:
+            self.fence.check()  # a node that lost the lead does not even connect
         with self._lock, self._failures():
             db = self._connect()
             with db.transaction(), db.cursor() as cursor:
@@ -163,7 +165,6 @@ class PostgresState(SqlStore):
 
     @staticmethod
     def _check(cursor: psycopg.Cursor[Any], fence: Fence) -> None:
-        fence.check()
         current = cursor.execute("SELECT epoch FROM leader WHERE id = 1 FOR SHARE").fetchone()
         mine = fence.epoch
         if mine is None or (current is not None and current[0] > mine):
@@ -171,6 +172,8 @@ class PostgresState(SqlStore):
                          f"{current[0] if current else '?'} (another node leads)")
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        if self.fence is not None:
+            self.fence.check()
         with self._lock, self._failures():
             return self._connect().execute(_pg(sql), args).fetchall()
 
@@ -204,6 +207,6 @@ class PostgresState(SqlStore):
 
 
 def reason(err: BaseException) -> str:
-    """libpq's own words, first line: never the connection string (it may hold a password)."""
-    text = str(err).strip().splitlines()
-    return text[-1] if text else type(err).__name__
+    """libpq's own words on one line (they never quote the connection string's password)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or \
+        type(err).__name__

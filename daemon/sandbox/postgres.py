@@ -7,12 +7,14 @@ Password authentication over TCP on 127.0.0.1 (scram-sha-256), as a campus datab
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,3 +106,62 @@ def cluster() -> Iterator[Cluster]:
                                   "immediate", "stop"]), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+class Proxy:
+    """A TCP proxy in front of the cluster that can stop forwarding (`cut`) while keeping
+    every connection open: a database gone silent, which no TCP keepalive notices."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._forwarding = threading.Event()
+        self._forwarding.set()
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True, name="proxy").start()
+
+    def cut(self) -> None:
+        self._forwarding.clear()
+
+    def heal(self) -> None:
+        self._forwarding.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._forwarding.set()
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._forwarding.wait()
+        try:
+            server = socket.create_connection(("127.0.0.1", self._target))
+        except OSError:
+            return
+        self._sockets.append(server)
+        for source, sink in ((client, server), (server, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                self._forwarding.wait()
+                if self._closed:
+                    break
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -38,6 +38,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    peer: int = 0  # the client's TCP port: which process sent it (the failover tests)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -273,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             query={k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
+            peer=int(self.client_address[1]),
         )
         try:
             response = self.server.emulator.dispatch(request)
