@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint soak bench systemd-test clean
+.PHONY: demo test lint soak bench failover systemd-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: lint
 
 bench: $(STAMP)  # the campus benchmark (5,000 instructors: several minutes); see README
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+failover: $(STAMP)  # two nodes on a throwaway PostgreSQL, the leader killed 20 times; see README
+	$(BIN)/python bench/failover.py $(FAILOVER_ARGS)
 
 systemd-test: $(STAMP)  # the service under a real systemd in a Debian container (root; see README)
 	OFFICEHOURS_SYSTEMD_TEST=1 $(BIN)/pytest -q tests/test_systemd_boot.py

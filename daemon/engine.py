@@ -154,8 +154,7 @@ class Engine:
 
     def _sync(self, instructor: Instructor, result: Result, now: datetime) -> None:
         calendar = self.calendar(instructor)
-        listing_events, token = self._read(instructor, calendar)
-        known = self.state.known_events(instructor.key)
+        listing_events, token, known = self._read(instructor, calendar)
         upcoming = self._sessions(known, now, HORIZON)
         self.upcoming[instructor.key] = upcoming
         result.next_session = upcoming[0] if upcoming else None  # may be under way
@@ -217,8 +216,10 @@ class Engine:
             return link.url
         return f"{link.url} passcode:{self.zoom.passcode_digest(link.passcode)}"
 
-    def _read(self, instructor: Instructor, calendar: CalendarProvider) -> tuple[list[Event], str]:
-        """Read what changed (everything after a 410) and store the relevant events."""
+    def _read(self, instructor: Instructor, calendar: CalendarProvider,
+              ) -> tuple[list[Event], str, dict[str, KnownEvent]]:
+        """Read what changed (everything after a 410), store the relevant events; the
+        events listed, the next sync token, and the events known now."""
         token = self.state.sync_token(instructor.key, instructor.calendar_id)
         try:
             listing = calendar.changes(token)
@@ -242,8 +243,10 @@ class Engine:
             else:
                 gone.append(event.id)
                 office_series.discard(event.id)
+        if not (keep or gone or listing.full):  # a steady pass: nothing changed
+            return listing.events, listing.sync_token, known
         self.state.replace_events(instructor.key, keep, listing.full, gone)
-        return listing.events, listing.sync_token
+        return listing.events, listing.sync_token, self.state.known_events(instructor.key)
 
     def _secured_link(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
         """The PMI secured (see `enforce`), and its link read afresh and cached.

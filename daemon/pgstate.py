@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from .state import MIGRATIONS, SCHEMA_VERSION, SqlStore, StateError, Tx
+from .state import MIGRATIONS, SCHEMA_VERSION, Counted, SqlStore, StateError, Tx
 from .store import Fence, Fenced
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,9 @@ class PostgresState(SqlStore):
             with db.transaction(), db.cursor() as cursor:
                 if fenced and self.fence is not None:
                     self._check(cursor, self.fence)
-                yield _PgTx(cursor)
+                    self.round_trips += 1
+                yield Counted(_PgTx(cursor), self)
+            self.round_trips += 2  # BEGIN, COMMIT
 
     @staticmethod
     def _check(cursor: psycopg.Cursor[Any], fence: Fence) -> None:
@@ -175,6 +177,7 @@ class PostgresState(SqlStore):
         if self.fence is not None:
             self.fence.check()
         with self._lock, self._failures():
+            self.round_trips += 1
             return self._connect().execute(_pg(sql), args).fetchall()
 
     @contextmanager

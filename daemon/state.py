@@ -145,6 +145,17 @@ class Tx(Protocol):
     def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Any: ...
 
 
+class Counted:
+    """A transaction that counts its statements (SqlStore.round_trips)."""
+
+    def __init__(self, db: Tx, store: SqlStore) -> None:
+        self._db, self._store = db, store
+
+    def execute(self, sql: str, args: Sequence[Any] = (), /) -> Any:
+        self._store.round_trips += 1
+        return self._db.execute(sql, args)
+
+
 class SqlStore:
     """The Store in the SQL that SQLite and PostgreSQL both speak (`?` placeholders, ON
     CONFLICT upserts); a backend gives `transaction`, `_rows` and `epoch`."""
@@ -153,6 +164,10 @@ class SqlStore:
     def epoch(self) -> int | None:
         """Written beside each audit line: the fencing epoch (PostgreSQL)."""
         return None
+
+    # statements sent to the database (on PostgreSQL, each one a round trip: autocommit,
+    # no pipelining); `make failover` prints them per instructor for both backends
+    round_trips = 0
 
     def transaction(self) -> AbstractContextManager[Tx]:
         raise NotImplementedError
@@ -268,12 +283,12 @@ class SqlStore:
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
+        names = ("name", *fields)  # one statement: a round trip on PostgreSQL
         with self.transaction() as db:
-            db.execute("INSERT INTO instructors (instructor, name) VALUES (?, ?) ON CONFLICT "
-                       "(instructor) DO UPDATE SET name=excluded.name", (instructor, name))
-            for column, value in fields.items():
-                db.execute(f"UPDATE instructors SET {column}=? WHERE instructor=?",
-                           (value, instructor))
+            db.execute(f"INSERT INTO instructors (instructor, {', '.join(names)}) VALUES "
+                       f"(?, {', '.join('?' * len(names))}) ON CONFLICT (instructor) DO UPDATE "
+                       f"SET {', '.join(f'{n}=excluded.{n}' for n in names)}",
+                       (instructor, name, *fields.values()))
 
     def error_logged_for(self, instructor: str) -> str | None:
         rows = self._rows("SELECT error_logged_for FROM instructors WHERE instructor=?",
@@ -468,12 +483,14 @@ class State(SqlStore):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield Counted(self._db, self)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self.round_trips += 2
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._lock:
+            self.round_trips += 1
             return self._db.execute(sql, args).fetchall()
