@@ -440,6 +440,56 @@ def cmd_example_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_state_migrate(args: argparse.Namespace) -> int:
+    """Copy the whole state from where the configuration keeps it to --to."""
+    from .app import open_shared, open_state
+    from .config import StateConfig, postgres_url
+
+    config = _config(args, secrets=False)
+    target_url = args.to
+    if target_url != "sqlite":
+        try:
+            postgres_url(target_url)
+        except ValueError as err:
+            print(f"--to: {err} (or `sqlite`)", file=sys.stderr)
+            return EXIT_CONFIG
+    source = _read_state(config)
+    if source is None:
+        print("nothing to migrate: the state is empty (no pass has run)", file=sys.stderr)
+        return EXIT_FAILED
+    target: SqlStore | None = None
+    try:
+        leading = _leader_line(source)
+        if leading and " since " in leading:
+            print(f"{leading}: stop the service on every node first (systemctl stop "
+                  "officehours), so that nothing is written during the copy", file=sys.stderr)
+            return EXIT_FAILED
+        if target_url == "sqlite":
+            target = open_state(replace(config, state=None))
+            where = str(config.service.state_dir / "state.sqlite3")
+        else:
+            shared = config.state or StateConfig(url=target_url, password_file=None)
+            target = open_shared(replace(config, state=replace(
+                shared, url=target_url,
+                password_file=args.password_file or shared.password_file)))
+            where = target_url
+        if target.statuses() and not args.force:
+            print(f"{where} already holds a state: --force replaces it", file=sys.stderr)
+            return EXIT_FAILED
+        rows = source.dump()
+        target.load(rows)
+    finally:
+        source.close()
+        if target is not None:
+            target.close()
+    print(f"copied to {where}: {len(rows['instructors'])} instructors, {len(rows['events'])} "
+          f"events, {len(rows['audit'])} audit lines. Now "
+          + ("remove the [state] section" if target_url == "sqlite"
+             else f'set [state] url = "{target_url}"') + " in the configuration and start "
+          "the service (on every node).")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         from .sandbox.demo import run_demo
@@ -537,6 +587,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "--instructor, everyone taken out) is served again from the next pass, "
                     "by a running service too, as long as the configuration lists them.")
     reinstate.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    state = add("state", lambda a: EXIT_CONFIG, "the state database: move it",
+                "Work on the program's state as a whole.")
+    state_commands = state.add_subparsers(dest="state_command", required=True,
+                                          metavar="ACTION")
+    migrate = state_commands.add_parser(
+        "migrate", help="copy the state to PostgreSQL, or back to SQLite",
+        description="Copy everything the program keeps (sync tokens, what it wrote, status, "
+                    "offboarding, roster, audit log) from where the configuration keeps it "
+                    "now to --to, for a move from SQLite to PostgreSQL (two nodes) or back. "
+                    "Stop the service first (on every node); then change [state] in the "
+                    "configuration and start it again. The source is left as it was.")
+    migrate.set_defaults(func=cmd_state_migrate)
+    migrate.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                         help="configuration file (as before the command)")
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="postgresql://user@host/database (no password in it), or "
+                              "`sqlite` for the file in service.state_dir")
+    migrate.add_argument("--password-file", type=Path, metavar="FILE",
+                         help="the database password (default: state.password_file)")
+    migrate.add_argument("--force", action="store_true",
+                         help="replace a state the target already holds")
     add("demo", cmd_demo, "the whole pipeline against built-in local emulators",
         "Start local Google Calendar and Zoom emulators with a seeded domain, run a real "
         "pass, and show what changed in each calendar and in Zoom.")

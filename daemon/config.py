@@ -226,7 +226,7 @@ def _https_url(value: Any) -> str:
     return url.rstrip("/")
 
 
-def _postgres_url(value: Any) -> str:
+def postgres_url(value: Any) -> str:
     url = _nonempty(value)
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
@@ -480,7 +480,7 @@ ROSTER: Schema = {
     "max_drop_percent": (_number_between(0, 100), 10),
 }
 STATE: Schema = {
-    "url": (_postgres_url, REQUIRED),
+    "url": (postgres_url, REQUIRED),
     "password_file": (_file(secret=True, content=_secret_text), None),
     "lease_seconds": (_int_at_least(2), 10),
     "node": (_nonempty, None),

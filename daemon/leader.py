@@ -106,7 +106,8 @@ class Lease:
     def stop(self) -> None:
         """Hand the lead over at once (a clean stop): a standby takes it at its next poll."""
         self._stop.set()
-        self._thread.join(timeout=2.0)  # a renewal hung on a silent database: go anyway
+        if self._thread.ident is not None:  # a renewal hung on a silent database: go anyway
+            self._thread.join(timeout=2.0)
         term, self.term = self.term, None
         if term is not None and self._db is not None and not self._db.closed:
             try:

@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import HOUR, at, officehours
 from store_contract import StoreContract
 
 from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.sandbox import postgres
+from daemon.sandbox.domain import Sandbox
 from daemon.state import SCHEMA_VERSION, Fenced, State, StateError
 from daemon.store import Store
 
 T0 = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+ADA = "ada@example.edu"
 
 
 def dsn(url: str, cluster: postgres.Cluster) -> str:
@@ -82,3 +85,67 @@ def test_a_wrong_password_is_a_message_without_it(pg_url: str,
     with pytest.raises(StateError, match="password authentication failed") as caught:
         PostgresState(conninfo_for(pg_url, "wrong-password", None, "t"))
     assert "wrong-password" not in str(caught.value)
+
+
+def test_state_migrate_to_postgresql_and_back(sandbox: Sandbox, pg_url: str,
+                                              pg_cluster: postgres.Cluster,
+                                              now: datetime) -> None:
+    """SQLite -> PostgreSQL -> SQLite: the shared state carries what was written (a pass
+    on it writes nothing again), and the copy back equals the original."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                             end=at(now + 4 * HOUR), recurrence=["RRULE:FREQ=WEEKLY"])
+    lite = sandbox.write_config()
+    assert officehours(lite, "sync").returncode == 0
+    original = State.open(sandbox.dir / "state")
+    before = original.dump()
+    original.close()
+    shared = sandbox.write_config(state={"url": pg_url,
+                                         "password_file": str(pg_cluster.password_file)})
+    shared = shared.rename(shared.with_name("shared.toml"))
+    lite = sandbox.write_config()
+    moved = officehours(lite, "state", "migrate", "--to", pg_url, "--password-file",
+                        str(pg_cluster.password_file))
+    assert moved.returncode == 0 and "1 instructors" in moved.stdout, moved.stderr
+    writes = len(sandbox.google.writes())
+    assert officehours(shared, "sync").returncode == 0
+    assert len(sandbox.google.writes()) == writes  # what was written came along
+    status = officehours(shared, "status")
+    assert "Ada Lovelace" in status.stdout and "leader:" in status.stdout, status
+    refused = officehours(shared, "state", "migrate", "--to", "sqlite")
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    back = officehours(shared, "state", "migrate", "--to", "sqlite", "--force")
+    assert back.returncode == 0, back.stderr
+    returned = State.open(sandbox.dir / "state")
+    after = returned.dump()
+    returned.close()
+    assert after["events"] == before["events"]
+    assert after["audit"] == before["audit"]  # ids too: the next line follows them
+    assert [r[:2] for r in after["sync_tokens"]] == [r[:2] for r in before["sync_tokens"]]
+    assert [r[:2] for r in after["instructors"]] == [r[:2] for r in before["instructors"]]
+
+
+def test_state_migrate_refuses_while_a_node_leads(sandbox: Sandbox, pg_url: str,
+                                                  pg_cluster: postgres.Cluster) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    PostgresState(dsn(pg_url, pg_cluster)).close()
+    pg_cluster.psql("UPDATE leader SET node = 'vm/1', epoch = 3, since = now(), "
+                    "expires = now() + interval '1 hour'", database=pg_url.rsplit("/", 1)[1])
+    store = PostgresState(dsn(pg_url, pg_cluster))
+    store.record_status(ADA, "Ada")
+    store.close()
+    shared = sandbox.write_config(state={"url": pg_url,
+                                         "password_file": str(pg_cluster.password_file)})
+    refused = officehours(shared, "state", "migrate", "--to", "sqlite")
+    assert refused.returncode == 1 and "vm/1" in refused.stderr and "stop the service" in \
+        refused.stderr
+    synced = officehours(shared, "sync")  # a pass belongs to the node that leads
+    assert synced.returncode == 1 and "vm/1 leads" in synced.stderr
+
+
+def test_a_password_in_the_state_url_is_refused(sandbox: Sandbox) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    config = sandbox.write_config(state={"url": "postgresql://oh:hunter2@db.example.edu/oh"})
+    checked = officehours(config, "check-config")
+    assert checked.returncode == 78 and "state.url" in checked.stderr
+    assert "hunter2" not in checked.stderr + checked.stdout
