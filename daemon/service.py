@@ -227,6 +227,12 @@ class Service:
             seconds=config.service.sync_interval_seconds), id="pass", next_run_time=self.clock(),
             replace_existing=True)
 
+    def _leading_as(self) -> str:
+        """How STATUS begins on a node of two or more: which term it leads."""
+        term = self._lease.term
+        return "" if term is None else (f"leading since {term.since.astimezone():%H:%M} "
+                                        f"(epoch {term.epoch}): ")
+
     def _step_down(self) -> None:
         """The lead is lost: no job starts, the running pass starts no instructor, every
         write is refused by the fence, and calls hung on a silent database return."""
@@ -330,7 +336,7 @@ class Service:
             self._plan_enforcement(config, engine, result)
             if time.monotonic() - last_status[0] >= STATUS_EVERY:
                 last_status[0] = time.monotonic()
-                notify(f"STATUS={label}: {counts['done']}/{total} instructors, "
+                notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
                        f"{counts['problems']} problems")
 
         # the first pass as fast as it goes; then each pass spread over most of the
@@ -349,7 +355,7 @@ class Service:
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
-        notify(f"STATUS={total} instructors, {problems} problems, "
+        notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
 
     def _plan_enforcement(self, config: Config, engine: Engine, result: Result) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
+from test_systemd import Notifications, start_like_systemd
 
 from daemon.pgstate import conninfo_for
 from daemon.reconcile import START_MARK
@@ -247,3 +250,32 @@ def test_the_failover_drill_in_short(pg_cluster: postgres.Cluster, tmp_path: Pat
     assert report.sessions_watched == 2 and report.epochs_in_order
     assert report.epochs == sorted(set(report.epochs)) and len(report.epochs) == 3
     assert max(report.failover_seconds) < LEASE + 2.5, report.failover_seconds
+
+
+def test_both_nodes_are_ready_and_say_who_leads(campus: Sandbox, pg_cluster: postgres.Cluster,
+                                                pg_url: str, tmp_path: Path) -> None:
+    """As systemd runs them (credentials by name, the notify socket, the watchdog): the
+    leader's STATUS names its term; the standby is READY, pets the watchdog, and its
+    STATUS names the leader."""
+    shutil.copy(pg_cluster.password_file, campus.credentials / "db-password")
+    (campus.credentials / "db-password").chmod(0o600)
+    config = campus.write_config(relative_secrets=True, sync_interval_seconds=1, state={
+        "url": pg_url, "password_file": "db-password", "lease_seconds": LEASE})
+    heard = [Notifications(tmp_path / "a.sock"), Notifications(tmp_path / "b.sock")]
+    first = start_like_systemd(campus, config, heard[0])
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: any("leading since" in m and "(epoch 1)" in m
+                             for m in heard[0].drain()), what="the leader's STATUS")
+        second = start_like_systemd(campus, config, heard[1])
+        wait_for(lambda: "READY=1" in heard[1].drain(), what="the standby's READY")
+        wait_for(lambda: any(f"STATUS=standby: {socket.gethostname()}/{first.pid} leads since"
+                             in m and "at epoch 1" in m for m in heard[1].drain()),
+                 what="the standby's STATUS")
+        wait_for(lambda: heard[1].drain().count("WATCHDOG=1") >= 2, what="its watchdog")
+    finally:
+        for process in (first, second):
+            if process is not None:
+                stop(process)
+        for listener in heard:
+            listener.close()
