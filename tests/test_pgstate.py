@@ -10,9 +10,12 @@ import pytest
 from conftest import HOUR, at, officehours
 from store_contract import StoreContract
 
+from daemon.app import open_state
+from daemon.config import load
 from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import CertificateAuthority
 from daemon.state import SCHEMA_VERSION, Fenced, State, StateError
 from daemon.store import Store
 
@@ -149,3 +152,22 @@ def test_a_password_in_the_state_url_is_refused(sandbox: Sandbox) -> None:
     checked = officehours(config, "check-config")
     assert checked.returncode == 78 and "state.url" in checked.stderr
     assert "hunter2" not in checked.stderr + checked.stdout
+
+
+def test_tls_to_the_database_trusts_the_ca_bundle(sandbox: Sandbox, tmp_path: Path) -> None:
+    """sslmode=verify-full in the URL: the server's certificate is checked against
+    service.ca_bundle (here the sandbox's CA); another CA fails with libpq's reason."""
+    if postgres.missing():
+        pytest.skip(postgres.missing())
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    with postgres.cluster(tls=sandbox.ca) as cluster:
+        url = cluster.url() + "?sslmode=verify-full"
+        state = {"url": url, "password_file": str(cluster.password_file)}
+        store = open_state(load(sandbox.write_config(state=state)))
+        assert isinstance(store, PostgresState)
+        assert store._rows("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [
+            (True,)]
+        store.close()
+        other = CertificateAuthority(tmp_path)
+        with pytest.raises(StateError, match="certificate verify failed"):
+            open_state(load(sandbox.write_config(state=state, ca_bundle=str(other.bundle))))

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .server import CertificateAuthority
+
 USER, PASSWORD = "officehours", "s3cret-db-password"
 
 
@@ -74,7 +76,8 @@ def _as_owner(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster() -> Iterator[Cluster]:
+def cluster(tls: CertificateAuthority | None = None) -> Iterator[Cluster]:
+    """`tls`: the server also speaks TLS, with a certificate from this authority."""
     bin_dir = binaries()
     if bin_dir is None:
         raise RuntimeError(missing())
@@ -92,10 +95,17 @@ def cluster() -> Iterator[Cluster]:
                                   "--pwfile", str(pwfile), "--auth-local=scram-sha-256",
                                   "--auth-host=scram-sha-256", "-E", "UTF8",
                                   "--no-sync"]), **quiet)  # type: ignore[call-overload]
+        options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c max_connections=200")
+        if tls is not None:
+            tls.write_leaf(data / "server.crt", data / "server.key")
+            if os.geteuid() == 0:
+                for name in ("server.crt", "server.key"):
+                    shutil.chown(data / name, "postgres")
+            options += " -c ssl=on"
         subprocess.run(_as_owner([
             str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=200", "start"]), **quiet)  # type: ignore[call-overload]
+            options, "start"]), **quiet)  # type: ignore[call-overload]
         made = Cluster(port, root, root / "db-password")
         made.password_file.write_text(PASSWORD + "\n")
         made.password_file.chmod(0o600)  # a secret: check-config refuses one others can read

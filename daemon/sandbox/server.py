@@ -326,6 +326,12 @@ class CertificateAuthority:
         self._ca.cert_pem.write_to_path(str(self.bundle))
         self._leaf = self._ca.issue_cert("127.0.0.1", "localhost")
 
+    def write_leaf(self, certificate: Path, key: Path) -> None:
+        """The emulators' certificate (127.0.0.1, localhost) and key, for another server."""
+        self._leaf.cert_chain_pems[0].write_to_path(str(certificate))
+        self._leaf.private_key_pem.write_to_path(str(key))
+        key.chmod(0o600)
+
     def server_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._leaf.configure_cert(context)
