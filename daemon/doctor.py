@@ -13,6 +13,7 @@ from .config import Config, Instructor
 from .engine import Engine
 from .errors import UNLOCK, CalendarError, ZoomCredentialsRefused, ZoomError, fix
 from .roster import RosterError, read_sources
+from .state import StateError
 from .zoom.policy import describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -47,6 +48,8 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         else:
             yield Check(OK, key, f"{path} readable, private (mode {mode & 0o777:o})")
 
+    if config.state is not None:
+        yield _state_check(config)
     locks: set[str] | None = None
     try:
         locks = engine.zoom.account_locks()
@@ -62,6 +65,30 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         yield _roster_check(config, engine)
     for instructor in config.instructors:
         yield from _instructor_checks(instructor, engine, locks)
+
+
+def _state_check(config: Config) -> Check:
+    """The shared database: reachable with its password (and TLS), who leads."""
+    from .app import open_shared
+
+    assert config.state is not None
+    try:
+        shared = open_shared(config, read_only=True)
+    except StateError as err:
+        return Check(FAIL, "state database", str(err),
+                     "check [state] url, state.password_file and the database's pg_hba.conf")
+    try:
+        found = shared.leader() if shared.schema_version else None
+    finally:
+        shared.close()
+    if found is None:
+        return Check(OK, "state database", "reachable; no node has led yet")
+    node, epoch, since, live = found
+    if not live:
+        return Check(WARN, "state database", f"reachable; NO NODE LEADS: the lease of {node} "
+                     f"(epoch {epoch}) ran out", "start officehours on a node: "
+                     "systemctl start officehours")
+    return Check(OK, "state database", f"reachable; {node} leads since {since} (epoch {epoch})")
 
 
 def _roster_check(config: Config, engine: Engine) -> Check:

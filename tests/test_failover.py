@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ def test_one_node_leads_and_a_standby_takes_over_after_kill_9(
         second = spawn(config, "run")
         status = officehours(config, "status")
         assert f"/{first.pid} since" in status.stdout and "epoch 1" in status.stdout, status
+        doctor = officehours(config, "doctor")
+        assert f"/{first.pid} leads since" in doctor.stdout, doctor.stdout
         writes = len(campus.google.writes())
         first.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -279,3 +281,40 @@ def test_both_nodes_are_ready_and_say_who_leads(campus: Sandbox, pg_cluster: pos
                 stop(process)
         for listener in heard:
             listener.close()
+
+
+def test_remove_links_beside_a_leader_is_fenced_by_its_epoch(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str) -> None:
+    """An admin command writes under the epoch in force when it began: beside a running
+    leader it works (and the leader serves that instructor no more); when another node
+    takes the lead meanwhile, its next write is refused and it says to run it again."""
+    config = two_node_config(campus, pg_cluster, pg_url)
+    first = spawn(config, "run")
+    try:
+        wait_for(lambda: len(campus.google.writes()) == 2, what="the first pass")
+        removed = officehours(config, "remove-links", "--instructor", ADA)
+        assert removed.returncode == 0, removed.stderr
+        events = campus.google.events[ADA].values()
+        assert not any(START_MARK in e.get("description", "") for e in events)
+        rows = query(pg_url, "SELECT action, epoch FROM audit WHERE instructor = "
+                             f"'{ADA}' ORDER BY id")
+        assert rows[-1][1] == 1 and rows[-1][0].startswith("remove"), rows
+        writes, removed_at = len(campus.google.writes()), datetime.now(UTC).isoformat()
+        wait_for(lambda: query(pg_url, "SELECT last_pass FROM instructors WHERE instructor = "
+                                       f"'{BOB}'")[0][0] > removed_at, what="a pass after")
+        assert len(campus.google.writes()) == writes  # the leader writes Ada's links no more
+    finally:
+        stop(first)
+    officehours(config, "reinstate", "--instructor", ADA)
+
+    def take_the_lead(request: Any, response: Any) -> None:
+        if request.method == "PATCH":
+            query(pg_url, "UPDATE leader SET epoch = epoch + 1 RETURNING epoch")
+
+    campus.google_server.emulator.after_hooks.append(take_the_lead)
+    try:
+        fenced = officehours(config, "remove-links", "--instructor", BOB)
+    finally:
+        campus.google_server.emulator.after_hooks.remove(take_the_lead)
+    assert fenced.returncode == 1 and "run the command again" in fenced.stderr, fenced
+    assert "Traceback" not in fenced.stderr
