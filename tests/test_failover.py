@@ -318,3 +318,27 @@ def test_remove_links_beside_a_leader_is_fenced_by_its_epoch(
         campus.google_server.emulator.after_hooks.remove(take_the_lead)
     assert fenced.returncode == 1 and "run the command again" in fenced.stderr, fenced
     assert "Traceback" not in fenced.stderr
+
+
+def test_a_clean_stop_hands_the_lead_over_at_once(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str) -> None:
+    """SIGTERM (systemctl stop, an upgrade): the leader gives its lease up as it exits,
+    and the standby leads at its next poll, long before the lease would have run out."""
+    config = campus.write_config(sync_interval_seconds=1, state={
+        "url": pg_url, "password_file": str(pg_cluster.password_file), "lease_seconds": 30})
+    first = spawn(config, "run")
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid, what="the first leader")
+        second = spawn(config, "run")
+        pid = second.pid
+        stopped = time.monotonic()
+        stderr = stop(first)
+        assert first.returncode == 0 and "action=hand-over epoch=1" in stderr, stderr
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == pid, timeout=10,
+                 what="the standby to lead")
+        assert time.monotonic() - stopped < 5  # not the 30 s lease
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
