@@ -10,9 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.waiting import wait_for as wait_for
 
 ZONE = ZoneInfo("America/New_York")
 
@@ -124,15 +124,6 @@ def sigkill_after(config: Path, emulators: list[Any], nth: int,
     return reached.is_set()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll with a deadline instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from . import postgres
 from .campus import add_session, description, email_of, now_utc, seed_campus
 from .domain import Sandbox
 from .server import Request, Response
+from .waiting import wait_for
 
 LEAD_MINUTES = 1
 
@@ -68,16 +69,6 @@ class Node:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Drill:
@@ -138,14 +129,14 @@ class Drill:
         nodes = {0: Node(self.config, logs[0])}
         watcher = threading.Thread(target=self._watch_sessions, daemon=True)
         try:
-            pid, epoch = _wait(lambda: self.leader()[0] and self.leader(), 30, "a leader")
+            pid, epoch = wait_for(lambda: self.leader()[0] and self.leader(), 30, "a leader")
             self.report.epochs.append(epoch)
             nodes[1] = Node(self.config, logs[1])
-            _wait(self._converged, 120, "the first pass over the campus")
+            wait_for(self._converged, 120, "the first pass over the campus")
             watcher.start()
             for number in range(rounds):
                 self._round(number, nodes, logs)
-            _wait(lambda: not self._waiting_sessions(), 5 * 60, "the sessions to start")
+            wait_for(lambda: not self._waiting_sessions(), 5 * 60, "the sessions to start")
         finally:
             for node in nodes.values():
                 node.stop()
@@ -162,7 +153,7 @@ class Drill:
         with self._lock:
             self._armed, self._killed_at = (writes, old_pid), None
         try:  # a pass with fewer writes: killed at a random moment after it instead
-            _wait(lambda: self._killed_at, 6, "the leader's writes")
+            wait_for(lambda: self._killed_at, 6, "the leader's writes")
             self.report.killed_after_write.append(writes)
         except AssertionError:
             with self._lock:
@@ -177,14 +168,14 @@ class Drill:
             now_leading = self.leader()
             return now_leading if now_leading[0] not in (0, old_pid) else None
 
-        new_pid, new_epoch = _wait(taken_over, self.lease + 30, "the standby to lead")
+        new_pid, new_epoch = wait_for(taken_over, self.lease + 30, "the standby to lead")
         took = time.monotonic() - killed_at
         self.report.failover_seconds.append(took)
         self.report.epochs.append(new_epoch)
         dead = next(i for i, n in nodes.items() if n.pid == old_pid)
         nodes[dead].process.wait()
         nodes[dead] = Node(self.config, logs[dead])  # systemd's Restart=
-        _wait(self._converged, 60, f"round {number + 1} to converge")
+        wait_for(self._converged, 60, f"round {number + 1} to converge")
         self.report.rounds += 1
         self.say(f"round {number + 1:2d}: killed after write {self.report.killed_after_write[-1]}"
                  f" (0: between writes); epoch {old_epoch} -> {new_epoch}; "
