@@ -140,8 +140,8 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
         state = State.scratch_copy(config.service.state_dir)
     else:
         shared = open_shared(config, read_only=True)
-        try:
-            state = State.scratch_from(shared)
+        try:  # before the first pass the database has no tables: an empty copy
+            state = State.scratch_from(shared) if shared.schema_version else State(":memory:")
         finally:
             shared.close()
     return Engine(config, state, zoom, Providers(config, outbound), clock, dry_run=dry_run,

@@ -101,3 +101,21 @@ def test_example_config_comes_with_the_package() -> None:
     result = officehours(None, "example-config", env=clean_env())
     assert result.returncode == 0
     assert result.stdout == (ROOT / "config.example.toml").read_text()
+
+
+def test_the_unit_of_a_two_node_config_delivers_the_database_password(tmp_path: Path) -> None:
+    config = campus(tmp_path, {"google"})
+    config.write_text(config.read_text() + '[state]\nurl = "postgresql://oh@db.example.edu/oh"'
+                      '\npassword_file = "db-password"\n')
+    (tmp_path / "credentials" / "db-password").write_text("pw\n")
+    os.chmod(tmp_path / "credentials" / "db-password", 0o600)
+    result = officehours(config, "unit")
+    assert result.returncode == 0, result.stderr
+    assert loaded(result.stdout) == ["db-password", "google.json", "zoom-secret"]
+    unit = tmp_path / "officehours.service"
+    unit.write_text(result.stdout.replace("/etc/officehours/credentials",
+                                          str(tmp_path / "credentials")))
+    assert officehours(config, "check-config", "--unit", str(unit)).returncode == 0
+    (tmp_path / "credentials" / "db-password").unlink()
+    missing = officehours(config, "check-config", "--unit", str(unit))
+    assert missing.returncode == 78 and "state.password_file" in missing.stderr

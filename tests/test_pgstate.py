@@ -171,3 +171,32 @@ def test_tls_to_the_database_trusts_the_ca_bundle(sandbox: Sandbox, tmp_path: Pa
         other = CertificateAuthority(tmp_path)
         with pytest.raises(StateError, match="certificate verify failed"):
             open_state(load(sandbox.write_config(state=state, ca_bundle=str(other.bundle))))
+
+
+def test_admin_commands_and_a_dry_run_on_the_shared_state(sandbox: Sandbox, pg_url: str,
+                                                          pg_cluster: postgres.Cluster,
+                                                          now: datetime) -> None:
+    """`sync --dry-run` works on a copy (nothing reaches the database or a calendar);
+    `roster --accept` and `reinstate` write the shared state."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                             end=at(now + 4 * HOUR))
+    config = sandbox.write_config(state={"url": pg_url,
+                                         "password_file": str(pg_cluster.password_file)})
+    dry = officehours(config, "sync", "--dry-run")
+    assert dry.returncode == 0 and "link block inserted" in dry.stdout, dry
+    assert sandbox.google.writes() == []
+    assert officehours(config, "status").stdout.count("never") >= 1  # no pass recorded
+    (sandbox.dir / "roster.csv").write_text("name,email,provider\nBob,bob@example.edu,google\n")
+    config.write_text(config.read_text() + f'\n[roster]\ncsv_file = "{sandbox.dir}/roster.csv"'
+                      "\n")
+    accepted = officehours(config, "roster", "--accept")
+    assert accepted.returncode == 0, accepted.stderr
+    store = PostgresState(dsn(pg_url, pg_cluster))
+    try:
+        assert set(store.roster()) == {"bob@example.edu"}
+        store.offboard(ADA, T0)
+    finally:
+        store.close()
+    back = officehours(config, "reinstate", "--instructor", ADA)
+    assert back.returncode == 0 and ADA in back.stdout
