@@ -71,6 +71,9 @@ class Solo:
     def abort(self) -> None:
         pass
 
+    def revoke(self) -> None:
+        pass
+
 
 def node_name(configured: str | None) -> str:
     return f"{configured or socket.gethostname()}/{os.getpid()}"
@@ -99,6 +102,11 @@ class Lease:
         """Before every calendar or Zoom write, and in every state write."""
         if not self.leading():
             raise Fenced(f"not written: this node's lead (epoch {self._last_epoch}) ran out")
+
+    def revoke(self) -> None:
+        """A state write met a newer epoch: stop trusting the lease at once (the next
+        heartbeat finds the row taken and goes back to standby)."""
+        self._until = 0.0
 
     def start(self) -> None:
         self._thread.start()

@@ -43,9 +43,14 @@ class FixedEpoch:
 
     def __init__(self, epoch: int) -> None:
         self.epoch: int | None = epoch
+        self._revoked = False
 
     def check(self) -> None:
-        pass
+        if self._revoked:
+            raise Fenced(f"not written: another node took the lead after epoch {self.epoch}")
+
+    def revoke(self) -> None:
+        self._revoked = True
 
 
 def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
@@ -170,6 +175,7 @@ class PostgresState(SqlStore):
         current = cursor.execute("SELECT epoch FROM leader WHERE id = 1 FOR SHARE").fetchone()
         mine = fence.epoch
         if mine is None or (current is not None and current[0] > mine):
+            fence.revoke()  # no calendar or Zoom write either, from this moment
             raise Fenced(f"a write at epoch {mine} refused: the state is at epoch "
                          f"{current[0] if current else '?'} (another node leads)")
 

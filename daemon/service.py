@@ -32,6 +32,7 @@ from .leader import Lease, Solo, node_name
 from .logs import setup_logging
 from .roster import Serving
 from .state import StateError
+from .store import Fenced
 
 log = logging.getLogger(__name__)
 SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead
@@ -315,8 +316,12 @@ class Service:
 
     def _pass(self) -> None:
         with self._current() as (config, engine):
-            if config is not None and engine is not None and self._leads:
+            if config is None or engine is None or not self._leads:
+                return
+            try:
                 self._pass_with(config, engine)
+            except (Fenced, StateError) as err:  # the roster read, at the start of a pass
+                log.warning("action=pass problem=%r outcome=skipped", str(err))
 
     def _pass_with(self, config: Config, engine: Engine) -> None:
         started, last_status = time.monotonic(), [0.0]
@@ -334,7 +339,7 @@ class Service:
             counts["done"] += 1
             counts["problems"] += result.error is not None
             self._plan_enforcement(config, engine, result)
-            if time.monotonic() - last_status[0] >= STATUS_EVERY:
+            if self._leads and time.monotonic() - last_status[0] >= STATUS_EVERY:
                 last_status[0] = time.monotonic()
                 notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
                        f"{counts['problems']} problems")
@@ -354,6 +359,8 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
+        if not self._leads:  # the lead was lost during the pass: STATUS says standby
+            return
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")

@@ -28,6 +28,8 @@ class Fence(Protocol):
 
     def check(self) -> None: ...
 
+    def revoke(self) -> None: ...  # a newer epoch was seen: refuse everything from now on
+
 
 class Store(Protocol):
     # --- sync tokens ---

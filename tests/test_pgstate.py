@@ -64,13 +64,17 @@ def test_a_write_under_an_older_epoch_is_refused(pg_url: str,
     PostgresState(dsn(pg_url, pg_cluster)).close()
     pg_cluster.psql("UPDATE leader SET epoch = 7", database=database)
     current = PostgresState(dsn(pg_url, pg_cluster), fence=FixedEpoch(7))
-    stale = PostgresState(dsn(pg_url, pg_cluster), fence=FixedEpoch(6))
+    overtaken = FixedEpoch(6)
+    stale = PostgresState(dsn(pg_url, pg_cluster), fence=overtaken)
     current.audit(T0, "ada@example.edu", "event:s1", "add-link", {})
+    overtaken.check()  # nothing seen yet
     with pytest.raises(Fenced):
         stale.audit(T0, "ada@example.edu", "event:s1", "add-link", {})
+    with pytest.raises(Fenced):  # seen: the fence refuses calendar and Zoom writes too
+        overtaken.check()
     with pytest.raises(Fenced):
         stale.save_sync_token("ada@example.edu", "primary", "t")
-    assert stale.sync_token("ada@example.edu", "primary") is None  # nothing got through
+    assert current.sync_token("ada@example.edu", "primary") is None  # nothing got through
     assert pg_cluster.psql("SELECT epoch FROM audit", database=database).split() == ["7"]
     current.close()
     stale.close()
