@@ -26,6 +26,7 @@ from daemon.pgstate import conninfo_for
 from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.failover import drill
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)
@@ -329,3 +330,15 @@ def test_a_clean_stop_hands_the_lead_over_at_once(
         stop(first)
         if second is not None:
             stop(second)
+
+
+def test_the_failover_drill_in_short(pg_cluster: postgres.Cluster, tmp_path: Path) -> None:
+    """`make failover` in two rounds (its own cluster): the leader SIGKILLed right after
+    a random vendor write while new sessions, an instructor's edit and an insecure room
+    wait; nothing doubled, nothing lost, no session started insecure, epochs rising."""
+    report = drill(tmp_path, rounds=2, instructors=6, lease=LEASE, say=lambda line: None)
+    assert report.rounds == 2
+    assert (report.duplicates, report.lost_edits, report.insecure_starts) == (0, 0, 0)
+    assert report.sessions_watched == 2 and report.epochs_in_order
+    assert report.epochs == sorted(set(report.epochs)) and len(report.epochs) == 3
+    assert max(report.failover_seconds) < LEASE + 2.5, report.failover_seconds
