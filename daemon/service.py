@@ -171,9 +171,10 @@ class Service:
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
         self._lease.start()
         self._follow_lease()
-        # a standby is READY too: waiting for the lead is its job
-        notify("READY=1\nSTATUS=" + ("first pass under way" if self._leads else
-                                      "standby: waiting for the lead"))
+        # a standby is READY too: waiting for the lead is its job (its STATUS, and a new
+        # leader's, were just sent by _follow_lease)
+        notify("READY=1\nSTATUS=first pass under way" if isinstance(self._lease, Solo)
+               else "READY=1")
         while not self._stop.wait(TICK):
             if self._reload.is_set():
                 self._reload.clear()

@@ -23,6 +23,7 @@ import pytest
 from conftest import HOUR, at, clean_env, wait_for
 
 from daemon.reconcile import START_MARK
+from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 
 ROOT = Path(__file__).parent.parent
@@ -268,6 +269,63 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
     finally:
         container.poweroff()
 
+
+
+def test_two_nodes_under_systemd(installed: tuple[Path, Sandbox], now: datetime) -> None:
+    """The same unit and config on two booted containers, one PostgreSQL (the host's
+    loopback, a throwaway cluster): one leads, the other is an active standby; the
+    leader's process killed, the standby leads, and systemd's restart makes the old one
+    the standby."""
+    if postgres.missing():
+        pytest.skip(str(postgres.missing()))
+    tree, box = installed
+    box.add_instructor("Ada Lovelace", ADA, 8123456789)
+    ada = box.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                               end=at(now + 2 * HOUR))
+    with postgres.cluster() as cluster:
+        credentials = tree / "etc" / "officehours" / "credentials"
+        shutil.copy(cluster.password_file, credentials / "db-password")
+        (credentials / "db-password").chmod(0o600)
+        configure(tree, box, sync_interval_seconds=2, state={
+            "url": cluster.url(), "password_file": "db-password", "lease_seconds": 4})
+        in_chroot(tree, f"{OH} --config {CONFIG} unit > /etc/systemd/system/officehours."
+                        f"service && {OH} --config {CONFIG} check-config && "
+                        "systemctl enable officehours")
+        other = tree.with_name("tree-b")
+        run("cp", "-a", "--reflink=auto", tree, other)
+        (other / "etc" / "hostname").write_text("node-b\n")
+        (tree / "etc" / "hostname").write_text("node-a\n")
+        nodes = [Container(tree), Container(other)]
+        try:
+            def roles() -> list[str]:
+                return [n.show("StatusText")["StatusText"] for n in nodes]
+
+            wait_for(lambda: sorted(r.split(" ")[0] for r in roles()) == ["leading",
+                                                                          "standby:"],
+                     timeout=90, what="one leader and one standby")
+            wait_for(lambda: linked(box, ADA, ada), timeout=30, what="the leader's pass")
+            lead = next(n for n, r in zip(nodes, roles(), strict=True)
+                        if r.startswith("leading"))
+            standby = nodes[1 - nodes.index(lead)]
+            wait_for(lambda: "at epoch 1" in standby.show("StatusText")["StatusText"],
+                     timeout=10, what="the standby to name the leader")
+            lead.sh("kill -9 $(systemctl show -p MainPID --value officehours)")
+            wait_for(lambda: standby.show("StatusText")["StatusText"].startswith(
+                "leading") and "(epoch 2)" in standby.show("StatusText")["StatusText"],
+                timeout=30, what="the standby to lead")
+            wait_for(lambda: lead.show("StatusText")["StatusText"].startswith("standby:"),
+                     timeout=60, what="systemd to restart the killed node as a standby")
+            assert int(lead.show("NRestarts")["NRestarts"]) == 1
+            for node in nodes:
+                journal = node.journal()
+                assert "Traceback" not in journal and postgres.PASSWORD not in journal
+        except BaseException:
+            for node in nodes:
+                print(node.journal())
+            raise
+        finally:
+            for node in nodes:
+                node.poweroff()
 
 
 def readme_lines(heading: str) -> list[str]:
