@@ -102,7 +102,8 @@ def state_dsn(config: Config, application: str = "officehours") -> str:
         except ValueError as err:
             raise ConfigError([f"{config.path}: state.password_file: {err}"]) from None
         password = read_secret(path, "state.password_file")
-    return conninfo_for(config.state.url, password, config.service.ca_bundle, application)
+    return conninfo_for(config.state.url, password, config.service.ca_bundle, application,
+                        config.state.lease_seconds)
 
 
 def open_shared(config: Config, fence: Fence | None = None,

@@ -86,11 +86,15 @@ def httpx_delay(outcome: httpx.Response | Exception, attempt: int) -> float | No
 def send(http: httpx.Client, request: httpx.Request, auth: httpx.Auth | None,
          sleep: Callable[[float], None],
          delay: Callable[[httpx.Response | Exception, int], float | None] = httpx_delay,
-         ) -> httpx.Response:
+         before: Callable[[], None] | None = None) -> httpx.Response:
     """Send with the retry policy; a 2xx answer whose JSON does not parse is retried too.
 
-    `delay` is the policy's decision (see `with_retries`); a vendor may narrow it."""
+    `delay` is the policy's decision (see `with_retries`); a vendor may narrow it.
+    `before` runs before every attempt (a write's fence: a retry after a wait of a
+    minute is a new write)."""
     def once() -> httpx.Response:
+        if before is not None:
+            before()
         response = http.send(request, auth=auth) if auth else http.send(request)
         if response.is_success and response.content:
             response.json()  # raises ValueError on a truncated or garbled body

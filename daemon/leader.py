@@ -6,12 +6,16 @@ row's epoch plus one, in the same UPDATE, so a term's epoch is above every term'
 it and no number is ever handed out without the lead that goes with it. The leader renews
 every lease/5 seconds on a connection of its own (TCP keepalives and a user timeout).
 
-The leader trusts its lease only until `sent + 0.75 * lease` of its own monotonic clock,
-`sent` being when it sent the renewal that succeeded: the database set `expires` later
-than that, so the leader stops writing before any standby can take the row, even when its
-database stopped answering or the process was paused (SIGSTOP, a VM frozen). Its epoch
-then fences the state (pgstate: writes under an older epoch are refused), and `check`
-stops calendar and Zoom writes. A vendor write already under way when the lease runs out
+The leader trusts its lease only until `sent + 0.75 * lease` of its own clock (Linux's
+CLOCK_BOOTTIME, which also counts a suspend), `sent` being when it sent the renewal that
+succeeded: the database set `expires` later than that, so the leader stops writing
+before any standby can take the row, even when its database stopped answering or the
+process was paused (SIGSTOP). A virtual machine frozen by its hypervisor may not see the
+time it lost until its clock is corrected; the epoch still fences its state writes, and
+its next heartbeat finds the row taken. The epoch fences the state (pgstate: writes under
+an older epoch are refused), and a TermFence stops calendar and Zoom writes: each engine
+writes for one term only, so a thread still running from a lost term never writes under
+a later one. A vendor write already under way when the lease runs out
 (the process paused mid-request) lands late and cannot be called back: a calendar write
 carries If-Match, so one the next leader has overtaken gets 412; a Zoom repair sets the
 same settings every leader sets, and a passcode it set afresh is what the next leader's
@@ -40,6 +44,10 @@ from .store import Fenced
 
 log = logging.getLogger(__name__)
 TRUST = 0.75  # share of the lease the leader writes under after a renewal was sent
+
+
+def _clock() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,30 @@ class Solo:
         pass
 
 
+class TermFence:
+    """The lease as one term sees it: the engine opened for a term writes only while the
+    node leads in that term (a new term opens a new engine)."""
+
+    def __init__(self, lease: Lease, epoch: int | None) -> None:
+        self._lease, self.epoch = lease, epoch
+
+    def check(self) -> None:
+        if self.epoch is None or self._lease.epoch != self.epoch:
+            raise Fenced(f"not written: the lead of epoch {self.epoch} is over")
+        self._lease.check()
+
+    def revoke(self) -> None:
+        if self._lease.epoch == self.epoch:
+            self._lease.revoke()
+
+
 def node_name(configured: str | None) -> str:
     return f"{configured or socket.gethostname()}/{os.getpid()}"
 
 
 class Lease:
     def __init__(self, dsn: str, node: str, seconds: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = _clock) -> None:
         self.node, self.seconds, self._dsn, self._clock = node, seconds, dsn, clock
         self._db: psycopg.Connection[Any] | None = None
         self.term: Term | None = None
@@ -114,10 +139,14 @@ class Lease:
     def stop(self) -> None:
         """Hand the lead over at once (a clean stop): a standby takes it at its next poll."""
         self._stop.set()
-        if self._thread.ident is not None:  # a renewal hung on a silent database: go anyway
+        if self._thread.ident is not None:
             self._thread.join(timeout=2.0)
         term, self.term = self.term, None
-        if term is not None and self._db is not None and not self._db.closed:
+        if self._thread.is_alive():  # a renewal hung on a silent database: go without
+            self.abort()
+        elif term is not None and self._db is not None and not self._db.closed:
+            guard = threading.Timer(2.0, self.abort)  # a database gone silent just now
+            guard.start()
             try:
                 self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND epoch = %s",
                                  (term.epoch,))
@@ -125,6 +154,8 @@ class Lease:
             except psycopg.Error as err:
                 log.warning("action=hand-over problem=%r outcome=standby-takes-over-when-the-"
                             "lease-runs-out", reason(err))
+            finally:
+                guard.cancel()
         if self._db is not None:
             self._db.close()
 

@@ -54,14 +54,22 @@ class FixedEpoch:
 
 
 def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
-                 application: str) -> str:
+                 application: str, lease_seconds: int = 10) -> str:
     """The libpq connection string: TLS as the URL's sslmode says, service.ca_bundle as
     its root; TCP keepalives and a user timeout so that a dead peer is noticed in seconds,
-    not the kernel's two hours."""
+    not the kernel's two hours.
+
+    And the server's own limits: a session left idle inside a transaction (its node cut
+    off or frozen between BEGIN and COMMIT, holding the `leader` row FOR SHARE) is ended
+    after a quarter of the lease, so that a standby's takeover is not held up by it;
+    no lock is waited for more than 2 s, no statement runs more than 30 s."""
+    idle = max(1000, lease_seconds * 250)
     extra: dict[str, Any] = {
         "application_name": application, "connect_timeout": 5, "keepalives": 1,
         "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-        "tcp_user_timeout": 10_000}
+        "tcp_user_timeout": 10_000,
+        "options": f"-c idle_in_transaction_session_timeout={idle} -c lock_timeout=2000 "
+                   "-c statement_timeout=30000"}
     if password is not None:
         extra["password"] = password
     if ca_bundle is not None:
@@ -100,6 +108,7 @@ class PostgresState(SqlStore):
         self._dsn, self.fence = dsn, fence
         self._lock = threading.RLock()
         self._db: psycopg.Connection[Any] | None = None
+        self._aborted = False
         with self._lock:
             self._connect()
             if not read_only:
@@ -110,6 +119,9 @@ class PostgresState(SqlStore):
         return self.fence.epoch if self.fence else None
 
     def _connect(self) -> psycopg.Connection[Any]:
+        if self._aborted:
+            raise StateError("the state database connection was ended: this node no longer "
+                             "leads, or is stopping")
         if self._db is None or self._db.closed:
             try:
                 self._db = psycopg.connect(self._dsn, autocommit=True)
@@ -119,6 +131,8 @@ class PostgresState(SqlStore):
         return self._db
 
     def _migrate(self) -> None:
+        if self.schema_version == SCHEMA_VERSION:  # the usual case: no lock, no write
+            return
         with self.transaction(fenced=False) as db:
             db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -142,7 +156,8 @@ class PostgresState(SqlStore):
     @property
     def schema_version(self) -> int:
         try:
-            return int(self._rows("SELECT version FROM schema_version")[0][0])
+            return int(self._query("SELECT version FROM schema_version", (), fenced=False
+                                   )[0][0])
         except StateError:
             return 0
 
@@ -153,8 +168,9 @@ class PostgresState(SqlStore):
                 self._db.close()
 
     def abort(self) -> None:
-        """From another thread: end whatever this store is blocked on (its next call
-        connects again)."""
+        """From another thread: end whatever this store is blocked on, and connect no
+        more (its node lost the lead, or stops; a new lead opens a new store)."""
+        self._aborted = True
         unblock(self._db)
 
     @contextmanager
@@ -180,7 +196,11 @@ class PostgresState(SqlStore):
                          f"{current[0] if current else '?'} (another node leads)")
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        if self.fence is not None:
+        return self._query(sql, args)
+
+    def _query(self, sql: str, args: Sequence[Any], fenced: bool = True,
+               ) -> list[tuple[Any, ...]]:
+        if fenced and self.fence is not None:
             self.fence.check()
         with self._lock, self._failures():
             self.round_trips += 1

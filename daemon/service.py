@@ -28,7 +28,7 @@ from . import roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, Instructor, load
 from .engine import Engine, Result
-from .leader import Lease, Solo, node_name
+from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .roster import Serving
 from .state import StateError
@@ -139,7 +139,7 @@ class Service:
         self._planning = threading.Lock()
         self._scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": ThreadPoolExecutor(8), "watchdog": ThreadPoolExecutor(1)},
+            executors={"default": ThreadPoolExecutor(8)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._config: Config | None = None
         self._engine: Engine | None = None
@@ -151,6 +151,7 @@ class Service:
         self._lease: Lease | Solo = Solo()
         self._standby_status = ""
         self._leads = False  # this node runs passes (on SQLite: always)
+        self._pass_job = "pass"
 
     def run(self) -> int:
         config = load(self.config_path)
@@ -162,10 +163,6 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
-        every = watchdog_interval()
-        if every:
-            self._scheduler.add_job(notify, IntervalTrigger(seconds=every), args=["WATCHDOG=1"],
-                                    id="watchdog", executor="watchdog")
         self._scheduler.start()
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
@@ -175,7 +172,13 @@ class Service:
         # leader's, were just sent by _follow_lease)
         notify("READY=1\nSTATUS=first pass under way" if isinstance(self._lease, Solo)
                else "READY=1")
-        while not self._stop.wait(TICK):
+        # the watchdog is fed by this loop, so that a loop stuck (on a database, say) is
+        # what systemd sees
+        every, fed = watchdog_interval(), 0.0
+        while not self._stop.wait(min(TICK, every or TICK)):
+            if every and time.monotonic() - fed >= every:
+                notify("WATCHDOG=1")
+                fed = time.monotonic()
             if self._reload.is_set():
                 self._reload.clear()
                 self._apply_reload()
@@ -184,15 +187,30 @@ class Service:
         log.info("action=stop reason=signal")
         with self._planning:
             pass  # no job is adding a job now, and none will: _stop is set
-        self._scheduler.shutdown(wait=True)  # a write under way finishes; no new one starts
+        # a write under way finishes and no new one starts; a call hung on a database gone
+        # silent is ended after 3 s, so that the service still stops within systemd's time
+        stuck = threading.Timer(3.0, self._end_database_calls)
+        stuck.start()
+        self._scheduler.shutdown(wait=True)
+        stuck.cancel()
         self._lease.stop()  # after the last write: a standby takes over at once
         self._engine.close()
         log.info("action=stopped")
         return 0
 
     def _open(self, config: Config) -> Engine:
-        return open_engine(config, clock=self.clock,
-                           fence=None if isinstance(self._lease, Solo) else self._lease)
+        """An engine for this node: on two or more nodes, bound to the term it leads in
+        (none yet: it writes nothing until a term opens a new one)."""
+        if isinstance(self._lease, Solo):
+            return open_engine(config, clock=self.clock)
+        return open_engine(config, clock=self.clock, fence=TermFence(
+            self._lease, self._lease.epoch if self._leads else None))
+
+    def _end_database_calls(self) -> None:
+        for engine in (self._engine, *tuple(self._retired)):
+            if engine is not None:
+                engine.state.abort()
+        self._lease.abort()
 
     def _follow_lease(self) -> None:
         """Start passes when this node takes the lead; stop every write when it loses it."""
@@ -210,24 +228,28 @@ class Service:
                 notify(f"STATUS={text}")
 
     def _take_lead(self) -> None:
-        config, engine = self._config, self._engine
-        assert config is not None and engine is not None
-        if engine.stopping.is_set():  # the engine of a lead lost before: start afresh
-            try:
-                self._swap(config, self._open(config))
-            except (ConfigError, StateError) as err:
-                log.error("action=lead problem=%r outcome=retrying", str(err))
-                return
+        config = self._config
+        assert config is not None
         term = self._lease.term
         with self._planning:
             self._leads, self._passes = True, 0
-        if term is not None:
+        if term is not None:  # two or more nodes: an engine of this term's own
+            try:
+                self._swap(config, self._open(config))
+            except (ConfigError, StateError) as err:
+                with self._planning:
+                    self._leads = False
+                log.error("action=lead problem=%r outcome=retrying", str(err))
+                return
             log.warning("action=lead node=%s epoch=%d outcome=passes-start", term.node,
                         term.epoch)
             notify(f"STATUS=leading (epoch {term.epoch}): first pass under way")
+        # a job id of the term's own: a pass of a lost term may still be ending, and the
+        # scheduler would skip this term's first pass as a second instance of it
+        self._pass_job = f"pass:{term.epoch}" if term else "pass"
         self._scheduler.add_job(self._pass, IntervalTrigger(
-            seconds=config.service.sync_interval_seconds), id="pass", next_run_time=self.clock(),
-            replace_existing=True)
+            seconds=config.service.sync_interval_seconds), id=self._pass_job,
+            next_run_time=self.clock(), replace_existing=True)
 
     def _leading_as(self) -> str:
         """How STATUS begins on a node of two or more: which term it leads."""
@@ -241,8 +263,7 @@ class Service:
         with self._planning:
             self._leads = False
             for job in self._scheduler.get_jobs():
-                if job.id != "watchdog":
-                    job.remove()
+                job.remove()
             engines = (self._engine, *self._retired)
         for engine in engines:
             if engine is not None:
@@ -278,9 +299,9 @@ class Service:
         setup_logging(config.service.log_level)
         self._swap(config, engine)
         if self._leads:
-            self._scheduler.reschedule_job("pass", trigger=IntervalTrigger(
+            self._scheduler.reschedule_job(self._pass_job, trigger=IntervalTrigger(
                 seconds=config.service.sync_interval_seconds))
-            self._scheduler.modify_job("pass", next_run_time=self.clock())
+            self._scheduler.modify_job(self._pass_job, next_run_time=self.clock())
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 

@@ -210,8 +210,8 @@ class SqlStore:
 
     def save_sync_token(self, instructor: str, calendar: str, token: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO sync_tokens VALUES (?, ?, ?) ON CONFLICT (instructor, "
-                       "calendar) DO UPDATE SET token=excluded.token",
+            db.execute("INSERT INTO sync_tokens (instructor, calendar, token) VALUES (?, ?, ?) "
+                       "ON CONFLICT (instructor, calendar) DO UPDATE SET token=excluded.token",
                        (instructor, calendar, token))
 
     # --- known events ---
@@ -328,7 +328,8 @@ class SqlStore:
         keys = {m["email"].lower(): m for m in members}
         with self.transaction() as db:
             for key, served in keys.items():
-                db.execute("INSERT INTO roster VALUES (?, ?, NULL) ON CONFLICT (instructor) "
+                db.execute("INSERT INTO roster (instructor, served_as, left_at) "
+                           "VALUES (?, ?, NULL) ON CONFLICT (instructor) "
                            "DO UPDATE SET served_as=excluded.served_as, left_at=NULL",
                            (key, json.dumps(served)))
                 db.execute("DELETE FROM offboarded WHERE instructor=? AND by=?", (key, "roster"))
@@ -345,7 +346,8 @@ class SqlStore:
             if reason is None:
                 db.execute("DELETE FROM roster_hold")
                 return
-            db.execute("INSERT INTO roster_hold VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE "
+            db.execute("INSERT INTO roster_hold (id, reason, at) VALUES (1, ?, ?) "
+                       "ON CONFLICT (id) DO UPDATE "
                        "SET reason=excluded.reason, at=excluded.at WHERE roster_hold.reason != "
                        "excluded.reason", (reason, at.isoformat()))
 

@@ -22,11 +22,13 @@ import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
 from test_systemd import Notifications, start_like_systemd
 
-from daemon.pgstate import conninfo_for
+from daemon.leader import Lease, Term, TermFence
+from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.failover import drill
+from daemon.store import Fenced
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)
@@ -342,3 +344,70 @@ def test_the_failover_drill_in_short(pg_cluster: postgres.Cluster, tmp_path: Pat
     assert report.sessions_watched == 2 and report.epochs_in_order
     assert report.epochs == sorted(set(report.epochs)) and len(report.epochs) == 3
     assert max(report.failover_seconds) < LEASE + 2.5, report.failover_seconds
+
+
+def test_a_leader_cut_off_inside_a_transaction_does_not_hold_the_takeover_up(
+        pg_cluster: postgres.Cluster, pg_url: str) -> None:
+    """Cut off (or frozen) between BEGIN and COMMIT, a leader holds the `leader` row FOR
+    SHARE; the server ends its idle transaction after a quarter of the lease, and the
+    standby takes the row then."""
+    proxy = postgres.Proxy(pg_cluster.port)
+    database = pg_url.rsplit("/", 1)[1]
+    PostgresState(conninfo_for(pg_url, postgres.PASSWORD, None, "setup")).close()
+    query(pg_url, "UPDATE leader SET node = 'cut/1', epoch = 1, since = now(), "
+                  f"expires = now() + interval '{LEASE} seconds' RETURNING epoch")
+    cut = PostgresState(conninfo_for(pg_cluster.url(database, proxy.port), postgres.PASSWORD,
+                                     None, "cut", LEASE), fence=FixedEpoch(1))
+    standby = Lease(conninfo_for(pg_url, postgres.PASSWORD, None, "standby", LEASE),
+                    "standby/2", LEASE)
+    holding = cut.transaction()
+    try:
+        holding.__enter__()  # BEGIN; SELECT ... FOR SHARE: the row is held
+        proxy.cut()
+        began = time.monotonic()
+        standby.start()
+        wait_for(standby.leading, timeout=LEASE + 10, what="the standby to lead")
+        assert time.monotonic() - began < LEASE + max(1, LEASE / 4) + 2.5
+        assert standby.epoch == 2
+    finally:
+        proxy.close()
+        with contextlib.suppress(Exception):
+            holding.__exit__(None, None, None)
+        cut.close()
+        standby.stop()
+
+
+def test_sigterm_stops_a_node_whose_database_went_silent(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str) -> None:
+    proxy = postgres.Proxy(pg_cluster.port)
+    database = pg_url.rsplit("/", 1)[1]
+    config = two_node_config(campus, pg_cluster, pg_cluster.url(database, proxy.port))
+    process = spawn(config, "run")
+    try:
+        wait_for(lambda: len(campus.google.writes()) == 2, what="the first pass")
+        proxy.cut()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+    finally:
+        proxy.close()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_an_engine_writes_for_its_own_term_only() -> None:
+    clock = [100.0]
+    lease = Lease("", "here/1", 10, clock=lambda: clock[0])
+    lease.term, lease._until = Term("here/1", 5, datetime.now(UTC)), 107.5
+    fence = TermFence(lease, 5)
+    fence.check()
+    lease.term = Term("here/1", 6, datetime.now(UTC))  # the lead lost, then taken again
+    with pytest.raises(Fenced, match="epoch 5 is over"):
+        fence.check()
+    TermFence(lease, 6).check()
+    clock[0] = 108.0  # past 0.75 of the lease since the last renewal was sent
+    with pytest.raises(Fenced):
+        TermFence(lease, 6).check()
+    with pytest.raises(Fenced):
+        TermFence(lease, None).check()  # an engine opened before any term

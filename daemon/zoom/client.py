@@ -117,7 +117,9 @@ class ZoomClient:
         self._limits = {category: RateLimiter(rate, sleep)
                         for category, rate in RATE_LIMITS[config.plan].items()}
         self.requests = 0
-        self.before_write: Callable[[], None] = lambda: None  # the engine's fence check
+        # the engine's fence: before every attempt of every write (leader.py); Fenced if
+        # the node no longer leads
+        self.before_write: Callable[[], None] = lambda: None
 
     def close(self) -> None:
         self._http.close()
@@ -129,7 +131,8 @@ class ZoomClient:
         self._limits[category].wait()
         request = self._http.build_request(method, self._base + path, json=body)
         try:
-            response = send(self._http, request, self._auth, self._sleep, _delay)
+            response = send(self._http, request, self._auth, self._sleep, _delay,
+                            before=None if method == "GET" else self.before_write)
         except httpx.TransportError as err:
             raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
         except ValueError:
@@ -223,7 +226,6 @@ class ZoomClient:
 
     def _patch(self, path: str, body: dict[str, Any], category: str = "light") -> list[str]:
         """One repair PATCH; what Zoom said if it refused (checked by reading back)."""
-        self.before_write()  # the node still leads (leader.py); raises Fenced if not
         try:
             self._call("PATCH", path, body, category)
         except ZoomRefused as err:
