@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from .config import Config, ConfigError, Instructor, resolve_credential
 from .engine import Engine
 from .errors import CalendarError
 from .http import Outbound
-from .state import SqlStore, State
+from .state import SqlStore, State, StateError
 from .store import Fence
 
 if TYPE_CHECKING:
@@ -123,6 +124,27 @@ def open_state(config: Config, fence: Fence | None = None) -> SqlStore:
     if config.state is None:
         return State.open(config.service.state_dir)
     return open_shared(config, fence)
+
+
+def read_state(config: Config) -> SqlStore | None:
+    """The state database, read-only (safe while `run` writes it), or None before any pass."""
+    if config.state is not None:
+        shared = open_shared(config, read_only=True)
+        if shared.schema_version < 1:
+            shared.close()
+            return None
+        return shared
+    path = config.service.state_dir / "state.sqlite3"
+    if not path.exists():
+        return None
+    try:
+        state = State(path, read_only=True)
+        if state.schema_version < 1:
+            raise sqlite3.DatabaseError("no schema")
+    except sqlite3.DatabaseError as err:
+        raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
+                         "next start") from None
+    return state
 
 
 def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datetime] = utc_now,

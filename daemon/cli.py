@@ -8,9 +8,8 @@ import faulthandler
 import json
 import logging
 import signal
-import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
 from .logs import setup_logging
-from .state import SqlStore, State, StateError
+from .state import SqlStore, StateError
 from .store import Fenced
 
 if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
     from .engine import Result
-    from .leader import Lease
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 log = logging.getLogger("daemon")
@@ -83,7 +81,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .service import offboard_leavers, run_pass
 
     config = _config(args)
-    with _one_writer(config, args.dry_run) as fence:
+    from .nodes import one_writer
+
+    with one_writer(config, args.dry_run) as fence:
         engine = open_engine(config, dry_run=args.dry_run, fence=fence)
         try:
             serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
@@ -97,38 +97,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     return code
-
-
-@contextlib.contextmanager
-def _one_writer(config: Config, dry_run: bool) -> Iterator[Lease | None]:
-    """With [state] url, `sync` takes the lead for its pass, as a service node would: it
-    runs only while no node leads, and a node waits for it."""
-    if config.state is None or dry_run:
-        yield None
-        return
-    import psycopg
-
-    from .app import state_dsn
-    from .leader import Lease, node_name
-    from .pgstate import reason
-
-    lease = Lease(state_dsn(config, "officehours-sync"), node_name(config.state.node),
-                  config.state.lease_seconds)
-    try:
-        lease.step()
-    except psycopg.Error as err:
-        raise StateError(f"the state database cannot be reached: {reason(err)}") from None
-    if not lease.leading():
-        other = lease.other
-        lease.stop()
-        raise StateError(f"{other.node if other else 'another node'} leads (epoch "
-                         f"{other.epoch if other else '?'}): its passes write; `sync` runs "
-                         "only while no node leads")
-    lease.start()
-    try:
-        yield lease
-    finally:
-        lease.stop()
 
 
 def cmd_remove_links(args: argparse.Namespace) -> int:
@@ -157,7 +125,9 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
 
 def _remembered(config: Config, key: str) -> Instructor | None:
     """An instructor as their last pass was served, from the state."""
-    state = _read_state(config)
+    from .app import read_state
+
+    state = read_state(config)
     if state is None:
         return None
     try:
@@ -202,34 +172,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
-def _read_state(config: Config) -> SqlStore | None:
-    """The state database, read-only (safe while `run` writes it), or None before any pass."""
-    if config.state is not None:
-        from .app import open_shared
-
-        shared = open_shared(config, read_only=True)
-        if shared.schema_version < 1:
-            shared.close()
-            return None
-        return shared
-    path = config.service.state_dir / "state.sqlite3"
-    if not path.exists():
-        return None
-    try:
-        state = State(path, read_only=True)
-        if state.schema_version < 1:
-            raise sqlite3.DatabaseError("no schema")
-    except sqlite3.DatabaseError as err:
-        raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
-                         "next start") from None
-    return state
-
-
 def cmd_status(args: argparse.Namespace) -> int:
+    from .app import read_state
     from .zoom.policy import describe_meets
 
     config = _config(args, secrets=False)
-    state = _read_state(config)
+    state = read_state(config)
     try:
         leader = _leader_line(state)
         known = state.statuses() if state else {}
@@ -334,8 +282,10 @@ def _since(text: str) -> datetime:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from .app import read_state
+
     config = _config(args, secrets=False)
-    state = _read_state(config)
+    state = read_state(config)
     try:
         entries = state.audit_log(args.instructor.lower() if args.instructor else None,
                                   args.since) if state else []
@@ -442,51 +392,17 @@ def cmd_example_config(args: argparse.Namespace) -> int:
 
 def cmd_state_migrate(args: argparse.Namespace) -> int:
     """Copy the whole state from where the configuration keeps it to --to."""
-    from .app import open_shared, open_state
-    from .config import StateConfig, postgres_url
+    from .config import postgres_url
+    from .nodes import migrate
 
     config = _config(args, secrets=False)
-    target_url = args.to
-    if target_url != "sqlite":
+    if args.to != "sqlite":
         try:
-            postgres_url(target_url)
+            postgres_url(args.to)
         except ValueError as err:
             print(f"--to: {err} (or `sqlite`)", file=sys.stderr)
             return EXIT_CONFIG
-    source = _read_state(config)
-    if source is None:
-        print("nothing to migrate: the state is empty (no pass has run)", file=sys.stderr)
-        return EXIT_FAILED
-    target: SqlStore | None = None
-    try:
-        leading = _leader_line(source)
-        if leading and " since " in leading:
-            print(f"{leading}: stop the service on every node first (systemctl stop "
-                  "officehours), so that nothing is written during the copy", file=sys.stderr)
-            return EXIT_FAILED
-        if target_url == "sqlite":
-            target = open_state(replace(config, state=None))
-            where = str(config.service.state_dir / "state.sqlite3")
-        else:
-            shared = config.state or StateConfig(url=target_url, password_file=None)
-            target = open_shared(replace(config, state=replace(
-                shared, url=target_url,
-                password_file=args.password_file or shared.password_file)))
-            where = target_url
-        if target.statuses() and not args.force:
-            print(f"{where} already holds a state: --force replaces it", file=sys.stderr)
-            return EXIT_FAILED
-        rows = source.dump()
-        target.load(rows)
-    finally:
-        source.close()
-        if target is not None:
-            target.close()
-    print(f"copied to {where}: {len(rows['instructors'])} instructors, {len(rows['events'])} "
-          f"events, {len(rows['audit'])} audit lines. Now "
-          + ("remove the [state] section" if target_url == "sqlite"
-             else f'set [state] url = "{target_url}"') + " in the configuration and start "
-          "the service (on every node).")
+    print(migrate(config, args.to, args.password_file, args.force))
     return EXIT_OK
 
 
