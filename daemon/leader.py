@@ -91,9 +91,8 @@ class TermFence:
         self._lease, self.epoch = lease, epoch
 
     def check(self) -> None:
-        if self.epoch is None or self._lease.epoch != self.epoch:
+        if self.epoch is None or not self._lease.leading_in(self.epoch):
             raise Fenced(f"not written: the lead of epoch {self.epoch} is over")
-        self._lease.check()
 
     def revoke(self) -> None:
         if self._lease.epoch == self.epoch:
@@ -112,6 +111,8 @@ class Lease:
         self.term: Term | None = None
         self.other: Term | None = None  # who leads, as a standby last saw it
         self._last_epoch: int | None = None
+        self._give_up = False
+        self._hold_off = 0.0  # no taking the lead before this (after giving it up)
         self._until = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
@@ -122,6 +123,16 @@ class Lease:
 
     def leading(self) -> bool:
         return self.term is not None and self._clock() < self._until
+
+    def leading_in(self, epoch: int) -> bool:
+        """Whether this node leads, in the term of `epoch` (one read of the term)."""
+        until, term = self._until, self.term
+        return term is not None and term.epoch == epoch and self._clock() < until
+
+    def give_up(self) -> None:
+        """Hand the lead over (this node cannot serve it) and wait a lease before taking
+        it again, so that another node may."""
+        self._give_up = True
 
     def check(self) -> None:
         """Before every calendar or Zoom write, and in every state write."""
@@ -184,6 +195,14 @@ class Lease:
         if self._db is None or self._db.closed:
             self._db = psycopg.connect(self._dsn, autocommit=True)
         sent = self._clock()
+        if self._give_up:
+            self._give_up, self._hold_off = False, sent + self.seconds
+            if self.term is not None:
+                self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND "
+                                 "epoch = %s", (self.term.epoch,))
+                self.term = None
+        if self.term is None and sent < self._hold_off:
+            return
         if self.term is not None:
             renewed = self._db.execute(
                 "UPDATE leader SET expires = now() + make_interval(secs => %s) "

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from .app import open_shared, open_state, read_state, state_dsn
 from .config import Config, StateConfig
-from .leader import Lease, node_name
+from .leader import Lease, TermFence, node_name
 from .state import SqlStore, StateError
 
 
 @contextmanager
-def one_writer(config: Config, dry_run: bool) -> Iterator[Lease | None]:
+def one_writer(config: Config, dry_run: bool) -> Iterator[TermFence | None]:
     """With [state] url, `sync` takes the lead for its pass, as a service node would: it
     runs only while no node leads, and a node waits for it."""
     if config.state is None or dry_run:
@@ -39,7 +39,7 @@ def one_writer(config: Config, dry_run: bool) -> Iterator[Lease | None]:
                          "only while no node leads")
     lease.start()
     try:
-        yield lease
+        yield TermFence(lease, lease.epoch)  # this term only: a lead lost is not retaken
     finally:
         lease.stop()
 

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,12 +65,13 @@ def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
     after a quarter of the lease, so that a standby's takeover is not held up by it;
     no lock is waited for more than 2 s, no statement runs more than 30 s."""
     idle = max(1000, lease_seconds * 250)
+    given = conninfo.conninfo_to_dict(url).get("options") or ""  # the URL's own kept
     extra: dict[str, Any] = {
         "application_name": application, "connect_timeout": 5, "keepalives": 1,
         "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
         "options": f"-c idle_in_transaction_session_timeout={idle} -c lock_timeout=2000 "
-                   "-c statement_timeout=30000"}
+                   f"-c statement_timeout=30000 {given}".strip()}
     if password is not None:
         extra["password"] = password
     if ca_bundle is not None:
@@ -109,6 +111,7 @@ class PostgresState(SqlStore):
         self._lock = threading.RLock()
         self._db: psycopg.Connection[Any] | None = None
         self._aborted = False
+        self._busy_since: float | None = None
         with self._lock:
             self._connect()
             if not read_only:
@@ -134,6 +137,9 @@ class PostgresState(SqlStore):
         if self.schema_version == SCHEMA_VERSION:  # the usual case: no lock, no write
             return
         with self.transaction(fenced=False) as db:
+            # a node migrating waits for another one doing it; a migration takes its time
+            db.execute("SET LOCAL lock_timeout = 0")
+            db.execute("SET LOCAL statement_timeout = 0")
             db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             rows = db.execute("SELECT version FROM schema_version").fetchall()
@@ -167,9 +173,14 @@ class PostgresState(SqlStore):
             if self._db is not None:
                 self._db.close()
 
-    def abort(self) -> None:
+    def abort(self, stuck_for: float | None = None) -> None:
         """From another thread: end whatever this store is blocked on, and connect no
-        more (its node lost the lead, or stops; a new lead opens a new store)."""
+        more (its node lost the lead, or stops; a new lead opens a new store). With
+        `stuck_for`: only when a call has been under way that long (a stop lets healthy
+        calls finish)."""
+        busy = self._busy_since
+        if stuck_for is not None and (busy is None or time.monotonic() - busy < stuck_for):
+            return
         self._aborted = True
         unblock(self._db)
 
@@ -208,16 +219,22 @@ class PostgresState(SqlStore):
 
     @contextmanager
     def _failures(self) -> Iterator[None]:
+        """Under the lock: the database's failures as StateError, and how long the call
+        has been under way (for abort)."""
+        self._busy_since = time.monotonic()
         try:
             yield
-        except psycopg.OperationalError as err:  # the connection is lost: the next call
-            if self._db is not None:             # connects afresh
-                self._db.close()
+        except (psycopg.OperationalError,  # the connection is lost, or the server ended
+                psycopg.errors.IdleInTransactionSessionTimeout) as err:  # the session: the
+            if self._db is not None:                                     # next call
+                self._db.close()                                         # connects afresh
             raise StateError(f"the state database stopped answering: {reason(err)}"
                              ) from None
         except psycopg.errors.UndefinedTable:
             raise StateError("the state database has no officehours tables yet: run "
                              "officehours run (or state migrate) once") from None
+        finally:
+            self._busy_since = None
 
     def _after_load(self, db: Tx) -> None:
         db.execute("SELECT setval(pg_get_serial_sequence('audit', 'id'), "

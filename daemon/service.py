@@ -139,7 +139,7 @@ class Service:
         self._planning = threading.Lock()
         self._scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": ThreadPoolExecutor(8)},
+            executors={"default": ThreadPoolExecutor(8), "beat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._config: Config | None = None
         self._engine: Engine | None = None
@@ -152,6 +152,8 @@ class Service:
         self._standby_status = ""
         self._leads = False  # this node runs passes (on SQLite: always)
         self._pass_job = "pass"
+        self._beat_at = time.monotonic()  # the scheduler's last sign of life
+        self._term: int | None = None  # the epoch this node leads in (None: SQLite)
 
     def run(self) -> int:
         config = load(self.config_path)
@@ -163,6 +165,10 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
+        every = watchdog_interval()
+        if every:  # the scheduler's own sign of life, which the main loop passes on
+            self._scheduler.add_job(self._beat, IntervalTrigger(seconds=every / 2), id="beat",
+                                    executor="beat")
         self._scheduler.start()
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
@@ -172,13 +178,14 @@ class Service:
         # leader's, were just sent by _follow_lease)
         notify("READY=1\nSTATUS=first pass under way" if isinstance(self._lease, Solo)
                else "READY=1")
-        # the watchdog is fed by this loop, so that a loop stuck (on a database, say) is
-        # what systemd sees
-        every, fed = watchdog_interval(), 0.0
-        while not self._stop.wait(min(TICK, every or TICK)):
-            if every and time.monotonic() - fed >= every:
+        # the watchdog is fed by this loop while the scheduler beats too: a stuck loop (on
+        # a database, say) or a stuck scheduler is what systemd sees and restarts
+        fed = 0.0
+        while not self._stop.wait(min(TICK, every / 2 if every else TICK)):
+            now = time.monotonic()
+            if every and now - fed >= every and now - self._beat_at < 2 * every:
                 notify("WATCHDOG=1")
-                fed = time.monotonic()
+                fed = now
             if self._reload.is_set():
                 self._reload.clear()
                 self._apply_reload()
@@ -187,38 +194,48 @@ class Service:
         log.info("action=stop reason=signal")
         with self._planning:
             pass  # no job is adding a job now, and none will: _stop is set
-        # a write under way finishes and no new one starts; a call hung on a database gone
-        # silent is ended after 3 s, so that the service still stops within systemd's time
-        stuck = threading.Timer(3.0, self._end_database_calls)
-        stuck.start()
+        # a write under way finishes and no new one starts; a database call hung on a
+        # database gone silent is ended, so that the service still stops in time
+        done = threading.Event()
+        threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
         self._scheduler.shutdown(wait=True)
-        stuck.cancel()
+        done.set()
         self._lease.stop()  # after the last write: a standby takes over at once
         self._engine.close()
         log.info("action=stopped")
         return 0
 
-    def _open(self, config: Config) -> Engine:
-        """An engine for this node: on two or more nodes, bound to the term it leads in
-        (none yet: it writes nothing until a term opens a new one)."""
-        if isinstance(self._lease, Solo):
-            return open_engine(config, clock=self.clock)
-        return open_engine(config, clock=self.clock, fence=TermFence(
-            self._lease, self._lease.epoch if self._leads else None))
+    def _open(self, config: Config, epoch: int | None = None) -> Engine:
+        """An engine for this node: on two or more nodes, bound to the term `epoch` (None:
+        it writes nothing; a term opens an engine of its own). Retry waits end at a stop."""
+        fence = None if isinstance(self._lease, Solo) else TermFence(self._lease, epoch)
+        return open_engine(config, clock=self.clock, fence=fence, sleep=self._sleep)
 
-    def _end_database_calls(self) -> None:
-        for engine in (self._engine, *tuple(self._retired)):
-            if engine is not None:
-                engine.state.abort()
-        self._lease.abort()
+    def _beat(self) -> None:
+        self._beat_at = time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        """How retries and pacing wait in the service: no longer once it stops."""
+        self._stop.wait(seconds)
+
+    def _end_stuck_calls(self, done: threading.Event) -> None:
+        """While the scheduler drains at a stop: end a database call stuck for 2 s."""
+        while not done.wait(0.5):
+            with self._planning:
+                engines = (self._engine, *self._retired)
+            for engine in engines:
+                if engine is not None:
+                    engine.state.abort(stuck_for=2.0)
 
     def _follow_lease(self) -> None:
-        """Start passes when this node takes the lead; stop every write when it loses it."""
-        leading = self._lease.leading()
+        """Start passes when this node takes the lead, in an engine of that term; stop
+        every write when it loses it, or when its lease moved on to a term the engine
+        was not opened for (lost and taken again between two looks)."""
+        leading, epoch = self._lease.leading(), self._lease.epoch
+        if self._leads and (not leading or epoch != self._term):
+            self._step_down()
         if leading and not self._leads:
             self._take_lead()
-        elif not leading and self._leads:
-            self._step_down()
         elif not leading and isinstance(self._lease, Lease):
             other = self._lease.other
             text = (f"standby: {other.node} leads since {other.since:%Y-%m-%d %H:%M:%S %Z} "
@@ -231,19 +248,22 @@ class Service:
         config = self._config
         assert config is not None
         term = self._lease.term
-        with self._planning:
-            self._leads, self._passes = True, 0
-        if term is not None:  # two or more nodes: an engine of this term's own
+        if isinstance(self._lease, Lease):  # two or more nodes: an engine of this term's own
+            if term is None:  # lost again just now
+                return
             try:
-                self._swap(config, self._open(config))
+                self._swap(config, self._open(config, term.epoch))
             except (ConfigError, StateError) as err:
-                with self._planning:
-                    self._leads = False
-                log.error("action=lead problem=%r outcome=retrying", str(err))
+                log.error("action=lead epoch=%d problem=%r outcome=lead-given-up",
+                          term.epoch, str(err))
+                self._lease.give_up()  # another node may do better; this one waits a lease
                 return
             log.warning("action=lead node=%s epoch=%d outcome=passes-start", term.node,
                         term.epoch)
             notify(f"STATUS=leading (epoch {term.epoch}): first pass under way")
+        with self._planning:
+            self._leads, self._passes = True, 0
+            self._term = term.epoch if term else None
         # a job id of the term's own: a pass of a lost term may still be ending, and the
         # scheduler would skip this term's first pass as a second instance of it
         self._pass_job = f"pass:{term.epoch}" if term else "pass"
@@ -261,15 +281,17 @@ class Service:
         """The lead is lost: no job starts, the running pass starts no instructor, every
         write is refused by the fence, and calls hung on a silent database return."""
         with self._planning:
-            self._leads = False
+            self._leads, self._term = False, None
             for job in self._scheduler.get_jobs():
-                job.remove()
+                if job.id != "beat":
+                    job.remove()
             engines = (self._engine, *self._retired)
         for engine in engines:
             if engine is not None:
                 engine.stopping.set()
                 engine.state.abort()
-        self._lease.abort()
+        if not self._lease.leading():  # its renewal may hang on a silent database
+            self._lease.abort()
         self._standby_status = ""
         log.error("action=lose-lead outcome=standby writes=stopped")
         notify("STATUS=standby: lost the lead, all writes stopped")
@@ -289,7 +311,7 @@ class Service:
         notify("RELOADING=1")
         try:
             config = load(self.config_path)
-            engine = self._open(config)
+            engine = self._open(config, self._term if self._leads else None)
         except (ConfigError, StateError) as err:
             problems = err.problems if isinstance(err, ConfigError) else [str(err)]
             for problem in problems:
@@ -338,14 +360,15 @@ class Service:
 
     def _pass(self) -> None:
         with self._current() as (config, engine):
+            term = self._term
             if config is None or engine is None or not self._leads:
                 return
             try:
-                self._pass_with(config, engine)
+                self._pass_with(config, engine, term)
             except (Fenced, StateError) as err:  # the roster read, at the start of a pass
                 log.warning("action=pass problem=%r outcome=skipped", str(err))
 
-    def _pass_with(self, config: Config, engine: Engine) -> None:
+    def _pass_with(self, config: Config, engine: Engine, term: int | None) -> None:
         started, last_status = time.monotonic(), [0.0]
         label = "first pass" if self._passes == 0 else "pass"
         if self._groups is None or self._groups[0] is not engine:
@@ -360,7 +383,7 @@ class Service:
         def done(result: Result) -> None:  # progress for `systemctl status`
             counts["done"] += 1
             counts["problems"] += result.error is not None
-            self._plan_enforcement(config, engine, result)
+            self._plan_enforcement(config, engine, result, term)
             if self._leads and time.monotonic() - last_status[0] >= STATUS_EVERY:
                 last_status[0] = time.monotonic()
                 notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
@@ -373,7 +396,6 @@ class Service:
             engine, serving.instructors)  # after a failover: open lead windows first
         run_pass(engine, [] if self._stop.is_set() else instructors, done, spread)
         problems = counts["problems"]
-        self._passes += 1
         # not the scheduler's own next_run_time: a job must not call into the scheduler
         # (its shutdown holds the job-store lock while it waits for running jobs)
         elapsed = time.monotonic() - started
@@ -381,13 +403,15 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
-        if not self._leads:  # the lead was lost during the pass: STATUS says standby
-            return
+        if not self._leads or self._term != term:  # the lead was lost during the pass:
+            return  # STATUS and the count of passes belong to the standby or a new term
+        self._passes += 1
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
 
-    def _plan_enforcement(self, config: Config, engine: Engine, result: Result) -> None:
+    def _plan_enforcement(self, config: Config, engine: Engine, result: Result,
+                          term: int | None) -> None:
         """One job at start - lead for each session of the next day (not only at passes)."""
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         key = result.instructor.key
@@ -399,7 +423,7 @@ class Service:
             if at <= checked:  # the window was open when the pass looked: it secured it
                 continue
             with self._planning:
-                if self._stop.is_set() or not self._leads:
+                if self._stop.is_set() or not self._leads or self._term != term:
                     return
                 # a window that opened while the pass was busy elsewhere runs at once
                 self._scheduler.add_job(self._enforce, DateTrigger(run_date=max(

@@ -178,8 +178,9 @@ class SqlStore:
     def close(self) -> None:
         raise NotImplementedError
 
-    def abort(self) -> None:
-        """From another thread: end a call blocked on a database gone silent (PostgreSQL)."""
+    def abort(self, stuck_for: float | None = None) -> None:
+        """From another thread: end a call blocked on a database gone silent (PostgreSQL);
+        with `stuck_for`, only a call under way that long."""
 
     # --- the whole state, for `state migrate` and --dry-run's scratch copy ---
 

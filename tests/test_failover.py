@@ -22,12 +22,15 @@ import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
 from test_systemd import Notifications, start_like_systemd
 
+from daemon.config import load
 from daemon.leader import Lease, Term, TermFence
 from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.failover import drill
+from daemon.service import Service
+from daemon.state import StateError
 from daemon.store import Fenced
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
@@ -411,3 +414,64 @@ def test_an_engine_writes_for_its_own_term_only() -> None:
         TermFence(lease, 6).check()
     with pytest.raises(Fenced):
         TermFence(lease, None).check()  # an engine opened before any term
+
+
+def test_a_term_the_main_loop_missed_gets_an_engine_of_its_own(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str) -> None:
+    """The lease lost and taken again between two looks of the main loop (epoch 5, then
+    6): the engine of term 5 would refuse every write while the lease is renewed; the
+    service steps down and leads again with an engine of term 6."""
+    config_path = two_node_config(campus, pg_cluster, pg_url)
+    service = Service(config_path)
+    clock = [100.0]
+    lease = Lease(conninfo_for(pg_url, postgres.PASSWORD, None, "t"), "here/1", LEASE,
+                  clock=lambda: clock[0])
+    service._lease, service._config = lease, load(config_path)
+    service._engine = service._open(service._config)
+    try:
+        lease.term, lease._until = Term("here/1", 5, datetime.now(UTC)), 102.0
+        service._follow_lease()
+        assert (service._term, service._pass_job) == (5, "pass:5")
+        assert service._engine.fence is not None and service._engine.fence.epoch == 5
+        lease.term = Term("here/1", 6, datetime.now(UTC))
+        service._follow_lease()
+        assert (service._term, service._pass_job) == (6, "pass:6")
+        assert service._engine.fence is not None and service._engine.fence.epoch == 6
+        service._engine.fence.check()
+    finally:
+        service._engine.close()
+
+
+def test_a_node_that_cannot_serve_its_term_gives_the_lead_up(pg_url: str) -> None:
+    PostgresState(conninfo_for(pg_url, postgres.PASSWORD, None, "setup")).close()
+    dsn = conninfo_for(pg_url, postgres.PASSWORD, None, "t", LEASE)
+    first, second = Lease(dsn, "a/1", LEASE), Lease(dsn, "b/2", LEASE)
+    try:
+        first.step()
+        second.step()
+        assert first.leading() and not second.leading()
+        first.give_up()
+        first.step()  # hands the row over, and holds off a lease
+        assert not first.leading()
+        second.step()
+        assert second.leading() and second.epoch == 2
+        first.step()
+        assert not first.leading() and first.other is None  # holding off: not even a look
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_transaction_the_server_ended_is_a_state_error(pg_url: str) -> None:
+    """A node frozen inside a transaction longer than the server allows: its session is
+    ended, and what it says on resuming is a StateError, not psycopg's."""
+    store = PostgresState(conninfo_for(pg_url, postgres.PASSWORD, None, "frozen", 4))
+    try:
+        with pytest.raises(StateError, match="stopped answering"), store.transaction() as db:
+            db.execute("SELECT 1")
+            wait_for(lambda: not query(pg_url, "SELECT 1 FROM pg_stat_activity WHERE "
+                                               "application_name = 'frozen'"),
+                     what="the server to end the idle transaction")
+            db.execute("SELECT 1")
+    finally:
+        store.close()
