@@ -78,11 +78,10 @@ def _report(results: list[Result], dry_run: bool) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from .app import open_engine
+    from .nodes import one_writer
     from .service import offboard_leavers, run_pass
 
     config = _config(args)
-    from .nodes import one_writer
-
     with one_writer(config, args.dry_run) as fence:
         engine = open_engine(config, dry_run=args.dry_run, fence=fence)
         try:

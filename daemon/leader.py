@@ -62,13 +62,9 @@ class Solo:
 
     epoch: int | None = None
     term: Term | None = None
-    other: Term | None = None
 
     def leading(self) -> bool:
         return True
-
-    def check(self) -> None:
-        pass
 
     def start(self) -> None:
         pass
@@ -77,9 +73,6 @@ class Solo:
         pass
 
     def abort(self) -> None:
-        pass
-
-    def revoke(self) -> None:
         pass
 
 
@@ -110,7 +103,6 @@ class Lease:
         self._db: psycopg.Connection[Any] | None = None
         self.term: Term | None = None
         self.other: Term | None = None  # who leads, as a standby last saw it
-        self._last_epoch: int | None = None
         self._give_up = False
         self._hold_off = 0.0  # no taking the lead before this (after giving it up)
         self._until = 0.0
@@ -134,11 +126,6 @@ class Lease:
         it again, so that another node may."""
         self._give_up = True
 
-    def check(self) -> None:
-        """Before every calendar or Zoom write, and in every state write."""
-        if not self.leading():
-            raise Fenced(f"not written: this node's lead (epoch {self._last_epoch}) ran out")
-
     def revoke(self) -> None:
         """A state write met a newer epoch: stop trusting the lease at once (the next
         heartbeat finds the row taken and goes back to standby)."""
@@ -159,8 +146,7 @@ class Lease:
             guard = threading.Timer(2.0, self.abort)  # a database gone silent just now
             guard.start()
             try:
-                self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND epoch = %s",
-                                 (term.epoch,))
+                self._expire(term.epoch)
                 log.info("action=hand-over epoch=%d", term.epoch)
             except psycopg.Error as err:
                 log.warning("action=hand-over problem=%r outcome=standby-takes-over-when-the-"
@@ -198,8 +184,7 @@ class Lease:
         if self._give_up:
             self._give_up, self._hold_off = False, sent + self.seconds
             if self.term is not None:
-                self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND "
-                                 "epoch = %s", (self.term.epoch,))
+                self._expire(self.term.epoch)
                 self.term = None
         if self.term is None and sent < self._hold_off:
             return
@@ -223,7 +208,12 @@ class Lease:
         if taken:
             self._until = sent + TRUST * self.seconds
             self.term, self.other = Term(self.node, int(taken[0]), taken[1]), None
-            self._last_epoch = self.term.epoch
             return
         seen = self._db.execute("SELECT node, epoch, since FROM leader WHERE id = 1").fetchone()
         self.other = Term(seen[0], int(seen[1]), seen[2]) if seen and seen[0] else None
+
+    def _expire(self, epoch: int) -> None:
+        """End the lease of `epoch` now: a standby takes the row at its next poll."""
+        assert self._db is not None
+        self._db.execute("UPDATE leader SET expires = now() WHERE id = 1 AND epoch = %s",
+                         (epoch,))

@@ -65,7 +65,8 @@ def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
     after a quarter of the lease, so that a standby's takeover is not held up by it;
     no lock is waited for more than 2 s, no statement runs more than 30 s."""
     idle = max(1000, lease_seconds * 250)
-    given = conninfo.conninfo_to_dict(url).get("options") or ""  # the URL's own kept
+    parsed = conninfo.conninfo_to_dict(url)
+    given = parsed.get("options") or ""  # the URL's own kept
     extra: dict[str, Any] = {
         "application_name": application, "connect_timeout": 5, "keepalives": 1,
         "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
@@ -76,7 +77,7 @@ def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
         extra["password"] = password
     if ca_bundle is not None:
         extra["sslrootcert"] = str(ca_bundle)
-    elif (str(conninfo.conninfo_to_dict(url).get("sslmode", "")).startswith("verify")
+    elif (str(parsed.get("sslmode", "")).startswith("verify")
           and psycopg.pq.version() >= 160000):  # no ~/.postgresql/root.crt under DynamicUser=
         extra["sslrootcert"] = "system"
     return conninfo.make_conninfo(url, **extra)

@@ -271,6 +271,10 @@ class Service:
             seconds=config.service.sync_interval_seconds), id=self._pass_job,
             next_run_time=self.clock(), replace_existing=True)
 
+    def _in_term(self, term: int | None) -> bool:
+        """Whether this node still leads in the term a job began in."""
+        return self._leads and self._term == term
+
     def _leading_as(self) -> str:
         """How STATUS begins on a node of two or more: which term it leads."""
         term = self._lease.term
@@ -403,8 +407,8 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
-        if not self._leads or self._term != term:  # the lead was lost during the pass:
-            return  # STATUS and the count of passes belong to the standby or a new term
+        if not self._in_term(term):  # the lead was lost during the pass: STATUS and the
+            return  # count of passes belong to the standby or a new term
         self._passes += 1
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems, "
@@ -423,7 +427,7 @@ class Service:
             if at <= checked:  # the window was open when the pass looked: it secured it
                 continue
             with self._planning:
-                if self._stop.is_set() or not self._leads or self._term != term:
+                if self._stop.is_set() or not self._in_term(term):
                     return
                 # a window that opened while the pass was busy elsewhere runs at once
                 self._scheduler.add_job(self._enforce, DateTrigger(run_date=max(
