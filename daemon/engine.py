@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
 FAR_AHEAD = timedelta(days=400)  # how far ahead a session still calls for a secured PMI
 MAX_CONFLICT_RETRIES = 5
+# a pre-session check may run this much before its window opens (the service spreads the
+# checks of sessions that start at the same time) and still counts for that window
+EARLY_CHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Result:
     zoom: str = ""
     error: str | None = None
     next_session: Session | None = None
+    sessions: list[Session] = field(default_factory=list)  # ahead, up to HORIZON
     offboarded: bool = False  # taken out by remove-links: not served
 
 
@@ -64,7 +68,9 @@ class Engine:
         self.provider = provider
         self.clock = clock
         self.dry_run = dry_run
-        self.upcoming: dict[str, list[Session]] = {}
+        # when each instructor's room was last secured (or found secure), by this engine: a
+        # lead window's room is checked once, not at every pass inside it
+        self._secured_at: dict[str, datetime] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
@@ -100,24 +106,28 @@ class Engine:
             self._providers[instructor.key] = self.provider(instructor)
         return self._providers[instructor.key]
 
-    def sync(self, instructor: Instructor) -> Result:
-        """A whole pass for one instructor; failures are caught, reported and recorded."""
+    def sync(self, instructor: Instructor, secure_first: bool = False) -> Result:
+        """A whole pass for one instructor; failures are caught, reported and recorded.
+
+        `secure_first` (a pre-session check): the room is secured before the calendar is
+        read, so that a slow calendar cannot make the check late."""
         with self._locks[instructor.key]:
             now = self.clock()
             result = Result(instructor, checked_at=now)
             try:
                 if self.state.is_offboarded(instructor.key):  # remove-links took them out
                     return Result(instructor, checked_at=now, offboarded=True)
-                self._sync_and_record(instructor, result, now)
+                self._sync_and_record(instructor, result, now, secure_first)
             except (Fenced, StateError) as err:  # the lead is lost, or the database: the
                 result.error = f"not synced: {err}"  # next leader takes over from the state
                 log.warning("instructor=%s action=pass problem=%r outcome=stopped",
                             instructor.email, str(err))
             return result
 
-    def _sync_and_record(self, instructor: Instructor, result: Result, now: datetime) -> None:
+    def _sync_and_record(self, instructor: Instructor, result: Result, now: datetime,
+                         secure_first: bool) -> None:
         try:
-            self._sync(instructor, result, now)
+            self._sync(instructor, result, now, secure_first)
         except (CalendarError, ZoomError) as err:
             result.error = explain(err, instructor.provider, instructor.zoom_user)
         except (Fenced, StateError):
@@ -152,11 +162,13 @@ class Engine:
                 instructor.name, mask_url(result.error), " repeated=yes" if repeated else "")
         return session
 
-    def _sync(self, instructor: Instructor, result: Result, now: datetime) -> None:
+    def _sync(self, instructor: Instructor, result: Result, now: datetime,
+              secure_first: bool) -> None:
+        secured = self._secured_link(instructor, result, now) if secure_first else None
         calendar = self.calendar(instructor)
         listing_events, token, known = self._read(instructor, calendar)
         upcoming = self._sessions(known, now, HORIZON)
-        self.upcoming[instructor.key] = upcoming
+        result.sessions = upcoming
         result.next_session = upcoming[0] if upcoming else None  # may be under way
 
         listed = {e.id: e for e in listing_events if self.is_office_event(e)}
@@ -165,14 +177,14 @@ class Engine:
             if not self.dry_run:
                 self.state.save_sync_token(instructor.key, instructor.calendar_id, token)
             return
-        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
-        in_window = any(s.start - lead <= now < s.end for s in upcoming)
         first_sight = not self.state.pmi_checked(instructor.key) and self._ahead(
             known, upcoming, now)
-        link = (self._secured_link(instructor, result, now) if in_window or first_sight
-                else self._cached_link(instructor))
+        if secured is None and (first_sight or self._window_unchecked(instructor, upcoming,
+                                                                      now)):
+            secured = self._secured_link(instructor, result, now)
+        link = secured or self._cached_link(instructor)
         stale = self._stale(office, listed, link)
-        if not (in_window or first_sight) and (stale or any(
+        if secured is None and (stale or any(
                 isinstance(self._plan(instructor, calendar, e, link).action, Write)
                 for e in listed.values())) and self._ahead(known, upcoming, now):
             # a link is about to be written: secure first, so that it is the final one
@@ -196,6 +208,18 @@ class Engine:
                           or k.event.kind in (Kind.EXCEPTION, Kind.CANCELLED)), now, horizon)
         return [s for s in found if s.event_id in known
                 and self.is_office_event(known[s.event_id].event)]
+
+    def _window_unchecked(self, instructor: Instructor, upcoming: list[Session],
+                          now: datetime) -> bool:
+        """Whether a session's lead window is open and its room not checked since it opened
+        (by the pre-session check, or a pass inside the window): once per window, since a
+        pass inside every window would read Zoom for each room at every pass."""
+        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
+        opened = [s.start - lead for s in upcoming if s.start - lead <= now < s.end]
+        if not opened:
+            return False
+        checked = self._secured_at.get(instructor.key)
+        return checked is None or checked < max(opened) - EARLY_CHECK
 
     def _ahead(self, known: dict[str, KnownEvent], upcoming: list[Session],
                now: datetime) -> bool:
@@ -263,6 +287,8 @@ class Engine:
         except ZoomThrottled as err:
             self._throttled[instructor.key] = err
             raise
+        if result.zoom != "REFUSED":  # a refused room is tried again at the next pass
+            self._secured_at[instructor.key] = now
         self.links.put(instructor.key, link)
         return link
 

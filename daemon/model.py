@@ -91,6 +91,12 @@ class KnownEvent:
 _PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
 
 
+def share_of(key: str) -> float:
+    """A fraction in [0, 1) fixed by `key`: where an instructor's periodic work falls in its
+    period, so that thousands of instructors spread out rather than come due together."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0x100000000
+
+
 def mask_url(text: str) -> str:
     """Join URLs with their `pwd=` part masked, for logs, audit and status."""
     return _PWD.sub(r"\1***", text)

@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor as Pool
-from concurrent.futures import as_completed
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +26,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, Instructor, load
-from .engine import Engine, Result
+from .engine import EARLY_CHECK, Engine, Result
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
+from .model import share_of
 from .roster import Serving
 from .state import StateError
 from .store import Fenced
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
+CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
 
 
 def notify(message: str) -> None:
@@ -68,6 +69,9 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
              spread_seconds: float = 0.0) -> list[Result]:
     """A pass over many instructors, `service.concurrency` at a time; in order.
 
+    `done` is called with each instructor's result as soon as it is known, on the worker
+    that made it (the service plans that instructor's checks from it at once).
+
     With `spread_seconds`, the instructors are started evenly over that time rather
     than all at once: each calendar is then read at the same point of every pass, so
     a change waits at most one interval, and the vendors see a steady trickle."""
@@ -76,7 +80,10 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
     def one(instructor: Instructor) -> Result:
         if engine.stopping.is_set():  # SIGTERM: finish what is under way, start nothing
             return Result(instructor, error="not synced: the service is stopping")
-        return engine.sync(instructor)
+        result = engine.sync(instructor)
+        if done is not None:
+            done(result)
+        return result
 
     gap = spread_seconds / len(instructors) if instructors else 0.0
     began = time.monotonic()
@@ -87,9 +94,6 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
             if wait > 0 and engine.stopping.wait(wait):
                 break
             futures.append(pool.submit(one, instructor))
-        for future in as_completed(futures):
-            if done is not None:
-                done(future.result())
     return [f.result() for f in futures]
 
 
@@ -139,7 +143,10 @@ class Service:
         self._planning = threading.Lock()
         self._scheduler = BackgroundScheduler(
             timezone="UTC",
-            executors={"default": ThreadPoolExecutor(8), "beat": ThreadPoolExecutor(1)},
+            # passes on "default"; pre-session checks on workers of their own, so that a
+            # pass holding its workers (a slow vendor, Zoom's pacing) cannot delay them
+            executors={"default": ThreadPoolExecutor(4), "checks": ThreadPoolExecutor(CHECKERS),
+                       "beat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self._config: Config | None = None
         self._engine: Engine | None = None
@@ -383,14 +390,17 @@ class Service:
         self._served = {i.key: i for i in serving.instructors}
         total = len(serving.instructors)
         counts = {"done": 0, "problems": 0}
+        counting = threading.Lock()
 
-        def done(result: Result) -> None:  # progress for `systemctl status`
-            counts["done"] += 1
-            counts["problems"] += result.error is not None
+        def done(result: Result) -> None:  # on a pass worker, as each instructor ends
             self._plan_enforcement(config, engine, result, term)
-            if self._leads and time.monotonic() - last_status[0] >= STATUS_EVERY:
+            with counting:  # progress for `systemctl status`
+                counts["done"] += 1
+                counts["problems"] += result.error is not None
+                if not self._leads or time.monotonic() - last_status[0] < STATUS_EVERY:
+                    return
                 last_status[0] = time.monotonic()
-                notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
+            notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
                        f"{counts['problems']} problems")
 
         # the first pass as fast as it goes; then each pass spread over most of the
@@ -416,26 +426,35 @@ class Service:
 
     def _plan_enforcement(self, config: Config, engine: Engine, result: Result,
                           term: int | None) -> None:
-        """One job at start - lead for each session of the next day (not only at passes)."""
+        """One check for each session of the next day whose lead window opens after the
+        pass looked (the pass secured a window already open), on the checks' own workers.
+
+        A check runs up to EARLY_CHECK before its window opens, at a point of that minute
+        fixed by the instructor: on a campus where hundreds of sessions start on the hour,
+        their rooms are then read over a minute rather than queued behind Zoom's rate
+        limit at the moment the windows open."""
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         key = result.instructor.key
         checked = result.checked_at or self.clock()
-        for session in engine.upcoming.get(key, []):
+        for session in result.sessions:
             at = session.start - lead
             if at > checked + SCHEDULE_AHEAD:
                 break
             if at <= checked:  # the window was open when the pass looked: it secured it
                 continue
+            run_at = max(at - EARLY_CHECK * share_of(key), self.clock())
             with self._planning:
                 if self._stop.is_set() or not self._in_term(term):
                     return
                 # a window that opened while the pass was busy elsewhere runs at once
-                self._scheduler.add_job(self._enforce, DateTrigger(run_date=max(
-                    at, self.clock())), args=[key],
-                    id=f"enforce:{key}:{session.start.isoformat()}", replace_existing=True)
+                self._scheduler.add_job(
+                    self._enforce, DateTrigger(run_date=run_at), args=[key],
+                    id=f"enforce:{key}:{session.start.isoformat()}", executor="checks",
+                    replace_existing=True)
 
     def _enforce(self, key: str) -> None:
-        """The pre-session check: the instructor as the config has them now."""
+        """The pre-session check: the instructor as the config has them now, their room
+        secured before their calendar is read."""
         with self._current() as (config, engine):
             if self._stop.is_set() or not self._leads or config is None or engine is None:
                 return
@@ -444,4 +463,4 @@ class Service:
             if instructor is None:  # removed by a reload since the job was planned
                 return
             log.info("instructor=%s action=pre-session-check", instructor.email)
-            engine.sync(instructor)
+            engine.sync(instructor, secure_first=True)

@@ -5,12 +5,11 @@ coming due in the same pass."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
 
-from ..model import JoinLink
+from ..model import JoinLink, share_of
 
 
 class LinkCache:
@@ -30,8 +29,7 @@ class LinkCache:
     def put(self, key: str, link: JoinLink) -> None:
         with self._lock:
             seen = key in self._links
-            share = 1.0 if seen else 0.5 + 0.5 * int(
-                hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            share = 1.0 if seen else 0.5 + 0.5 * share_of(key)
             self._links[key] = (link, self._clock() + self._cadence * share)
 
     def clear(self) -> None:

@@ -1,0 +1,107 @@
+"""Pre-session checks never wait for a pass: they are planned from each instructor's result
+as soon as it is known, run on workers of their own, and read Zoom before the calendar."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+from conftest import HOUR, at, spawn, wait_for
+
+from daemon.app import open_engine
+from daemon.config import load
+from daemon.engine import EARLY_CHECK, Result
+from daemon.model import share_of
+from daemon.reconcile import START_MARK
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Request, Response
+from daemon.service import run_pass
+
+ADA = "ada@example.edu"
+OTHERS = [f"busy{n}@example.edu" for n in range(4)]
+
+
+def test_a_pass_hands_over_each_result_as_it_is_known_not_after_the_last_start(
+        sandbox: Sandbox, now: datetime) -> None:
+    """A pass spread over 3 s: the first instructor's result (from which the service plans
+    their checks) arrives while the others have not even started."""
+    for n, email in enumerate([ADA, *OTHERS]):
+        sandbox.add_instructor(f"Instructor {n}", email, 8100000000 + n)
+    engine = open_engine(load(sandbox.write_config()))
+    arrived: dict[str, float] = {}
+    try:
+        began = time.monotonic()
+        run_pass(engine, engine.config.instructors,
+                 lambda result: arrived.setdefault(result.instructor.email,
+                                                   time.monotonic() - began),
+                 spread_seconds=3.0)
+        ended = time.monotonic() - began
+    finally:
+        engine.close()
+    assert ended >= 2.4  # the last instructor started 2.4 s in
+    assert arrived[ADA] < 1.5, arrived  # handed over before the pass started the others
+    assert sorted(arrived) == sorted([ADA, *OTHERS])
+
+
+def test_a_pre_session_check_is_on_time_while_the_pass_is_saturated(
+        sandbox: Sandbox) -> None:
+    """One pass worker, every calendar answering in 3 s: the pass takes 15 s. Ada's room,
+    opened in the portal after the pass secured it, is secured again within a second of its
+    check's moment, while the pass is still reading the others' calendars."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    for n, email in enumerate(OTHERS):
+        sandbox.add_instructor(f"Busy {n}", email, 8100000000 + n)
+        begin = datetime.now(UTC) + 5 * HOUR
+        sandbox.google.add_event(email, summary="Office Hours", start=at(begin),
+                                 end=at(begin + HOUR))
+    lead = timedelta(minutes=1)
+    check_in = 8.0  # seconds from now to Ada's check, spread a share of EARLY_CHECK early
+    start = (datetime.now(UTC) + lead + timedelta(seconds=check_in)
+             + EARLY_CHECK * share_of(ADA)).replace(microsecond=0)
+    event = sandbox.google.add_event(ADA, summary="Office Hours", start=at(start),
+                                     end=at(start + HOUR))
+    check_at = time.monotonic() + (
+        start - lead - EARLY_CHECK * share_of(ADA) - datetime.now(UTC)).total_seconds()
+
+    def slow_calendar(request: Request) -> Response | None:
+        if request.method == "GET" and request.path.endswith("/events"):
+            time.sleep(3.0)
+        return None
+
+    sandbox.google.hooks.append(slow_calendar)
+    config = sandbox.write_config(sync_interval_seconds=300, concurrency=1,
+                                  enforce_lead_minutes=1)
+    process = spawn(config, "run")
+    try:
+        wait_for(lambda: START_MARK in sandbox.google.event(ADA, event).get("description", ""),
+                 timeout=check_in - 1, what="Ada's room secured and her event linked")
+        user.pmi_waiting_room = False  # someone opens the Personal Room in the portal
+        wait_for(lambda: user.secure, timeout=check_in + 5,
+                 what="Ada's room secured again by the pre-session check")
+        secured = time.monotonic()
+        listed = len(sandbox.google.requests("GET", "/events"))
+        wait_for(lambda: len(sandbox.google.requests("GET", "/events")) > listed,
+                 what="the pass to read another calendar after the check")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "problem=" not in stderr, stderr
+    assert secured - check_at < 1.0, f"the check was {secured - check_at:.1f} s late"
+    assert "action=pre-session-check" in stderr
+    assert stderr.index("action=pre-session-check") < stderr.index("action=pass instructors=")
+
+
+def test_a_result_carries_the_sessions_ahead(sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    for hours in (2, 5):
+        sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + hours * HOUR),
+                                 end=at(now + (hours + 1) * HOUR))
+    engine = open_engine(load(sandbox.write_config()))
+    try:
+        result: Result = engine.sync(engine.config.instructors[0])
+    finally:
+        engine.close()
+    assert [s.start for s in result.sessions] == [now + 2 * HOUR, now + 5 * HOUR]
+    assert result.next_session == result.sessions[0]
