@@ -53,7 +53,7 @@ class Result:
     zoom: str = ""
     error: str | None = None
     next_session: Session | None = None
-    sessions: list[Session] = field(default_factory=list)  # ahead, up to HORIZON
+    sessions: list[Session] | None = None  # ahead, up to HORIZON (None: calendar not read)
     offboarded: bool = False  # taken out by remove-links: not served
 
 
@@ -72,6 +72,7 @@ class Engine:
         # lead window's room is checked once, not at every pass inside it
         self._secured_at: dict[str, datetime] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._zoom_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
         self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
@@ -110,24 +111,32 @@ class Engine:
         """A whole pass for one instructor; failures are caught, reported and recorded.
 
         `secure_first` (a pre-session check): the room is secured before the calendar is
-        read, so that a slow calendar cannot make the check late."""
-        with self._locks[instructor.key]:
-            now = self.clock()
-            result = Result(instructor, checked_at=now)
-            try:
-                if self.state.is_offboarded(instructor.key):  # remove-links took them out
-                    return Result(instructor, checked_at=now, offboarded=True)
-                self._sync_and_record(instructor, result, now, secure_first)
-            except (Fenced, StateError) as err:  # the lead is lost, or the database: the
-                result.error = f"not synced: {err}"  # next leader takes over from the state
-                log.warning("instructor=%s action=pass problem=%r outcome=stopped",
-                            instructor.email, str(err))
-            return result
-
-    def _sync_and_record(self, instructor: Instructor, result: Result, now: datetime,
-                         secure_first: bool) -> None:
+        read and before the instructor's lock is taken, so that neither a slow calendar
+        nor a pass busy with the same instructor can make the check late."""
+        now = self.clock()
+        result = Result(instructor, checked_at=now)
         try:
-            self._sync(instructor, result, now, secure_first)
+            if self.state.is_offboarded(instructor.key):  # remove-links took them out
+                return Result(instructor, checked_at=now, offboarded=True)
+            secured = self._caught(instructor, result, lambda: self._secured_link(
+                instructor, result, now)) if secure_first else None
+            with self._locks[instructor.key]:
+                if result.error is None:
+                    self._caught(instructor, result, lambda: self._sync(
+                        instructor, result, now, secured))
+                self._record(instructor, result, now)
+        except (Fenced, StateError) as err:  # the lead is lost, or the database: the
+            result.error = f"not synced: {err}"  # next leader takes over from the state
+            log.warning("instructor=%s action=pass problem=%r outcome=stopped",
+                        instructor.email, str(err))
+        return result
+
+    def _caught(self, instructor: Instructor, result: Result,
+                work: Callable[[], JoinLink | None]) -> JoinLink | None:
+        """`work()`, a vendor's failure or a bug made the result's error (the lead or the
+        database lost go up: the whole pass stops)."""
+        try:
+            return work()
         except (CalendarError, ZoomError) as err:
             result.error = explain(err, instructor.provider, instructor.zoom_user)
         except (Fenced, StateError):
@@ -135,15 +144,21 @@ class Engine:
         except Exception as err:  # a bug must cost one instructor one pass, not everyone
             log.exception("instructor=%s action=pass problem=unexpected", instructor.email)
             result.error = f"unexpected {type(err).__name__} (a bug: the log has details)"
+        return None
+
+    def _record(self, instructor: Instructor, result: Result, now: datetime) -> None:
         nxt = result.next_session
         loud_for = self._log_failure(instructor, result)
+        # a calendar not read (a vendor failed, or a check failed in Zoom first): the next
+        # session stays as last known
+        sessions = {} if result.error and result.sessions is None else {
+            "next_session": nxt.start.isoformat() if nxt else None,
+            "next_session_end": nxt.end.isoformat() if nxt else None}
         if not self.dry_run:
             self.state.record_status(
                 instructor.key, instructor.name, last_pass=now.isoformat(),
                 last_error=mask_url(result.error) if result.error else None,
-                next_session=nxt.start.isoformat() if nxt else None,
-                next_session_end=nxt.end.isoformat() if nxt else None,
-                error_logged_for=loud_for, served_as=json.dumps({
+                **sessions, error_logged_for=loud_for, served_as=json.dumps({
                     "name": instructor.name, "email": instructor.email,
                     "provider": instructor.provider,
                     "calendar_id": instructor.calendar_id,
@@ -163,8 +178,7 @@ class Engine:
         return session
 
     def _sync(self, instructor: Instructor, result: Result, now: datetime,
-              secure_first: bool) -> None:
-        secured = self._secured_link(instructor, result, now) if secure_first else None
+              secured: JoinLink | None) -> None:
         calendar = self.calendar(instructor)
         listing_events, token, known = self._read(instructor, calendar)
         upcoming = self._sessions(known, now, HORIZON)
@@ -283,7 +297,8 @@ class Engine:
         if blocked is not None and blocked.until > datetime.now(UTC):
             raise blocked  # a daily limit: no request can help before it lifts
         try:
-            link = self.enforce(instructor, result, now)
+            with self._zoom_locks[instructor.key]:  # a check and a pass: one after the other
+                link = self.enforce(instructor, result, now)
         except ZoomThrottled as err:
             self._throttled[instructor.key] = err
             raise

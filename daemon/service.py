@@ -436,7 +436,7 @@ class Service:
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         key = result.instructor.key
         checked = result.checked_at or self.clock()
-        for session in result.sessions:
+        for session in result.sessions or []:
             at = session.start - lead
             if at > checked + SCHEDULE_AHEAD:
                 break

@@ -4,6 +4,7 @@ as soon as it is known, run on workers of their own, and read Zoom before the ca
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -105,3 +106,41 @@ def test_a_result_carries_the_sessions_ahead(sandbox: Sandbox, now: datetime) ->
         engine.close()
     assert [s.start for s in result.sessions] == [now + 2 * HOUR, now + 5 * HOUR]
     assert result.next_session == result.sessions[0]
+
+
+def test_a_check_does_not_wait_for_a_pass_stuck_on_the_same_instructors_calendar(
+        sandbox: Sandbox, now: datetime) -> None:
+    """A pass holds Ada's calendar read (a vendor gone slow); her check secures the room
+    meanwhile, and then waits for the pass to read her calendar itself."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    engine = open_engine(load(sandbox.write_config()))
+    (ada,) = engine.config.instructors
+    try:
+        assert engine.sync(ada).error is None  # first sight: secured, linked
+        user.pmi_waiting_room = False
+        reading, release = threading.Event(), threading.Event()
+
+        def stuck(request: Request) -> Response | None:
+            if request.method == "GET" and request.path.endswith("/events"):
+                reading.set()
+                release.wait(20)
+            return None
+
+        sandbox.google.hooks.append(stuck)
+        pass_ = threading.Thread(target=engine.sync, args=(ada,))
+        pass_.start()
+        assert reading.wait(10)
+        checking = threading.Thread(target=engine.sync, args=(ada,),
+                                    kwargs={"secure_first": True})
+        checking.start()
+        wait_for(lambda: user.secure, timeout=5, what="the room secured during the stuck read")
+        assert checking.is_alive()  # its calendar read waits for the pass's
+        sandbox.google.hooks.remove(stuck)
+        release.set()
+        pass_.join(10)
+        checking.join(10)
+    finally:
+        release.set()
+        engine.close()

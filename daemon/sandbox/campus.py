@@ -110,10 +110,14 @@ def description(box: Sandbox, email: str, event_id: str) -> str:
     return str(box.graph.event(email, event_id)["body"]["content"])
 
 
-def apply_vendor_limits(box: Sandbox) -> None:
-    """The published limits: Zoom Pro (light 30/s, medium 20/s); Google Calendar (10,000
-    requests a minute per project, 600 per user); Graph (4 concurrent per mailbox, already
-    on)."""
+# Zoom's per-second limits by plan and category (developers.zoom.us/docs/api/rest/rate-
+# limits/: Pro light 30/s, medium 20/s; Business, Education, Enterprise light 80/s, medium 60/s)
+ZOOM_LIMITS = {"pro": (30, 20), "business": (80, 60), "enterprise": (80, 60)}
+
+
+def apply_vendor_limits(box: Sandbox, zoom_plan: str = "pro") -> None:
+    """The published limits: Zoom by plan (above); Google Calendar (10,000 requests a minute
+    per project, 600 per user); Graph (4 concurrent per mailbox, already on)."""
     def zoom_category(kind: str) -> Any:
         def key(request: Request) -> str | None:
             if "token" in request.path:
@@ -122,8 +126,9 @@ def apply_vendor_limits(box: Sandbox) -> None:
             return kind if (kind == "medium") == medium else None
         return key
 
-    box.zoom.rate_limits = [RateLimit("zoom-light", 30, 1.0, zoom_category("light")),
-                            RateLimit("zoom-medium", 20, 1.0, zoom_category("medium"))]
+    light, medium = ZOOM_LIMITS[zoom_plan]
+    box.zoom.rate_limits = [RateLimit("zoom-light", light, 1.0, zoom_category("light")),
+                            RateLimit("zoom-medium", medium, 1.0, zoom_category("medium"))]
 
     def project(request: Request) -> str | None:
         return None if "token" in request.path else "project"
