@@ -56,9 +56,11 @@ class JoinLink:
 
 
 def normalize_title(title: str) -> str:
-    """Trimmed, without Unicode format characters (zero-width spaces...), case-folded."""
+    """CONTRACT.md's Matching: without Unicode format characters (zero-width spaces...),
+    each run of Unicode white space (a no-break space, which editors insert, included) one
+    space, trimmed, case-folded."""
     visible = "".join(ch for ch in title if unicodedata.category(ch) != "Cf")
-    return visible.strip().casefold()
+    return " ".join(visible.split()).casefold()
 
 
 def is_office_hours(title: str, titles: tuple[str, ...]) -> bool:

@@ -126,11 +126,15 @@ def test_passcode_only_when_it_belongs_in_the_invite() -> None:
 def test_matching_rules() -> None:
     titles = ("Office Hours",)
     for title in ("Office Hours", " office hours ", "Office Hours - CS 101",
-                  "office hours (room 4)", "Office\u200b Hours", "OFFICE HOURS:"):
+                  "office hours (room 4)", "Office\u200b Hours", "OFFICE HOURS:",
+                  "Office\u00a0Hours", "Office \u00a0\t Hours", "Office\u2003Hours - CS 101",
+                  "\u00a0Office Hours\u3000"):
         assert is_office_hours(title, titles), title
-    for title in ("Office Hoursday", "My Office Hours", "Office", "", "Office Hours2"):
+    for title in ("Office Hoursday", "My Office Hours", "Office", "", "Office Hours2",
+                  "Office\u00a0Hoursday", "OfficeHours"):
         assert not is_office_hours(title, titles), title
     assert is_office_hours("Student hours", ("Office Hours", "Student Hours"))
+    assert is_office_hours("Office Hours", ("Office\u00a0 Hours",))  # the config's own title
 
 
 # --- properties ---
