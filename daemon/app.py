@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import resource
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,8 +27,21 @@ if TYPE_CHECKING:
     from .pgstate import PostgresState
 from .zoom.client import ZoomClient
 
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
+def guard_secrets() -> None:
+    """This process is about to hold the vendors' secrets and access tokens: no core dump
+    of it (RLIMIT_CORE 0; the unit also sets LimitCORE=0) and not dumpable, so that a crash,
+    a core_pattern pipe or another process of the same user cannot read them out of its
+    memory (prctl(2) PR_SET_DUMPABLE: no core, no ptrace, /proc/PID/mem closed)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the rlimit is what is
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
 
 def read_secret(path: Any, key: str) -> str:
+    guard_secrets()
     try:
         secret = path.read_text().strip()
     except OSError as err:
@@ -43,6 +59,7 @@ class Providers:
     """Makes each instructor's calendar provider; shares what can be shared per vendor."""
 
     def __init__(self, config: Config, outbound: Outbound) -> None:
+        guard_secrets()  # the Google key and the Graph secret are read below
         self._config = config
         self._sleep = outbound.sleep
         # a roster may bring instructors of any provider whose section is configured

@@ -18,7 +18,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
-from daemon.calendars.google import SCOPES, _discovery_document
+from daemon.calendars.google import SCOPES, _discovery_document, quota_user
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.google import AUTH
@@ -117,7 +117,8 @@ def test_doctor_passes_with_only_the_delegated_calendar_events_scope(
     assert "ok    Ada <ada@example.edu> calendar: google calendar 'primary' readable and " \
            "writable (owner)" in result.stdout
     assert sandbox.google.requests(path_contains="calendarList") == []
-    assert [(q.method, q.quota_user) for q in sandbox.google.quota_users] == [("GET", ADA)]
+    assert [(q.method, q.quota_user) for q in sandbox.google.quota_users] == [
+        ("GET", quota_user(ADA))]
     assert sandbox.google.writes() == []
 
 
@@ -149,7 +150,18 @@ def test_every_request_of_a_sync_pass_names_the_instructor_as_quota_user(
     kinds = {(q.method, q.path.endswith("/events")) for q in uses}
     assert kinds == {("GET", True), ("GET", False), ("PATCH", False)}  # list, get, patch
     assert {q.subject for q in uses} == {ADA, BOB}
-    assert [q for q in uses if q.quota_user != q.subject] == []
+    assert [q for q in uses if q.quota_user != quota_user(q.subject or "")] == []
+    # a stable digest within Google's 40 characters, the address not in it
+    assert {len(q.quota_user or "") for q in uses} == {32}
+    assert not [q for q in uses if "@" in (q.quota_user or "")]
+
+
+def test_a_long_address_still_names_a_quota_user_google_takes(
+        sandbox: Sandbox, now: datetime) -> None:
+    long = "ada.augusta.king.countess.of.lovelace@mathematics.example.edu"  # 60 characters
+    office_hours(sandbox, long, now, 8123456789)
+    assert officehours(sandbox.write_config(), "sync").returncode == 0
+    assert {q.quota_user for q in sandbox.google.quota_users} == {quota_user(long)}
 
 
 def delete_just_before(sandbox: Sandbox, method: str, event_id: str, purged: bool) -> None:

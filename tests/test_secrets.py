@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, at, officehours
+from conftest import HOUR, at, officehours, spawn, wait_for
 
 from daemon.app import open_engine
 from daemon.config import load
@@ -108,3 +111,26 @@ def test_no_secret_anywhere(sandbox: Sandbox, now: datetime, google_credentials:
     for secret in secrets:
         assert secret and secret not in text, "a secret reached the output"
         assert secret.encode() not in state_files, "a secret reached the state database"
+
+
+def test_the_service_holding_secrets_cannot_be_dumped(sandbox: Sandbox, now: datetime) -> None:
+    """A core dump of the service would hold the Graph secret and every access token: the
+    running service has no core limit and is not dumpable (checked from inside a process
+    that read its secrets the way the service does, since root sees through both)."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    config = sandbox.write_config()
+    process = spawn(config, "run")
+    try:
+        wait_for(lambda: sandbox.google.log, what="the service to have read its secrets")
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
+    probe = subprocess.run([sys.executable, "-c", (
+        "import ctypes; from daemon.app import read_secret; from pathlib import Path; "
+        f"read_secret(Path({str(sandbox.credentials / 'zoom-secret')!r}), 'k'); "
+        "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")],  # PR_GET_DUMPABLE
+        capture_output=True, text=True, timeout=30)
+    assert probe.stdout.strip() == "0", probe.stderr

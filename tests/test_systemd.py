@@ -54,6 +54,12 @@ def test_unit_exposure_is_at_most_1_5(tmp_path: Path) -> None:
     assert exposure <= 1.5, result.stdout
 
 
+def test_unit_allows_no_core_dump() -> None:
+    """A core dump would hold the vendors' secrets and tokens (the process also makes itself
+    non-dumpable: test_secrets.py)."""
+    assert "LimitCORE=0" in UNIT.read_text().splitlines()
+
+
 class Notifications:
     """A datagram socket standing in for systemd's $NOTIFY_SOCKET, read continuously."""
 

@@ -7,6 +7,7 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.client
 import json
 import threading
@@ -137,10 +138,18 @@ class GoogleAccount:
                 http.close()
 
 
+def quota_user(email: str) -> str:
+    """The quotaUser naming an instructor: a stable digest of their address, 32 characters.
+    Google takes "an arbitrary string, up to 40 characters long" (the system parameters:
+    https://cloud.google.com/apis/docs/system-parameters), and an address can be longer;
+    a digest also keeps the address out of Google's request logs for quota."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
 class GoogleCalendar:
     """CalendarProvider for one instructor's Google calendar.
 
-    Every request names the instructor as its quotaUser, so Google counts it against that
+    Every request names the instructor by their quotaUser, so Google counts it against that
     user's per-user quota however the service account is counted
     (https://developers.google.com/calendar/api/guides/quota; quotaUser is one of the
     standard parameters, https://cloud.google.com/apis/docs/system-parameters)."""
@@ -158,6 +167,7 @@ class GoogleCalendar:
         self._calendar = instructor.calendar_id
         self._send_updates = account.config.send_updates
         self._who = instructor.email
+        self._quota_user = quota_user(instructor.email)
         self.requests = 0
 
     def close(self) -> None:
@@ -199,7 +209,7 @@ class GoogleCalendar:
         page_token: str | None = None
         while True:
             params: dict[str, Any] = {"calendarId": self._calendar, "singleEvents": False,
-                                      "maxResults": 250, "quotaUser": self._who}
+                                      "maxResults": 250, "quotaUser": self._quota_user}
             if sync_token:
                 params["syncToken"] = sync_token
             if page_token:
@@ -216,7 +226,7 @@ class GoogleCalendar:
         or calendar.readonly scope (403 insufficientPermissions with calendar.events:
         https://developers.google.com/calendar/api/v3/reference/calendarList/get)."""
         page = self._execute(self._service.events().list(
-            calendarId=self._calendar, maxResults=1, quotaUser=self._who))
+            calendarId=self._calendar, maxResults=1, quotaUser=self._quota_user))
         role = page.get("accessRole", "")
         if role not in WRITERS:
             raise CalendarError(f"Google calendar {self._calendar!r} is only {role or 'visible'}"
@@ -228,7 +238,7 @@ class GoogleCalendar:
     def get(self, event_id: str) -> Event | None:
         try:
             item = self._execute(self._service.events().get(
-                calendarId=self._calendar, eventId=event_id, quotaUser=self._who),
+                calendarId=self._calendar, eventId=event_id, quotaUser=self._quota_user),
                 one_event=event_id)
         except Gone:
             return None
@@ -237,7 +247,7 @@ class GoogleCalendar:
     def patch(self, event: Event, description: str, location: str) -> Event:
         request = self._service.events().patch(
             calendarId=self._calendar, eventId=event.id, sendUpdates=self._send_updates,
-            quotaUser=self._who, body={"description": description, "location": location})
+            quotaUser=self._quota_user, body={"description": description, "location": location})
         request.headers["If-Match"] = event.etag
         # deleted since it was read: Gone, a Conflict, so the caller re-reads as after any
         # change (get() then says None), and the next listing shows it cancelled

@@ -249,6 +249,9 @@ class GoogleCalendarEmulator(Emulator):
         response = super().dispatch(request)
         if request.path.startswith(PREFIX):
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            named = request.query.get("quotaUser") or ""
+            if len(named) > 40:  # "up to 40 characters long" (the page above)
+                self.schema_errors.append(f"quotaUser of {len(named)} characters: {named!r}")
             with self.lock:
                 known = self.access_tokens.get(token)
                 self.quota_users.append(QuotaUse(request.method, request.path,
