@@ -69,11 +69,12 @@ class Providers:
         self._graph: tuple[GraphApp, httpx.Client] | None = None
         try:
             if config.google is not None and "google" in used:
-                self._google = GoogleAccount(config.google,
-                                             load_credentials(config.google.credentials_file),
-                                             outbound)
+                self._google = GoogleAccount(
+                    config.google, load_credentials(config.google.credentials_file), outbound,
+                    directory_url=config.roster.google_directory_url if config.roster else "")
             if config.microsoft is not None and "microsoft" in used:
-                self._graph = (GraphApp(config.microsoft, outbound), outbound.httpx())
+                self._graph = (GraphApp(config.microsoft, outbound),
+                               outbound.httpx(config.microsoft.graph_base_url))
         except (ValueError, OSError, CalendarError) as err:
             raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
@@ -172,7 +173,8 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
     outbound = Outbound(config.service.ca_bundle, float(config.service.http_timeout_seconds),
                         sleep)
-    zoom = ZoomClient(config.zoom, secret, outbound.httpx(), sleep=sleep)
+    zoom = ZoomClient(config.zoom, secret, outbound.httpx(
+        config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep)
     state: SqlStore
     if not dry_run:
         state = open_state(config, fence)

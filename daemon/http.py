@@ -15,17 +15,50 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httplib2
 import httpx
 import requests
 
 MAX_RETRY_AFTER = 60.0
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class ForeignHost(Exception):
+    """A request that would carry a token or a secret to a host the configuration does not
+    name (a next-page or delta link, a redirect, a stored link pointing elsewhere): refused
+    before anything is sent. Its message names the host, never the credential."""
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL, the port spelled out, for comparing where requests go."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # a port that is not a number
+        port = -1
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+class Origins:
+    """Where one client's credentials may go: the origins of its configured base URLs (API,
+    token endpoint). Every request with a credential is checked here before it is sent."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self._allowed = frozenset(origin(u) for u in urls if u)
+
+    def check(self, url: str) -> None:
+        where = origin(url)
+        if where not in self._allowed:
+            raise ForeignHost(f"a request to {where} was refused: credentials go only to "
+                              f"{', '.join(sorted(self._allowed))} (the configured URLs)")
 
 
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
@@ -163,17 +196,37 @@ def _requests_delay(outcome: requests.Response | Exception, attempt: int) -> flo
 
 class _RetryingSession(requests.Session):
     """A requests session whose every request follows the retry policy (msal's token
-    fetches: a 503 or a reset from the identity platform costs a retry, not a pass)."""
+    fetches: a 503 or a reset from the identity platform costs a retry, not a pass), goes
+    only to its origins and follows no redirect (a 307 would re-POST the secret)."""
 
-    def __init__(self, sleep: Callable[[float], None]) -> None:
+    def __init__(self, sleep: Callable[[float], None], origins: Origins) -> None:
         super().__init__()
         self._sleep = sleep
+        self._origins = origins
+        self.max_redirects = 0
 
     def request(self, method: Any, url: Any, *args: Any,
                 **kwargs: Any) -> requests.Response:
+        self._origins.check(str(url))
+        kwargs["allow_redirects"] = False
         parent = super().request
         return with_retries(lambda: parent(method, url, *args, **kwargs), _requests_delay,
                             self._sleep)
+
+
+class _PinnedHttp(httplib2.Http):  # type: ignore[misc]
+    """httplib2 for Google's API client and google-auth's token requests: only to its
+    origins, and no redirect followed (httplib2 follows a 308 for any method, which would
+    re-POST the signed assertion elsewhere)."""
+
+    def __init__(self, origins: Origins, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._origins = origins
+        self.follow_redirects = False
+
+    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+        self._origins.check(uri)
+        return super().request(uri, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -184,19 +237,24 @@ class Outbound:
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
 
-    def httpx(self) -> httpx.Client:
+    # Each client below takes the configured URLs its credentials may go to, and refuses
+    # (ForeignHost) any request elsewhere; none follows a redirect.
+
+    def httpx(self, *urls: str) -> httpx.Client:
+        origins = Origins(urls)
         return httpx.Client(verify=ssl_context(self.ca_bundle), trust_env=False,
-                            proxy=https_proxy(),
+                            proxy=https_proxy(), follow_redirects=False,
+                            event_hooks={"request": [lambda r: origins.check(str(r.url))]},
                             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
 
-    def httplib2(self) -> httplib2.Http:
+    def httplib2(self, *urls: str) -> httplib2.Http:
         # httplib2 reads the proxy from the environment itself, NO_PROXY included
-        return httplib2.Http(ca_certs=str(self.ca_bundle) if self.ca_bundle else None,
-                             timeout=self.timeout,
-                             proxy_info=httplib2.proxy_info_from_environment)
+        return _PinnedHttp(Origins(urls),
+                           ca_certs=str(self.ca_bundle) if self.ca_bundle else None,
+                           timeout=self.timeout, proxy_info=httplib2.proxy_info_from_environment)
 
-    def requests(self) -> requests.Session:
-        session = _RetryingSession(self.sleep)
+    def requests(self, *urls: str) -> requests.Session:
+        session = _RetryingSession(self.sleep, Origins(urls))
         session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
         session.verify = str(self.ca_bundle) if self.ca_bundle else True
         proxy = https_proxy()

@@ -29,7 +29,14 @@ from googleapiclient.errors import HttpError
 
 from ..config import GoogleConfig, Instructor
 from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
-from ..http import RETRY_STATUSES, Outbound, backoff, retry_after, with_retries
+from ..http import (
+    RETRY_STATUSES,
+    ForeignHost,
+    Outbound,
+    backoff,
+    retry_after,
+    with_retries,
+)
 from ..model import Event, Kind
 from .base import Listing
 
@@ -37,6 +44,7 @@ SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 WRITERS = ("owner", "writer")
 RATE_LIMITED = ("rateLimitExceeded", "userRateLimitExceeded")
 # resets, timeouts, TLS and transport failures, a truncated or garbled JSON answer
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # google-auth's default
 TRANSIENT = (OSError, http.client.HTTPException, httplib2.HttpLib2Error,
              google.auth.exceptions.TransportError, ValueError)
 
@@ -65,9 +73,14 @@ class GoogleAccount:
     Per instructor there is then only a credentials object (a token), which keeps a
     campus of thousands in little memory."""
 
-    def __init__(self, config: GoogleConfig, info: dict[str, Any], outbound: Outbound) -> None:
+    def __init__(self, config: GoogleConfig, info: dict[str, Any], outbound: Outbound,
+                 directory_url: str = "") -> None:
         self.config = config
         self._outbound = outbound
+        # where its tokens and the signed assertion may go: the API, the key's token_uri
+        # (used as is, CONTRACT.md), and the Admin SDK for a roster group
+        self._origins = (config.api_base_url, str(info.get("token_uri") or GOOGLE_TOKEN_URI),
+                         directory_url)
         if info["type"] == "service_account":
             self._base = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
                 info, scopes=SCOPES)
@@ -110,6 +123,8 @@ class GoogleAccount:
                 raise CredentialsRefused(f"Google refused the directory scope for {admin}: "
                                          f"{str(err.args[0] if err.args else '')[:200]}"
                                          ) from None
+            except ForeignHost as err:
+                raise CalendarError(f"Google Group {group}: {err}") from None
             users += [{"mail": m["email"]} for m in body.get("members", [])
                       if m.get("type") == "USER"]
             page = body.get("nextPageToken")
@@ -121,7 +136,7 @@ class GoogleAccount:
         return self._base.with_subject(subject) if self._delegated else self._base
 
     def _new_http(self) -> httplib2.Http:
-        http = self._outbound.httplib2()
+        http = self._outbound.httplib2(*self._origins)
         with self._lock:
             self._connections.append(http)
         return http
@@ -203,6 +218,8 @@ class GoogleCalendar:
         except TRANSIENT as err:
             raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
                                 f"{str(err)[:200]}") from None
+        except ForeignHost as err:
+            raise CalendarError(f"Google Calendar for {self._who}: {err}") from None
 
     def changes(self, sync_token: str | None) -> Listing:
         events: list[Event] = []

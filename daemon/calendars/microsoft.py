@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
-from ..http import Outbound, backoff, httpx_delay, retry_after, send
+from ..http import ForeignHost, Outbound, backoff, httpx_delay, retry_after, send
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
@@ -80,7 +80,8 @@ class GraphApp:
     def __init__(self, config: MicrosoftConfig, outbound: Outbound) -> None:
         self._config = config
         self._credential = client_credential(config)
-        self._session = outbound.requests()  # trust, proxy and retries for msal's requests
+        # trust, proxy and retries for msal's requests, which go to the authority only
+        self._session = outbound.requests(config.authority_host)
         self._timeout = outbound.timeout
         self._app: msal.ConfidentialClientApplication | None = None  # built on first use:
         graph = urlsplit(config.graph_base_url)  # msal reads the authority's metadata then
@@ -108,6 +109,8 @@ class GraphApp:
             except (requests.RequestException, ValueError) as err:
                 raise CalendarError(f"Microsoft identity platform unreachable: "
                                     f"{type(err).__name__}") from None
+            except ForeignHost as err:
+                raise CalendarError(f"Microsoft identity platform: {err}") from None
         if "access_token" not in result:
             reason = str(result.get("error_description") or result.get("error"))
             raise CredentialsRefused("Microsoft refused the app credentials: "
@@ -170,6 +173,8 @@ class OutlookCalendar:
                             delay=_read_delay if method == "GET" else httpx_delay)
         except httpx.TransportError as err:
             raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+        except ForeignHost as err:  # a next-page or delta link to another host
+            raise CalendarError(f"Graph {method} for {self._who}: {err}") from None
         except ValueError:
             raise CalendarError(f"Graph {method} for {self._who}: the answer was not valid "
                                 "JSON, 4 times") from None
@@ -393,6 +398,8 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
             response = send(http, request, _GraphAuth(app), sleep)
         except httpx.TransportError as err:
             raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+        except ForeignHost as err:
+            raise CalendarError(f"Graph group {group_id}: {err}") from None
         if response.status_code >= 400:
             raise graph_error(f"Graph group {group_id}", response)
         body = response.json()

@@ -18,7 +18,14 @@ import httpx
 
 from ..config import PasscodePolicy, ZoomConfig
 from ..errors import ZoomCredentialsRefused, ZoomError, ZoomRefused, ZoomThrottled
-from ..http import MAX_RETRY_AFTER, RateLimiter, httpx_delay, retry_after_seconds, send
+from ..http import (
+    MAX_RETRY_AFTER,
+    ForeignHost,
+    RateLimiter,
+    httpx_delay,
+    retry_after_seconds,
+    send,
+)
 from ..model import JoinLink
 from .policy import PmiState, missing_security, passcode_in_invite, random_passcode
 
@@ -135,6 +142,8 @@ class ZoomClient:
                             before=None if method == "GET" else self.before_write)
         except httpx.TransportError as err:
             raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
+        except ForeignHost as err:
+            raise ZoomError(f"Zoom {method} {path}: {err}") from None
         except ValueError:
             raise ZoomError(f"Zoom {method} {path}: the answer was not valid JSON, "
                             "4 times") from None

@@ -1,0 +1,136 @@
+"""Trust at the edges: a token or secret goes only where the config points, whatever a
+vendor's answer, a redirect or the state database says. Each case points the program at
+another HTTPS host on 127.0.0.1 (another port is another origin) and checks that nothing,
+not even a request without a credential, arrives there."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from conftest import HOUR, at, officehours
+
+from daemon.http import ForeignHost, Origins, origin
+from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.server import Emulator, Request, Response, Served
+
+ADA, MARY = "ada@example.edu", "mary@example.edu"
+
+
+class Elsewhere:
+    """A host the configuration does not name, noting every request that reaches it."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.emulator = Emulator()
+        self.arrived: list[tuple[str, str, str | None]] = []
+        self.emulator.hooks.append(self._note)
+        self.served = Served(self.emulator, sandbox.ca)
+        self.url = self.served.url
+        self.where = origin(self.url)
+
+    def _note(self, request: Request) -> Response | None:
+        self.arrived.append((request.method, request.path, request.headers.get("authorization")))
+        return Response(200, {"value": []})
+
+
+@pytest.fixture
+def elsewhere(sandbox: Sandbox) -> Iterator[Elsewhere]:
+    made = Elsewhere(sandbox)
+    yield made
+    made.served.stop()
+
+
+def outlook(sandbox: Sandbox, now: datetime, events: int = 5) -> None:
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    for n in range(events):  # pages of 3
+        sandbox.graph.add_event(MARY, now + (n + 2) * HOUR, now + (n + 3) * HOUR,
+                                subject="Office Hours" if n == 0 else f"Meeting {n}")
+
+
+def google(sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+
+
+def refused(result: Any, elsewhere: Elsewhere) -> None:
+    """The pass failed for that instructor, naming the host; nothing reached it."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert elsewhere.where in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert elsewhere.arrived == []
+
+
+def test_origins_compare_scheme_host_and_port() -> None:
+    origins = Origins(["https://graph.example/v1.0"])
+    origins.check("https://GRAPH.example:443/v1.0/users/x?$skiptoken=1")
+    for other in ("http://graph.example/v1.0", "https://graph.example:8443/v1.0",
+                  "https://graph.example.evil.test/v1.0", "https://evil.test/?graph.example",
+                  "https://graph.example@evil.test/", "https://graph.example:x/"):
+        with pytest.raises(ForeignHost):
+            origins.check(other)
+
+
+def test_a_graph_next_link_to_another_host_is_not_followed(
+        sandbox: Sandbox, now: datetime, elsewhere: Elsewhere) -> None:
+    outlook(sandbox, now)
+
+    def point_away(request: Request, response: Response) -> None:
+        if isinstance(response.body, dict) and "@odata.nextLink" in response.body:
+            link = response.body["@odata.nextLink"]
+            response.body["@odata.nextLink"] = elsewhere.url + link.split("/v1.0", 1)[1]
+
+    sandbox.graph.after_hooks.append(point_away)
+    refused(officehours(sandbox.write_config(), "sync"), elsewhere)
+
+
+def test_a_delta_link_rewritten_in_the_state_is_not_followed(
+        sandbox: Sandbox, now: datetime, elsewhere: Elsewhere) -> None:
+    """Whoever can write the state database must not get a Calendars.ReadWrite token."""
+    outlook(sandbox, now)
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    with sqlite3.connect(sandbox.dir / "state" / "state.sqlite3") as db:
+        (token,) = db.execute("SELECT token FROM sync_tokens").fetchone()
+        state = json.loads(token)
+        state["link"] = elsewhere.url + state["link"].split("/v1.0", 1)[1]
+        db.execute("UPDATE sync_tokens SET token=?", (json.dumps(state),))
+    refused(officehours(config, "sync"), elsewhere)
+
+
+def test_a_graph_token_endpoint_redirecting_elsewhere_gets_no_secret(
+        sandbox: Sandbox, now: datetime, elsewhere: Elsewhere) -> None:
+    outlook(sandbox, now)
+    for status in (307, 308):
+        sandbox.graph.fail("POST", "/oauth2/v2.0/token", Response(
+            status, None, {"Location": elsewhere.url + "/token"}), times=10)
+        result = officehours(sandbox.write_config(), "sync")
+        assert result.returncode == 1, result.stdout
+        assert elsewhere.arrived == []
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_google_token_endpoint_redirecting_elsewhere_gets_no_assertion(
+        sandbox: Sandbox, now: datetime, elsewhere: Elsewhere, status: int) -> None:
+    google(sandbox, now)
+    sandbox.google.fail("POST", "/token", Response(
+        status, None, {"Location": elsewhere.url + "/token"}), times=10)
+    result = officehours(sandbox.write_config(), "sync")
+    assert result.returncode == 1, result.stdout
+    assert elsewhere.arrived == []
+
+
+def test_a_google_listing_redirected_elsewhere_is_not_followed(
+        sandbox: Sandbox, now: datetime, elsewhere: Elsewhere) -> None:
+    google(sandbox, now)
+    sandbox.google.fail("GET", "/events$", Response(
+        307, None, {"Location": elsewhere.url + "/calendar/v3/calendars/primary/events"}),
+        times=10)
+    result = officehours(sandbox.write_config(), "sync")
+    assert result.returncode == 1, result.stdout
+    assert elsewhere.arrived == []
+    assert sandbox.google.writes() == []
