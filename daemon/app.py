@@ -51,6 +51,13 @@ def read_secret(path: Any, key: str) -> str:
     return str(secret)
 
 
+def outbound_for(config: Config, sleep: Callable[[float], None] = time.sleep) -> Outbound:
+    """How this configuration reaches the vendors: trust, timeout, retries' waits, paging."""
+    service = config.service
+    return Outbound(service.ca_bundle, float(service.http_timeout_seconds), sleep,
+                    service.max_pages)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -171,8 +178,7 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
     """`sleep` is how retries wait: tests and the soak test pass a quicker one. `fence`:
     the service's lease, checked before every calendar and Zoom write."""
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
-    outbound = Outbound(config.service.ca_bundle, float(config.service.http_timeout_seconds),
-                        sleep)
+    outbound = outbound_for(config, sleep)
     zoom = ZoomClient(config.zoom, secret, outbound.httpx(
         config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep)
     state: SqlStore

@@ -316,12 +316,10 @@ def cmd_roster(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     groups, providers, sources = None, None, config.roster
     if sources.entra_group_id or sources.google_group:  # read with the apps' secrets
-        from .app import Providers
-        from .http import Outbound
+        from .app import Providers, outbound_for
 
         config = _config(args)
-        providers = Providers(config, Outbound(config.service.ca_bundle,
-                                               float(config.service.http_timeout_seconds)))
+        providers = Providers(config, outbound_for(config))
         groups = providers.group_users
     state = open_state(config)
     try:

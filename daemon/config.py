@@ -45,6 +45,7 @@ class ServiceConfig:
     log_level: str
     http_timeout_seconds: int
     concurrency: int
+    max_pages: int = 1000  # pages of one listing before it is called a vendor's loop
 
 
 PasscodePolicy = bool | Literal["auto"]  # links.include_passcode
@@ -430,6 +431,7 @@ SERVICE: Schema = {
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
     "http_timeout_seconds": (_int_at_least(1), 30),
     "concurrency": (_int_at_least(1), 32),
+    "max_pages": (_int_at_least(1), 1000),
 }
 LINKS: Schema = {
     "template": (_template, DEFAULT_TEMPLATE),
@@ -625,6 +627,7 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
             log_level=service["log_level"],
             http_timeout_seconds=service["http_timeout_seconds"],
             concurrency=service["concurrency"],
+            max_pages=service["max_pages"],
         ),
         links=LinksConfig(**links),
         zoom=ZoomConfig(**zoom),

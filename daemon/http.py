@@ -47,6 +47,36 @@ def origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
+class Pages:
+    """One listing's next pages, bounded: a vendor naming a page it already gave, or more
+    than `limit` pages, ends the listing with an error (that instructor's pass fails, the
+    others go on) instead of an endless loop. `next` takes the vendor's next-page token or
+    link and returns it, or None at the end."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self._what, self._limit = what, limit
+        self._seen: set[str] = set()
+
+    def next(self, token: object) -> str | None:
+        if token is None or token == "":
+            return None
+        if not isinstance(token, str):
+            raise PagingError(f"{self._what}: the next page is a {type(token).__name__}, "
+                              "not a string; listing stopped")
+        if token in self._seen:
+            raise PagingError(f"{self._what}: the vendor named the same next page twice; "
+                              "listing stopped (a loop on its side)")
+        if len(self._seen) + 1 >= self._limit:
+            raise PagingError(f"{self._what}: more than {self._limit} pages; listing stopped "
+                              "(service.max_pages)")
+        self._seen.add(token)
+        return token
+
+
+class PagingError(Exception):
+    """A listing that would not end (see Pages); each provider makes it its vendor error."""
+
+
 class Origins:
     """Where one client's credentials may go: the origins of its configured base URLs (API,
     token endpoint). Every request with a credential is checked here before it is sent."""
@@ -236,6 +266,7 @@ class Outbound:
     ca_bundle: Path | None = None
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    max_pages: int = 1000  # service.max_pages: see Pages
 
     # Each client below takes the configured URLs its credentials may go to, and refuses
     # (ForeignHost) any request elsewhere; none follows a redirect.

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import HOUR, at, officehours
 
+from daemon.calendars.google import quota_user
 from daemon.http import ForeignHost, Origins, origin
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Emulator, Request, Response, Served
@@ -134,3 +135,59 @@ def test_a_google_listing_redirected_elsewhere_is_not_followed(
     assert result.returncode == 1, result.stdout
     assert elsewhere.arrived == []
     assert sandbox.google.writes() == []
+
+
+# --- paging that ends ---
+
+
+def test_a_next_page_named_forever_ends_that_instructors_pass_only(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Graph repeats one nextLink, Google one nextPageToken, for ever: each listing stops at
+    the repeat (2 requests, not 30,000 in 30 s), and the failure is that instructor's."""
+    outlook(sandbox, now)
+    google(sandbox, now)
+    for n in range(4):  # a second page
+        sandbox.google.add_event(ADA, summary=f"Meeting {n}", start=at(now + (n + 3) * HOUR),
+                                 end=at(now + (n + 4) * HOUR))
+    sandbox.add_instructor("Bob", "bob@example.edu", 8999999999)
+    sandbox.google.add_event("bob@example.edu", summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+
+    first: dict[str, str] = {}  # the first real next page of each: named again for ever
+
+    def loop(request: Request, response: Response) -> None:
+        body = response.body
+        if not isinstance(body, dict) or request.method != "GET":
+            return
+        if "@odata.nextLink" in body or "@odata.deltaLink" in body:
+            body.pop("@odata.deltaLink", None)
+            body["@odata.nextLink"] = first.setdefault("graph", body.get("@odata.nextLink", ""))
+        if "items" in body and request.query.get("quotaUser") == quota_user(ADA):
+            body["nextPageToken"] = first.setdefault("google", body.get("nextPageToken", ""))
+
+    sandbox.graph.after_hooks.append(loop)
+    sandbox.google.after_hooks.append(loop)
+    result = officehours(sandbox.write_config(), "sync")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "Mary Somerville" in out and "Ada Lovelace" in out
+    failed = [line for line in out.splitlines() if ": FAILED: " in line]
+    assert len(failed) == 2 and all("the same next page twice" in f for f in failed), out
+    assert "Traceback" not in result.stderr
+    assert len(sandbox.graph.requests("GET")) <= 3
+    assert len(sandbox.google.requests("GET", "/events")) <= 4  # Ada 2, Bob 1..2
+    assert "Bob <bob@example.edu>: 1 event(s) changed" in out
+
+
+def test_more_pages_than_max_pages_end_the_listing(sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    for n in range(10):  # 4 pages of 3
+        sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + (n + 1) * HOUR),
+                                 end=at(now + (n + 2) * HOUR))
+    config = sandbox.write_config(max_pages=3)
+    result = officehours(config, "sync")
+    assert result.returncode == 1
+    assert "more than 3 pages" in result.stdout + result.stderr
+    assert len(sandbox.google.requests("GET", "/events")) == 3
+    config.write_text(config.read_text().replace("max_pages = 3", "max_pages = 4"))
+    assert officehours(config, "sync").returncode == 0

@@ -33,6 +33,8 @@ from ..http import (
     RETRY_STATUSES,
     ForeignHost,
     Outbound,
+    Pages,
+    PagingError,
     backoff,
     retry_after,
     with_retries,
@@ -77,6 +79,7 @@ class GoogleAccount:
                  directory_url: str = "") -> None:
         self.config = config
         self._outbound = outbound
+        self.max_pages = outbound.max_pages
         # where its tokens and the signed assertion may go: the API, the key's token_uri
         # (used as is, CONTRACT.md), and the Admin SDK for a roster group
         self._origins = (config.api_base_url, str(info.get("token_uri") or GOOGLE_TOKEN_URI),
@@ -109,6 +112,7 @@ class GoogleAccount:
             _discovery_document("admin.directory_v1.json"), http=self._new_http(),
             client_options={"api_endpoint": directory_url})
         users, page = [], None
+        pages = Pages(f"Google Group {group}", self._outbound.max_pages)
         while True:
             request = directory.members().list(groupKey=group, includeDerivedMembership=True,
                                                maxResults=200, pageToken=page)
@@ -127,7 +131,10 @@ class GoogleAccount:
                 raise CalendarError(f"Google Group {group}: {err}") from None
             users += [{"mail": m["email"]} for m in body.get("members", [])
                       if m.get("type") == "USER"]
-            page = body.get("nextPageToken")
+            try:
+                page = pages.next(body.get("nextPageToken"))
+            except PagingError as err:
+                raise CalendarError(str(err)) from None
             if not page:
                 return users
 
@@ -183,6 +190,7 @@ class GoogleCalendar:
         self._send_updates = account.config.send_updates
         self._who = instructor.email
         self._quota_user = quota_user(instructor.email)
+        self._max_pages = account.max_pages
         self.requests = 0
 
     def close(self) -> None:
@@ -224,6 +232,7 @@ class GoogleCalendar:
     def changes(self, sync_token: str | None) -> Listing:
         events: list[Event] = []
         page_token: str | None = None
+        pages = Pages(f"Google Calendar for {self._who}", self._max_pages)
         while True:
             params: dict[str, Any] = {"calendarId": self._calendar, "singleEvents": False,
                                       "maxResults": 250, "quotaUser": self._quota_user}
@@ -233,7 +242,10 @@ class GoogleCalendar:
                 params["pageToken"] = page_token
             page = self._execute(self._service.events().list(**params))
             events.extend(to_event(item) for item in page.get("items", []))
-            page_token = page.get("nextPageToken")
+            try:
+                page_token = pages.next(page.get("nextPageToken"))
+            except PagingError as err:
+                raise CalendarError(str(err)) from None
             if not page_token:
                 return Listing(events, page["nextSyncToken"], full=sync_token is None)
 

@@ -28,7 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Instructor, MicrosoftConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
-from ..http import ForeignHost, Outbound, backoff, httpx_delay, retry_after, send
+from ..http import (
+    ForeignHost,
+    Outbound,
+    Pages,
+    PagingError,
+    backoff,
+    httpx_delay,
+    retry_after,
+    send,
+)
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
@@ -82,6 +91,7 @@ class GraphApp:
         self._credential = client_credential(config)
         # trust, proxy and retries for msal's requests, which go to the authority only
         self._session = outbound.requests(config.authority_host)
+        self.max_pages = outbound.max_pages
         self._timeout = outbound.timeout
         self._app: msal.ConfidentialClientApplication | None = None  # built on first use:
         graph = urlsplit(config.graph_base_url)  # msal reads the authority's metadata then
@@ -151,6 +161,7 @@ class OutlookCalendar:
         self._calendar = (None if instructor.calendar_id.lower() in DEFAULT_CALENDARS
                           else instructor.calendar_id)
         self._auth = _GraphAuth(app)
+        self._app = app
         self._http = http
         self._clock = clock
         self._sleep = sleep
@@ -197,12 +208,17 @@ class OutlookCalendar:
     def _pages(self, url: str) -> tuple[list[dict[str, Any]], str]:
         """Every item behind `url`, following nextLink; and the deltaLink at the end."""
         items: list[dict[str, Any]] = []
+        pages = Pages(f"Graph for {self._who}", self._app.max_pages)
         while True:
             page = self._call("GET", url)
             items += page.get("value", [])
-            if "@odata.nextLink" not in page:
+            try:
+                link = pages.next(page.get("@odata.nextLink"))
+            except PagingError as err:
+                raise CalendarError(str(err)) from None
+            if link is None:
                 return items, str(page.get("@odata.deltaLink", ""))
-            url = page["@odata.nextLink"]
+            url = link
 
     # --- CalendarProvider ---
 
@@ -392,6 +408,7 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
                            {"$select": "displayName,mail,userPrincipalName", "$top": 999},
                            safe="$,"))
     users: list[dict[str, str]] = []
+    pages = Pages(f"Graph group {group_id}", app.max_pages)
     while url:
         request = http.build_request("GET", url)
         try:
@@ -404,5 +421,8 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
             raise graph_error(f"Graph group {group_id}", response)
         body = response.json()
         users += body.get("value", [])
-        url = body.get("@odata.nextLink")
+        try:
+            url = pages.next(body.get("@odata.nextLink"))
+        except PagingError as err:
+            raise CalendarError(str(err)) from None
     return users
