@@ -171,6 +171,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
+def _zoom_column(row: dict[str, Any]) -> str:
+    """The ZOOM column of `status`: a word or two; the row's error line says the rest."""
+    state = row["zoom_state"]
+    if row["offboarded"]:
+        return "offboarded"
+    if not state:
+        return "not yet"
+    if state.startswith("NOT secure"):  # a daily limit stopped its repair
+        return "NOT SECURE"
+    word = state.split(" ")[0].rstrip(":")
+    return "REFUSED" if word == "refused" else word
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .app import read_state
     from .zoom.policy import describe_meets
@@ -213,7 +226,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             start and datetime.fromisoformat(start) <= now
             and (not end or now < datetime.fromisoformat(end)))
         row["failing"] = not row["offboarded"] and (bool(row["last_error"]) or (
-            row["zoom_state"] or "").startswith("refused"))
+            row["zoom_state"] or "").startswith(("refused", "NOT secure")))
         rows.append(row)
     failing = any(row["failing"] for row in rows) or held is not None
     if args.json:
@@ -223,11 +236,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = [header]
     for r in rows:
         who = f"{r['instructor']} <{r['email']}>"
-        zoom = "offboarded" if r["offboarded"] else (r["zoom_state"] or "not yet").split(
-            " ")[0].rstrip(":")
         table.append((who if len(who) <= 36 else who[:35] + "…", _when(r["last_pass"]),
                       "under way" if r["session_under_way"] else _when(r["next_session"]),
-                      "REFUSED" if zoom == "refused" else zoom,
+                      _zoom_column(r),
                       describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print(f"(times in {datetime.now().astimezone():%Z})")

@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .calendars.base import CalendarProvider
 from .config import Config, Instructor
@@ -294,18 +294,27 @@ class Engine:
         after the students got it; again in each session's lead window, where the link
         is read afresh too, so a link changed in Zoom reaches the events in time."""
         blocked = self._throttled.get(instructor.key)
-        if blocked is not None and blocked.until > datetime.now(UTC):
+        if blocked is not None and blocked.until > now:
+            result.zoom = self._not_secure(blocked) if blocked.insecure else ""
             raise blocked  # a daily limit: no request can help before it lifts
         try:
             with self._zoom_locks[instructor.key]:  # a check and a pass: one after the other
                 link = self.enforce(instructor, result, now)
         except ZoomThrottled as err:
             self._throttled[instructor.key] = err
+            if err.insecure:  # said loudly: in the status row, the log and STATUS
+                result.zoom = self._not_secure(err)
+                self._zoom_status(instructor, result.zoom, now, None)
             raise
         if result.zoom != "REFUSED":  # a refused room is tried again at the next pass
             self._secured_at[instructor.key] = now
         self.links.put(instructor.key, link)
         return link
+
+    @staticmethod
+    def _not_secure(err: ZoomThrottled) -> str:
+        return (f"NOT secure until {err.until:%Y-%m-%d %H:%M} UTC: Zoom's daily limit of "
+                "meeting updates stopped the repair; tried again then")
 
     def _cached_link(self, instructor: Instructor) -> JoinLink:
         """The current link, from the cache (zoom/links.py) or read from Zoom."""

@@ -79,6 +79,7 @@ class ZoomThrottled(ZoomError):
     def __init__(self, message: str, until: datetime, **fields: Any) -> None:
         super().__init__(message, status=429, **fields)
         self.until = until
+        self.insecure = False  # set when it stopped a repair: the room is known NOT secure
 
 
 # Zoom's codes (https://developers.zoom.us/docs/api/rest/error-definitions/)

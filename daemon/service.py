@@ -389,7 +389,7 @@ class Service:
         serving = offboard_leavers(config, engine, self.clock(), self._groups[1])
         self._served = {i.key: i for i in serving.instructors}
         total = len(serving.instructors)
-        counts = {"done": 0, "problems": 0}
+        counts = {"done": 0, "problems": 0, "insecure": 0}
         counting = threading.Lock()
 
         def done(result: Result) -> None:  # on a pass worker, as each instructor ends
@@ -397,6 +397,7 @@ class Service:
             with counting:  # progress for `systemctl status`
                 counts["done"] += 1
                 counts["problems"] += result.error is not None
+                counts["insecure"] += result.zoom.startswith(("NOT secure", "REFUSED"))
                 if not self._leads or time.monotonic() - last_status[0] < STATUS_EVERY:
                     return
                 last_status[0] = time.monotonic()
@@ -421,7 +422,8 @@ class Service:
             return  # count of passes belong to the standby or a new term
         self._passes += 1
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
-        notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems, "
+        rooms = f", {counts['insecure']} rooms NOT SECURE" if counts["insecure"] else ""
+        notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems{rooms}, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
 
     def _plan_enforcement(self, config: Config, engine: Engine, result: Result,

@@ -6,20 +6,24 @@ not even a request without a credential, arrives there."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from conftest import HOUR, at, officehours
 
+from daemon.app import open_engine
 from daemon.calendars.google import quota_user
+from daemon.config import load
 from daemon.http import ForeignHost, Origins, origin
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Emulator, Request, Response, Served
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"
+MINUTE = timedelta(minutes=1)
 
 
 class Elsewhere:
@@ -191,3 +195,67 @@ def test_more_pages_than_max_pages_end_the_listing(sandbox: Sandbox, now: dateti
     assert len(sandbox.google.requests("GET", "/events")) == 3
     config.write_text(config.read_text().replace("max_pages = 3", "max_pages = 4"))
     assert officehours(config, "sync").returncode == 0
+
+
+# --- Zoom's daily limit, as Zoom sends it ---
+
+
+def spent_today(sandbox: Sandbox, email: str) -> None:
+    """Other apps of the account spent the user's 100 meeting updates of the day."""
+    sandbox.zoom.user(email).meeting_updates = (datetime.now(UTC).date().isoformat(), 100)
+
+
+def next_midnight() -> str:
+    return f"{datetime.now(UTC).date() + timedelta(days=1):%Y-%m-%d} 00:00 UTC"
+
+
+def test_zooms_daily_limit_without_headers_is_named_and_not_retried(
+        sandbox: Sandbox, now: datetime) -> None:
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, waiting_room=True)
+    user.pmi_waiting_room = False  # the room's own waiting room is off
+    user.require_password_for_pmi_meetings, user.pmi_password = "all", "428571"
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 5 * MINUTE),
+                             end=at(now + HOUR))
+    spent_today(sandbox, ADA)
+    config = sandbox.write_config()
+    result = officehours(config, "sync")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert f"NOT secure until {next_midnight()}" in out, out
+    assert re.search(r"ERROR instructor=ada@example.edu .*daily rate limit", out), out
+    patches = sandbox.zoom.requests("PATCH", "/meetings/")
+    assert len(patches) == 1 and patches[0].status == 429  # not retried
+    assert sandbox.google.writes() == []  # no link written for a room not secured
+    status = officehours(config, "status")
+    assert status.returncode == 1
+    assert "NOT SECURE" in status.stdout and next_midnight() in status.stdout, status.stdout
+
+
+def test_a_daily_limit_is_tried_again_once_it_lifts(sandbox: Sandbox, now: datetime) -> None:
+    """In one process (the service): no request to Zoom until the limit lifts, then the
+    room is repaired."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, waiting_room=True)
+    user.pmi_waiting_room = False
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 5 * MINUTE),
+                             end=at(now + HOUR))
+    spent_today(sandbox, ADA)
+    clock = [now]
+    engine = open_engine(load(sandbox.write_config()), clock=lambda: clock[0])
+    (ada,) = engine.config.instructors
+    try:
+        first = engine.sync(ada)
+        assert first.error and "daily rate limit" in first.error
+        assert first.zoom.startswith("NOT secure until")
+        asked = len(sandbox.zoom.log)
+        clock[0] = now + 2 * MINUTE  # the next pass, same day: Zoom is not asked
+        assert engine.sync(ada).zoom.startswith("NOT secure until")
+        assert len(sandbox.zoom.log) == asked
+        sandbox.zoom.user(ADA).meeting_updates = ("", 0)  # 00:00 UTC: the day's count resets
+        clock[0] = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+        sandbox.google.add_event(ADA, summary="Office Hours", start=at(clock[0] + 5 * MINUTE),
+                                 end=at(clock[0] + HOUR))
+        after = engine.sync(ada)
+        assert after.error is None and after.zoom.startswith("repaired"), after
+        assert user.secure
+    finally:
+        engine.close()

@@ -213,7 +213,7 @@ def test_a_daily_limit_is_not_retried_within_the_pass(
     assert zoom_requests(sandbox, "GET") == ["GET /v2/users/ada@example.edu"]
 
 
-def test_the_emulator_allows_100_updates_a_day_per_meeting(
+def test_the_emulator_allows_100_meeting_updates_a_day_per_user(
         sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
     user = sandbox.zoom.add_user("ada@example.edu", 8123456789, pmi_password="428571",
                                  require_password_for_pmi_meetings="all")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -27,7 +28,7 @@ from ..http import (
     send,
 )
 from ..model import JoinLink
-from .policy import PmiState, missing_security, passcode_in_invite, random_passcode
+from .policy import PmiState, Repair, missing_security, passcode_in_invite, random_passcode
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires
 # Requests per second by plan and Zoom's rate-limit category (light: user and meeting
@@ -87,24 +88,45 @@ class _TokenAuth(httpx.Auth):
             yield request
 
 
-def _daily_limit(response: httpx.Response) -> datetime | None:
+DAILY_MESSAGE = re.compile(r"daily rate limit", re.IGNORECASE)
+RESUME_AT = re.compile(r"resume these requests at GMT (\d\d):(\d\d):(\d\d)")
+
+
+def _daily_limit(response: httpx.Response, now: datetime | None = None) -> datetime | None:
     """When a 429 is a limit no retry within the pass can help, the moment it lifts.
 
     Zoom's limits are per second (QPS) or per day ("Daily-limit" in X-RateLimit-Type),
-    and a meeting takes 100 updates a day
-    (https://developers.zoom.us/docs/api/rest/rate-limits/). A Retry-After beyond what a
-    pass waits is taken the same way, whatever the type says."""
+    and a user's meetings take 100 creates/updates a day
+    (https://developers.zoom.us/docs/api/rest/rate-limits/). That daily limit is reported
+    answered with no header at all, only a body saying "daily rate limit ... You may resume
+    these requests at GMT 00:00:00." (API-NOTES.md, Edges): the body counts as much as the
+    headers. A Retry-After beyond what a pass waits is taken the same way."""
     if response.status_code != 429:
         return None
+    now = now or datetime.now(UTC)
     wait = retry_after_seconds(response.headers)
-    daily = "daily" in response.headers.get("x-ratelimit-type", "").lower()
+    message = _message(response)
+    daily = ("daily" in response.headers.get("x-ratelimit-type", "").lower()
+             or DAILY_MESSAGE.search(message) is not None)
     if not daily and (wait is None or wait <= MAX_RETRY_AFTER):
         return None
-    now = datetime.now(UTC)
-    if wait is not None:
-        return now + timedelta(seconds=wait)
-    # no moment given: Zoom's daily limits reset at 00:00 UTC (rate-limits page, above)
-    return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if wait is not None:  # to the second: a Retry-After date is a whole second
+        return (now + timedelta(seconds=wait, microseconds=500_000)).replace(microsecond=0)
+    resume = RESUME_AT.search(message)
+    at = (datetime.strptime(":".join(resume.groups()), "%H:%M:%S").time() if resume
+          else datetime.min.time())  # Zoom's daily limits reset at 00:00 UTC (page above)
+    lifts = datetime.combine(now.date(), at, UTC)
+    return lifts if lifts > now else lifts + timedelta(days=1)
+
+
+def _message(response: httpx.Response) -> str:
+    """A Zoom error body's message, or "" when the body is not Zoom's JSON shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def _delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
@@ -214,6 +236,21 @@ class ZoomClient:
         repair = missing_security(before, random_passcode)
         if repair is None or dry_run:
             return Enforcement(before, before, repair is not None)
+        try:
+            refusals = self._repair(user, before, repair)
+        except ZoomThrottled as err:  # a daily limit stopped the repair: NOT secure
+            err.insecure = True
+            raise
+        after = self.pmi_state(user)
+        if after.lacking():
+            said = f"; Zoom said: {'; '.join(refusals)}" if refusals else \
+                " (locked by the account?)"
+            raise ZoomRefused(f"Zoom kept the PMI of {user} insecure after a repair: "
+                              f"{', '.join(after.lacking())} unchanged{said}", after)
+        return Enforcement(before, after, True)
+
+    def _repair(self, user: str, before: PmiState, repair: Repair) -> list[str]:
+        """The repair's PATCHes; what Zoom said of each it refused."""
         refusals = []
         if repair.settings is not None:
             refusals += self._patch(f"/users/{user}/settings", repair.settings, "medium")
@@ -225,13 +262,7 @@ class ZoomClient:
                              for r in self._patch(path, {name: value})]
             else:
                 refusals += refused
-        after = self.pmi_state(user)
-        if after.lacking():
-            said = f"; Zoom said: {'; '.join(refusals)}" if refusals else \
-                " (locked by the account?)"
-            raise ZoomRefused(f"Zoom kept the PMI of {user} insecure after a repair: "
-                              f"{', '.join(after.lacking())} unchanged{said}", after)
-        return Enforcement(before, after, True)
+        return refusals
 
     def _patch(self, path: str, body: dict[str, Any], category: str = "light") -> list[str]:
         """One repair PATCH; what Zoom said if it refused (checked by reading back)."""
