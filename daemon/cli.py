@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
 from .logs import setup_logging
+from .model import same_person
 from .state import SqlStore, StateError
 from .store import Fenced
 
@@ -103,9 +104,9 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
 
     config = _config(args)
     chosen = [i for i in config.instructors
-              if args.instructor is None or i.key == args.instructor.lower()]
+              if args.instructor is None or i.key == same_person(args.instructor)]
     if args.instructor is not None and not chosen:  # gone from the config: the state knows
-        remembered = _remembered(config, args.instructor.lower())
+        remembered = _remembered(config, same_person(args.instructor))
         if remembered is None:
             print(f"{config.path}: no instructor with email {args.instructor!r} in the "
                   "configuration or the state", file=sys.stderr)
@@ -142,7 +143,7 @@ def cmd_reinstate(args: argparse.Namespace) -> int:
     config = _config(args, secrets=False)
     state = open_state(config)
     try:
-        back = state.reinstate(args.instructor.lower() if args.instructor else None)
+        back = state.reinstate(same_person(args.instructor) if args.instructor else None)
     finally:
         state.close()
     for key in back:
@@ -297,7 +298,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     config = _config(args, secrets=False)
     state = read_state(config)
     try:
-        entries = state.audit_log(args.instructor.lower() if args.instructor else None,
+        entries = state.audit_log(same_person(args.instructor) if args.instructor else None,
                                   args.since) if state else []
     finally:
         if state:

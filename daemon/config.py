@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import stat
 import string
 import tomllib
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .deploy import CREDENTIALS_SOURCE, DEFAULT_UNIT, credential_name, delivered
+from .model import same_person
 
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
 PLACEHOLDER = "..."  # config.example.toml's stand-in for a value the admin must give
@@ -96,8 +98,8 @@ class Instructor:
 
     @property
     def key(self) -> str:
-        """Stable identity in the state database."""
-        return self.email.lower()
+        """Stable identity in the state database: the address as compared (same_person)."""
+        return same_person(self.email)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class RosterConfig:
     leave_grace_hours: float  # a member who left is offboarded this long after
     max_drop_percent: float  # a read that loses more than this share at once is held
     refresh_minutes: int = 60  # how often `run` reads a group (a file: every pass)
+    max_add_percent: float = 50  # a read that adds more than this share (and > 10) is held
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ def _titles(value: Any) -> tuple[str, ...]:
     return titles
 
 
-def _email(value: Any) -> str:
+def email_address(value: Any) -> str:
     """One @, something before it, a dot inside the domain, no spaces (CONTRACT.md)."""
     text = _nonempty(value)
     local, _, domain = text.partition("@")
@@ -257,14 +260,19 @@ def _email(value: Any) -> str:
     return text
 
 
+ZOOM_ADDRESS = re.compile(r"[\w.!$&'*+=^`{|}~-]+@[\w-]+(\.[\w-]+)+")
+
+
 def _zoom_user(value: Any) -> str:
-    """An email address, or a Zoom user id (letters, digits, - and _)."""
+    """An email address, or a Zoom user id (letters, digits, - and _), nothing else: it is
+    a path segment of Zoom's API (escaped there too), so no "/", "#", "?" or "%"."""
     text = _nonempty(value)
-    if "@" in text:
-        return _email(text)
-    if not all(c.isalnum() or c in "-_" for c in text):
+    if "@" in text and ZOOM_ADDRESS.fullmatch(text):
+        return email_address(text)
+    if "@" in text or not all(c.isalnum() or c in "-_" for c in text):
         raise ValueError(f"must be an email address or a Zoom user id, not {text!r}")
     return text
+
 
 
 def _template(value: Any) -> str:
@@ -462,7 +470,7 @@ MICROSOFT: Schema = {
 }
 INSTRUCTOR: Schema = {
     "name": (_nonempty, REQUIRED),
-    "email": (_email, REQUIRED),
+    "email": (email_address, REQUIRED),
     "provider": (_choice(*PROVIDERS), REQUIRED),
     "calendar_id": (_nonempty, "primary"),
     "zoom_user": (_zoom_user, None),
@@ -474,12 +482,13 @@ ROSTER: Schema = {
     "entra_group_id": (_nonempty, None),
     "entra_group_provider": (_choice(*PROVIDERS), "microsoft"),
     "refresh_minutes": (_int_at_least(1), 60),
-    "google_group": (_email, None),
-    "google_group_admin": (_email, None),
+    "google_group": (email_address, None),
+    "google_group_admin": (email_address, None),
     "google_group_provider": (_choice(*PROVIDERS), "google"),
     "google_directory_url": (_https_url, "https://admin.googleapis.com/"),
     "leave_grace_hours": (_number_between(0, 24 * 365), 24),
     "max_drop_percent": (_number_between(0, 100), 10),
+    "max_add_percent": (_number_between(0, 100_000), 50),
 }
 STATE: Schema = {
     "url": (postgres_url, REQUIRED),
@@ -584,16 +593,23 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         out.add("instructors", "none given: add an [[instructors]] table per instructor "
                 "(name, email, provider), or a [roster] source")
     seen: dict[str, int] = {}
+    rooms: dict[str, int] = {}  # Zoom user -> the first instructor with it
     for index, item in enumerate(raw_instructors):
         prefix = f"instructors[{index}]."
         fields = out.section(item, INSTRUCTOR, prefix)
         if not all(key in fields for key in ("name", "email", "provider")):
             continue
-        email = fields["email"]
-        if email.lower() in seen:
-            out.add(f"{prefix}email", f"duplicate of instructors[{seen[email.lower()]}].email")
-        seen.setdefault(email.lower(), index)
-        fields["zoom_user"] = fields.get("zoom_user") or email
+        email = same_person(fields["email"])
+        if email in seen:
+            out.add(f"{prefix}email", f"duplicate of instructors[{seen[email]}].email")
+        seen.setdefault(email, index)
+        fields["zoom_user"] = fields.get("zoom_user") or fields["email"]
+        room = same_person(fields["zoom_user"])
+        if room in rooms and rooms[room] != seen[email]:
+            out.add(f"{prefix}zoom_user", f"{fields['zoom_user']} is also the Zoom user of "
+                    f"instructors[{rooms[room]}]: one class's invites would carry another "
+                    "instructor's room")
+        rooms.setdefault(room, index)
         if "calendar_id" in fields and "zoom_user" in fields:
             instructors.append(Instructor(**fields))
 

@@ -93,6 +93,12 @@ class KnownEvent:
 _PWD = re.compile(r"(pwd=)[^&#\s\"'<]+")
 
 
+def same_person(address: str) -> str:
+    """An address as compared: NFKC-normalised and case-folded (so a full-width or
+    differently cased spelling of one address is one person); an id as written."""
+    return unicodedata.normalize("NFKC", address).casefold() if "@" in address else address
+
+
 def share_of(key: str) -> float:
     """A fraction in [0, 1) fixed by `key`: where an instructor's periodic work falls in its
     period, so that thousands of instructors spread out rather than come due together."""

@@ -17,13 +17,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from .config import Config, Instructor, RosterConfig
+from .config import Config, Instructor, RosterConfig, email_address
 from .errors import VendorError, explain
+from .model import same_person
 from .store import Store
 
 COLUMNS = ("name", "email", "provider", "calendar_id", "zoom_user")
 REQUIRED = ("name", "email", "provider")
+ADD_FLOOR = 10  # a read adding at most this many people is applied whatever the share
 SOURCE = "roster"  # how the state says who offboarded a member: this module
 
 
@@ -56,11 +59,11 @@ def read_csv(path: Path) -> tuple[Instructor, ...]:
                 values[column] = INSTRUCTOR[column][0](value)
             except ValueError as err:
                 raise RosterError(f"{path} line {number}: {column} {err}") from None
-        if values["email"].lower() in members:
+        if same_person(values["email"]) in members:
             raise RosterError(f"{path} line {number}: {values['email']} is listed twice")
         values.setdefault("calendar_id", "primary")
         values.setdefault("zoom_user", values["email"])
-        members[values["email"].lower()] = Instructor(**values)
+        members[same_person(values["email"])] = Instructor(**values)
     return tuple(members.values())
 
 
@@ -112,12 +115,39 @@ def read_sources(roster: RosterConfig, groups: GroupReader | None) -> tuple[Inst
         except VendorError as err:
             vendor = "microsoft" if kind == "entra" else "google"
             raise RosterError(f"{where}: {explain(err, vendor)}") from None
-        take(tuple(
-            Instructor(name=u.get("displayName") or address, email=address,
-                       provider=provider, calendar_id="primary", zoom_user=address)
-            for u in users if (address := u.get("mail") or u.get("userPrincipalName") or "")),
-             where)
+        take(_members(users, where, kind, provider), where)
     return tuple(member for member, _ in found.values())
+
+
+def _members(users: list[dict[str, Any]], where: str, kind: str,
+             provider: str) -> tuple[Instructor, ...]:
+    """A group's users as instructors; one without a usable address holds the read.
+
+    Graph returns a member the app may not read with only `id` and `@odata.type`
+    (learn.microsoft.com/graph/permissions-overview, "limited information returned for
+    inaccessible member objects"): skipping them would offboard real people."""
+    found, blank = [], 0
+    for user in users:
+        address = user.get("mail") or user.get("userPrincipalName") if isinstance(
+            user, dict) else None
+        try:
+            email = email_address(address) if isinstance(address, str) else None
+        except ValueError:
+            email = None
+        if email is None:
+            blank += 1
+            continue
+        name = user.get("displayName")
+        found.append(Instructor(name=name if isinstance(name, str) and name.strip()
+                                else email, email=email, provider=provider,
+                                calendar_id="primary", zoom_user=email))
+    if blank:
+        grant = ("grant the app User.ReadBasic.All (Graph, application) so that it may read "
+                 "the members' addresses" if kind == "entra" else
+                 "check that the group's members are users with addresses")
+        raise RosterError(f"{where}: {blank} of {len(users)} members came without a usable "
+                          f"address; {grant}")
+    return tuple(found)
 
 
 SETTINGS = ("provider", "calendar_id", "zoom_user")  # one instructor, whatever the source
@@ -166,8 +196,8 @@ def conflicts(listed: tuple[Instructor, ...] | list[Instructor],
 
 
 def _same(value: str) -> str:
-    """Addresses compare without regard to case; ids and calendar names as written."""
-    return value.lower() if "@" in value else value
+    """Addresses compare as one person (config.same_person); ids as written."""
+    return same_person(value)
 
 
 @dataclass(frozen=True)
@@ -195,7 +225,7 @@ def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...],
         members = read_sources(roster, groups)
     except RosterError as err:
         return None, Change([], [], f"the roster cannot be read: {err}")
-    problems = conflicts(extra, members)
+    problems = conflicts(extra, members) + shared_rooms([*extra, *members])
     keys = {m.key for m in members}
     change = Change(sorted(keys - current), sorted(current - keys), None)
     if problems:
@@ -206,7 +236,26 @@ def compare(store: Store, roster: RosterConfig, extra: tuple[Instructor, ...],
         return members, Change(change.joins, change.leaves, (
             f"the roster drops {len(change.leaves)} of {len(current)} members at once "
             f"(more than roster.max_drop_percent = {roster.max_drop_percent:g}%)"))
+    if current and len(change.joins) > ADD_FLOOR and \
+            len(change.joins) * 100 > roster.max_add_percent * len(current):
+        return members, Change(change.joins, change.leaves, (
+            f"the roster adds {len(change.joins)} people to {len(current)} members at once "
+            f"(more than roster.max_add_percent = {roster.max_add_percent:g}%: a source "
+            "switched to a far larger group?)"))
     return members, change
+
+
+def shared_rooms(people: list[Instructor]) -> list[str]:
+    """Two instructors with one Zoom user: one class's invites would carry the other's
+    room. Each pair named once."""
+    first: dict[str, Instructor] = {}
+    found = []
+    for person in people:
+        other = first.setdefault(same_person(person.zoom_user), person)
+        if other.key != person.key:
+            found.append(f"{person.email} and {other.email} have the same Zoom user "
+                         f"{person.zoom_user}")
+    return found
 
 
 def serving(config: Config, store: Store, now: datetime, accept: bool = False,

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .model import Event, Kind, KnownEvent, fingerprint
+from .model import Event, Kind, KnownEvent, fingerprint, same_person
 from .store import Fenced as Fenced
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ class SqlStore:
     def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
         """A read applied: new members join, absent ones are marked left (once), members
         back are kept; those the roster had offboarded are served again."""
-        keys = {m["email"].lower(): m for m in members}
+        keys = {same_person(m["email"]): m for m in members}
         with self.transaction() as db:
             for key, served in keys.items():
                 db.execute("INSERT INTO roster (instructor, served_as, left_at) "

@@ -259,3 +259,50 @@ def test_a_daily_limit_is_tried_again_once_it_lifts(sandbox: Sandbox, now: datet
         assert user.secure
     finally:
         engine.close()
+
+
+# --- who is who ---
+
+
+def test_a_zoom_user_that_is_not_an_address_or_an_id_is_refused(sandbox: Sandbox) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    for hostile in ("../meetings/8123456789#@x.y", "ada/../bob@example.edu",
+                    "ada?x=1@example.edu", "ada%2F@example.edu", "me/settings"):
+        sandbox.instructors[0]["zoom_user"] = hostile
+        result = officehours(sandbox.write_config(), "check-config")
+        assert result.returncode == 78, hostile
+        assert "instructors[0].zoom_user" in result.stderr, result.stderr
+    sandbox.instructors[0]["zoom_user"] = "ada+office@example.edu"  # a real address
+    assert officehours(sandbox.write_config(), "check-config").returncode == 0
+
+
+def test_two_instructors_with_one_zoom_user_is_a_config_error_naming_both(
+        sandbox: Sandbox) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    sandbox.add_instructor("Bob", "bob@example.edu", 8999999999)
+    sandbox.instructors[1]["zoom_user"] = "ADA@example.edu"
+    result = officehours(sandbox.write_config(), "check-config")
+    assert result.returncode == 78
+    assert "instructors[1].zoom_user" in result.stderr and "instructors[0]" in result.stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("pmi", None), ("pmi", "../users/me"), ("pmi", True), ("pmi", 1.5),
+    ("personal_meeting_url", None), ("personal_meeting_url", 42),
+    ("personal_meeting_url", "javascript:alert(1)")])
+def test_a_mistyped_zoom_field_is_a_vendor_error_naming_it(
+        sandbox: Sandbox, now: datetime, field: str, value: object) -> None:
+    """Checked at the edge: no `unexpected AttributeError`, no GET /meetings/None."""
+    google(sandbox, now)
+
+    def mistype(request: Request, response: Response) -> None:
+        if request.path == f"/v2/users/{ADA}" and isinstance(response.body, dict):
+            response.body[field] = value
+
+    sandbox.zoom.after_hooks.append(mistype)
+    result = officehours(sandbox.write_config(), "sync")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert f"{field} is" in out and "unexpected" not in out and "Traceback" not in out, out
+    assert sandbox.zoom.requests(path_contains="/meetings/") == []
+    assert sandbox.google.writes() == []

@@ -278,3 +278,68 @@ def test_a_group_read_rides_out_the_vendors_faults(sandbox: Sandbox, now: dateti
     assert officehours(config, "sync").returncode == 0
     assert all(outlook_linked(sandbox, e, events[e]) for e in events)
     assert len(sandbox.graph.requests("GET", "/transitiveMembers")) >= 2
+
+
+def test_members_without_an_address_hold_the_read_and_name_the_permission(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Membership readable, members not (no User.ReadBasic.All): Graph gives ids alone.
+    Dropping them would offboard real people after the grace."""
+    events = entra_campus(sandbox, now, PEOPLE[:3])
+    ids = [sandbox.graph.add_user(email, name) for name, email in PEOPLE[:3]]
+    sandbox.graph.add_group("faculty", *ids)
+    config = entra_config(sandbox, "faculty")
+    assert officehours(config, "sync").returncode == 0
+    sandbox.graph.app_roles -= {"User.ReadBasic.All"}
+    result = officehours(config, "sync")
+    assert result.returncode == 1
+    assert "3 of 3 members came without a usable address" in result.stderr
+    assert "User.ReadBasic.All" in result.stderr
+    assert all(outlook_linked(sandbox, e, events[e]) for e in events)  # nobody offboarded
+    assert "ROSTER HELD" in officehours(config, "status").stdout
+
+
+def test_a_read_adding_more_than_max_add_percent_is_held(
+        sandbox: Sandbox, now: datetime) -> None:
+    """A source switched to "All Staff": 5 members, then 25. A first read is applied, and
+    up to 10 new people at once always are."""
+    people = [(f"Instructor {n}", f"i{n:02d}@example.edu") for n in range(25)]
+    campus(sandbox, now, people)
+    write_roster(sandbox, people[:5])
+    config = roster_config(sandbox, grace=0)
+    assert officehours(config, "sync").returncode == 0  # the first read: applied
+    write_roster(sandbox, people)
+    result = officehours(config, "sync")
+    assert result.returncode == 1 and "adds 20 people to 5 members" in result.stderr
+    assert "max_add_percent" in result.stderr
+    assert len(json.loads(officehours(config, "roster", "--json").stdout)["roster"]) == 5
+    write_roster(sandbox, people[:15])  # 10 more: within the floor, applied at once
+    assert officehours(config, "sync").returncode == 0
+    assert len(json.loads(officehours(config, "roster", "--json").stdout)["roster"]) == 15
+
+
+def test_two_instructors_with_one_zoom_user_hold_the_read(
+        sandbox: Sandbox, now: datetime) -> None:
+    campus(sandbox, now, PEOPLE[:2])
+    (sandbox.dir / "roster.csv").write_text(
+        "name,email,provider,zoom_user\n"
+        "Instructor 0,i0@example.edu,google,\n"
+        "Instructor 1,i1@example.edu,google,I0@Example.edu\n")
+    config = roster_config(sandbox, grace=0)
+    result = officehours(config, "sync")
+    assert result.returncode == 1
+    assert "i1@example.edu and i0@example.edu have the same Zoom user" in result.stderr
+
+
+def test_addresses_compare_after_unicode_normalisation_and_case_folding(
+        sandbox: Sandbox, now: datetime) -> None:
+    """The same person in [[instructors]] and, spelled in full-width letters and another
+    case, in the roster: one instructor, one set of links."""
+    sandbox.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+    sandbox.google.add_event("ada@example.edu", summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    (sandbox.dir / "roster.csv").write_text(
+        "name,email,provider\nAda Lovelace,\uff21\uff24\uff21@Example.edu,google\n")
+    config = roster_config(sandbox, grace=0)
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert "1 instructor(s), 0 failed" in result.stdout

@@ -39,7 +39,7 @@ from ..http import (
     retry_after,
     with_retries,
 )
-from ..model import Event, Kind
+from ..model import Event, Kind, same_person
 from .base import Listing
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
@@ -165,7 +165,7 @@ def quota_user(email: str) -> str:
     Google takes "an arbitrary string, up to 40 characters long" (the system parameters:
     https://cloud.google.com/apis/docs/system-parameters), and an address can be longer;
     a digest also keeps the address out of Google's request logs for quota."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return hashlib.sha256(same_person(email.strip()).encode()).hexdigest()[:32]
 
 
 class GoogleCalendar:

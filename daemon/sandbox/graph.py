@@ -85,8 +85,12 @@ class GraphEmulator(Emulator):
                    self._group_users)
         # application permissions granted to the app (admin consent); reading a group's
         # members needs GroupMember.Read.All (or Group.Read.All, Directory.Read.All):
-        # https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers
-        self.app_roles = {"Calendars.ReadWrite", "GroupMember.Read.All"}
+        # https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers; their
+        # properties need a permission to read users (User.ReadBasic.All or more), else
+        # each member comes back as its id and @odata.type alone ("limited information
+        # returned for inaccessible member objects", learn.microsoft.com/graph/
+        # permissions-overview)
+        self.app_roles = {"Calendars.ReadWrite", "GroupMember.Read.All", "User.ReadBasic.All"}
         self.groups: dict[str, list[str]] = {}  # group id -> member ids (users or groups)
         self.users: dict[str, dict[str, str]] = {}  # user id -> displayName, mail, UPN
 
@@ -379,9 +383,14 @@ class GraphEmulator(Emulator):
                 seen.add(member)
                 todo += self.groups[member]
             elif member in self.users:
-                found.setdefault(member, self.users[member])
+                found.setdefault(member, self.users[member] if self._may_read_users() else {
+                    "@odata.type": "#microsoft.graph.user", "id": member})
         return self._page_users(list(found.values()), request.path,
                                 min(int(request.query.get("$top", "100")), 999))
+
+    def _may_read_users(self) -> bool:
+        return bool(self.app_roles & {"User.ReadBasic.All", "User.Read.All",
+                                      "Directory.Read.All"})
 
     def _page_users(self, users: list[dict[str, str]], path: str, size: int) -> Response:
         page, rest = users[:size], users[size:]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -129,6 +130,16 @@ def _message(response: httpx.Response) -> str:
     return message if isinstance(message, str) else ""
 
 
+def _segment(user: str) -> str:
+    """A Zoom user (an address or an id) as one path segment, escaped."""
+    return quote(user, safe="@")
+
+
+def _shown(value: Any) -> str:
+    """A vendor's value in an error message: its type, and at most 40 characters of it."""
+    return f"{type(value).__name__} {str(value)[:40]!r}" if value is not None else "missing"
+
+
 def _delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
     if isinstance(outcome, httpx.Response) and _daily_limit(outcome) is not None:
         return None
@@ -194,13 +205,31 @@ class ZoomClient:
         return ZoomError(text, status=response.status_code, **fields)
 
     def _user(self, user: str) -> tuple[str, str]:
-        body = self._call("GET", f"/users/{user}")
-        return str(body["personal_meeting_url"]), str(body["pmi"])
+        body = self._object(self._call("GET", f"/users/{_segment(user)}"), f"/users/{user}")
+        url, pmi = body.get("personal_meeting_url"), body.get("pmi")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise ZoomError(f"Zoom GET /users/{user}: personal_meeting_url is "
+                            f"{_shown(url)}, not an https URL")
+        if isinstance(pmi, bool) or not isinstance(pmi, int | str) or not str(pmi).isdigit():
+            raise ZoomError(f"Zoom GET /users/{user}: pmi is {_shown(pmi)}, not a number")
+        return url, str(pmi)
 
     def _meeting(self, pmi: str) -> tuple[str, bool]:
-        body = self._call("GET", f"/meetings/{pmi}")
+        body = self._object(self._call("GET", f"/meetings/{pmi}"), f"/meetings/{pmi}")
         settings = body.get("settings") or {}
-        return str(body.get("password") or ""), bool(settings.get("waiting_room", False))
+        password, waiting = body.get("password") or "", (
+            settings.get("waiting_room", False) if isinstance(settings, dict) else None)
+        if not isinstance(password, str) or not isinstance(waiting, bool):
+            raise ZoomError(f"Zoom GET /meetings/{pmi}: password or settings.waiting_room "
+                            "has the wrong type")
+        return password, waiting
+
+    @staticmethod
+    def _object(body: Any, path: str) -> dict[str, Any]:
+        """A Zoom answer checked at the edge: a JSON object, or a vendor error naming it."""
+        if not isinstance(body, dict):
+            raise ZoomError(f"Zoom GET {path}: the answer is not a JSON object")
+        return body
 
     def link(self, user: str, policy: PasscodePolicy) -> JoinLink:
         """The current link; the PMI meeting is read too when its passcode belongs in it."""
@@ -212,8 +241,11 @@ class ZoomClient:
     def pmi_state(self, user: str) -> PmiState:
         """What a student meets: user, user settings and PMI meeting, read now."""
         url, pmi = self._user(user)
-        settings = self._call("GET", f"/users/{user}/settings", category="medium") or {}
+        settings = self._object(self._call("GET", f"/users/{_segment(user)}/settings",
+                                           category="medium") or {}, f"/users/{user}/settings")
         schedule = settings.get("schedule_meeting") or {}
+        if not isinstance(schedule, dict):
+            raise ZoomError(f"Zoom GET /users/{user}/settings: schedule_meeting is not an object")
         passcode, waiting_room = self._meeting(pmi)
         return PmiState(
             require_password_for_pmi_meetings=str(
@@ -253,7 +285,8 @@ class ZoomClient:
         """The repair's PATCHes; what Zoom said of each it refused."""
         refusals = []
         if repair.settings is not None:
-            refusals += self._patch(f"/users/{user}/settings", repair.settings, "medium")
+            refusals += self._patch(f"/users/{_segment(user)}/settings", repair.settings,
+                                    "medium")
         if repair.meeting is not None:
             path = f"/meetings/{before.meeting_id}"
             refused = self._patch(path, repair.meeting)
