@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import resource
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -165,10 +164,11 @@ def read_state(config: Config) -> SqlStore | None:
     try:
         state = State(path, read_only=True)
         if state.schema_version < 1:
-            raise sqlite3.DatabaseError("no schema")
-    except sqlite3.DatabaseError as err:
-        raise StateError(f"{path} cannot be read ({err}); the service rebuilds it on its "
-                         "next start") from None
+            raise StateError("it has no officehours tables", damaged=True)
+    except StateError as err:
+        then = ("the service sets it aside and rebuilds it at its next start, offboardings "
+                "kept" if err.damaged else "try again once the disk or lock is cleared")
+        raise StateError(f"{path} cannot be read ({err}); {then}", stuck=True) from None
     return state
 
 

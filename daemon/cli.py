@@ -172,6 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
+QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
+
+
 def _zoom_column(row: dict[str, Any]) -> str:
     """The ZOOM column of `status`: a word or two; the row's error line says the rest."""
     state = row["zoom_state"]
@@ -229,10 +232,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         row["failing"] = not row["offboarded"] and (bool(row["last_error"]) or (
             row["zoom_state"] or "").startswith(("refused", "NOT secure")))
         rows.append(row)
-    failing = any(row["failing"] for row in rows) or held is not None
+    # no pass recorded for long: the service is stopped, or its passes are held (a state
+    # database it cannot write records nothing, so the silence is what status can see)
+    newest = max((r["last_pass"] for r in rows if r["last_pass"]), default=None)
+    quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
+    stale = newest is not None and now - datetime.fromisoformat(newest) > quiet
+    failing = any(row["failing"] for row in rows) or held is not None or stale
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_FAILED if failing else EXIT_OK
+    if stale:
+        print(f"NO PASS RECORDED since {_when(newest)}: the service is stopped, or its passes "
+              "are held (journalctl -u officehours says why, e.g. a full disk)")
     header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET")
     table = [header]
     for r in rows:
@@ -310,7 +321,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     for at, who, target, action, detail in entries:
         what = detail.get("change") or ", ".join(f"{k} {v}" for k, v in detail.items())
-        print(f"{_when(at)}  {who}  {action}  {target}  {what}")
+        pending = "  (PENDING: the write may not have been done)" if detail.get(
+            "pending") else ""
+        print(f"{_when(at)}  {who}  {action}  {target}  {what}{pending}")
     if not entries:
         print("nothing recorded" + (" for that instructor" if args.instructor else "")
               + (" in that time" if args.since else ""))
@@ -555,9 +568,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    except StateError as err:
-        print(f"state database: {err}", file=sys.stderr)
-        return EXIT_CONFIG if err.unusable else EXIT_FAILED
+    except StateError as err:  # a command stops (78); the service exits 1 unless no restart
+        print(f"state database: {err}", file=sys.stderr)  # can help, so systemd tries again
+        stops = err.unusable or (err.stuck and args.command != "run")
+        return EXIT_CONFIG if stops else EXIT_FAILED
     except Fenced as err:
         print(f"stopped: {err}; another node took the lead while this ran: what was done "
               "stays done, run the command again", file=sys.stderr)

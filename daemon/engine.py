@@ -55,6 +55,14 @@ class Result:
     next_session: Session | None = None
     sessions: list[Session] | None = None  # ahead, up to HORIZON (None: calendar not read)
     offboarded: bool = False  # taken out by remove-links: not served
+    held: bool = False  # the state database could not be used: nothing done, tried again
+
+
+def _refused(err: CalendarError) -> bool:
+    """Whether the vendor certainly did not take a write: an answer refusing it (a 412, or
+    a 4xx other than a time-out or a throttle). A time-out or a 5xx may hide a write done."""
+    return isinstance(err, Conflict) or (err.status is not None and 400 <= err.status < 500
+                                         and err.status not in (408, 429))
 
 
 class Engine:
@@ -127,6 +135,7 @@ class Engine:
                 self._record(instructor, result, now)
         except (Fenced, StateError) as err:  # the lead is lost, or the database: the
             result.error = f"not synced: {err}"  # next leader takes over from the state
+            result.held = isinstance(err, StateError) and err.stuck
             log.warning("instructor=%s action=pass problem=%r outcome=stopped",
                         instructor.email, str(err))
         return result
@@ -421,20 +430,34 @@ class Engine:
             return True  # remove-links took the instructor out while this pass ran
         if action.owned_location:
             self.state.add_pending_location(key, event.id, action.owned_location)
-        if self.fence is not None:
-            self.fence.check()  # the lead can run out between the state write and this one
-        try:
-            calendar.patch(event, action.description, action.location)
-        except Conflict:
-            return False
-        self.state.mark_link(key, event.id, remembered, action.owned_location)
         line = mask_url(action.line)
-        self.state.audit(self.clock(), key, f"event:{event.id}", action.action,
-                         {"title": event.title, "change": line})
+        # in the audit log before the write (a state that cannot be written stops it here),
+        # settled after: no write the vendor may have taken is missing from the log
+        entry = self.state.audit(self.clock(), key, f"event:{event.id}", action.action,
+                                 {"title": event.title, "change": line, "pending": True})
+        try:
+            if self.fence is not None:
+                self.fence.check()  # the lead can run out between the state write and here
+            calendar.patch(event, action.description, action.location)
+        except (CalendarError, Fenced) as err:
+            if isinstance(err, Fenced) or _refused(err):  # not written: no line for it
+                self._settle(entry, done=False)
+            if isinstance(err, Conflict):
+                return False
+            raise
+        self.state.mark_link(key, event.id, remembered, action.owned_location)
+        self._settle(entry, done=True)
         log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id,
                  action.action, line)
         result.changes.append(action.line)
         return True
+
+    def _settle(self, entry: int, done: bool) -> None:
+        """Settle a pending audit line; one that cannot be settled now stays pending."""
+        try:
+            self.state.settle_audit(entry, done)
+        except (Fenced, StateError) as err:
+            log.warning("action=audit entry=%d problem=%r outcome=left-pending", entry, str(err))
 
     def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider,
                       event: Event) -> None:

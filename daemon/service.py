@@ -389,7 +389,8 @@ class Service:
         serving = offboard_leavers(config, engine, self.clock(), self._groups[1])
         self._served = {i.key: i for i in serving.instructors}
         total = len(serving.instructors)
-        counts = {"done": 0, "problems": 0, "insecure": 0}
+        counts = {"done": 0, "problems": 0, "insecure": 0, "held": 0}
+        stuck: list[str] = []  # why the state database could not be used
         counting = threading.Lock()
 
         def done(result: Result) -> None:  # on a pass worker, as each instructor ends
@@ -398,6 +399,9 @@ class Service:
                 counts["done"] += 1
                 counts["problems"] += result.error is not None
                 counts["insecure"] += result.zoom.startswith(("NOT secure", "REFUSED"))
+                counts["held"] += result.held
+                if result.held and not stuck:
+                    stuck.append(result.error or "")
                 if not self._leads or time.monotonic() - last_status[0] < STATUS_EVERY:
                     return
                 last_status[0] = time.monotonic()
@@ -418,11 +422,17 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
+        if stuck:  # a full disk, an I/O error, a lock: nothing was changed for them
+            log.error("action=pass outcome=held instructors=%d problem=%r retry=next-pass",
+                      counts["held"], stuck[0])
         if not self._in_term(term):  # the lead was lost during the pass: STATUS and the
             return  # count of passes belong to the standby or a new term
         self._passes += 1
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         rooms = f", {counts['insecure']} rooms NOT SECURE" if counts["insecure"] else ""
+        if stuck:
+            held = (f", PASS HELD for {counts['held']}: the state database cannot be "
+                    f"written, tried again at the next pass{held}")
         notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems{rooms}, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
 

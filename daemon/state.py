@@ -6,6 +6,7 @@ links are stored only as hashes (and masked in the audit log): the pwd= part is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -95,9 +96,28 @@ class StateError(Exception):
     `unusable`: no restart can help (a directory that cannot be written, a database from a
     newer version): the service exits 78 so that systemd stops restarting it."""
 
-    def __init__(self, message: str, unusable: bool = False) -> None:
+    def __init__(self, message: str, unusable: bool = False, damaged: bool = False,
+                 stuck: bool = False) -> None:
         super().__init__(message)
         self.unusable = unusable
+        self.damaged = damaged  # the file failed SQLite's integrity check: set aside
+        # the database cannot be used now (full disk, I/O error, lock, damage): a command
+        # stops with 78, the service holds its pass and tries again
+        self.stuck = stuck or damaged
+
+
+DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # what SQLite says of a damaged file, only
+
+
+def sqlite_problem(err: sqlite3.Error, path: object) -> StateError:
+    """An SQLite error as the StateError a caller acts on. Only a damaged file (corrupt,
+    not a database) is damage; a full disk, an I/O error or a lock is a moment to wait
+    out, with the database left as it is."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    if name in DAMAGE:
+        return StateError(f"the state database {path} is damaged ({err})", damaged=True)
+    return StateError(f"the state database {path} cannot be used now ({err}); nothing was "
+                      "changed, and the next pass tries again", stuck=True)
 
 
 @dataclass(frozen=True)
@@ -377,11 +397,27 @@ class SqlStore:
                                "IS NOT NULL", instructor))
 
     def audit(self, at: datetime, instructor: str, target: str, action: str,
-              detail: dict[str, Any]) -> None:
+              detail: dict[str, Any]) -> int:
+        """One line of the audit log; its id (see settle_audit)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO audit (at, instructor, target, action, detail, epoch) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (at.isoformat(), instructor, target, action,
-                                                     json.dumps(detail), self.epoch))
+            row = db.execute("INSERT INTO audit (at, instructor, target, action, detail, epoch) "
+                             "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                             (at.isoformat(), instructor, target, action, json.dumps(detail),
+                              self.epoch)).fetchone()
+        return int(row[0])
+
+    def settle_audit(self, entry: int, done: bool) -> None:
+        """A line written as pending before a vendor write: confirmed once the write is
+        done, taken out when the vendor refused it. A line the program could not settle
+        (killed, or its disk full after the write) stays, marked pending: the audit log
+        never lacks a write that may have happened."""
+        with self.transaction() as db:
+            if not done:
+                db.execute("DELETE FROM audit WHERE id=?", (entry,))
+                return
+            (detail,) = db.execute("SELECT detail FROM audit WHERE id=?", (entry,)).fetchone()
+            settled = {k: v for k, v in json.loads(detail).items() if k != "pending"}
+            db.execute("UPDATE audit SET detail=? WHERE id=?", (json.dumps(settled), entry))
 
     def audit_log(self, instructor: str | None = None, since: datetime | None = None,
                   ) -> list[tuple[str, str, str, str, dict[str, Any]]]:
@@ -398,15 +434,22 @@ class State(SqlStore):
     def __init__(self, path: Path | str, read_only: bool = False) -> None:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection
+        self._path = path
+        self._journal: Path | None = None  # the offboardings, kept outside the database
         target = f"file:{path}?mode=ro" if read_only else str(path)
-        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
-                                   uri=read_only)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if read_only:
-            return
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
-        self._migrate()
+        try:
+            if not read_only and str(path) != ":memory:":
+                private(Path(path))  # SQLite gives its -wal and -shm the file's mode
+            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
+                                       uri=read_only)
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            if read_only:
+                return
+            if str(path) != ":memory:":
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except sqlite3.Error as err:
+            raise sqlite_problem(err, path) from None
 
     def _migrate(self) -> None:
         with self.transaction() as db:
@@ -428,10 +471,13 @@ class State(SqlStore):
 
     @classmethod
     def open(cls, state_dir: Path) -> State:
-        """The state in `state_dir`; a damaged database is set aside and started afresh.
+        """The state in `state_dir`. A database that fails SQLite's integrity check is set
+        aside (never over another copy) and started afresh; anything else that stops it
+        (a full disk, an I/O error, a lock) is a StateError with the file left untouched.
 
-        Nothing is lost by that: the next pass lists every calendar fully and finds the
-        program's blocks by their markers."""
+        A fresh start loses nothing that matters: the next pass lists every calendar fully
+        and finds the program's blocks by their markers, and the offboardings are kept in
+        a journal beside the database (OFFBOARDED), which every open takes back in."""
         path = state_dir / "state.sqlite3"
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -440,22 +486,63 @@ class State(SqlStore):
         except OSError as err:
             raise StateError(f"the state directory {state_dir} (service.state_dir) cannot be "
                              f"used: {err.strerror or err}", unusable=True) from None
+        journal = state_dir / OFFBOARDED
         try:
             state = cls(path)
             problem = state._rows("PRAGMA quick_check")[0][0]
             if problem == "ok":
+                state._keep_offboardings(journal)
                 return state
             state.close()
-        except sqlite3.DatabaseError as err:
+        except StateError as err:
+            if not err.damaged:
+                raise
             problem = str(err)
-        aside = path.with_name(f"state.sqlite3.damaged-{int(time.time())}")
-        for suffix in ("", "-wal", "-shm"):
-            damaged = Path(f"{path}{suffix}")
-            if damaged.exists():
-                damaged.rename(f"{aside}{suffix}")
-        log.error("action=rebuild-state problem=%r moved_to=%s outcome=full-resync", problem,
-                  aside)
-        return cls(path)
+        aside = _set_aside(path)
+        log.error("action=rebuild-state problem=%r moved_to=%s outcome=full-resync "
+                  "offboardings=kept", problem, aside)
+        state = cls(path)
+        state._keep_offboardings(journal)
+        return state
+
+    def _keep_offboardings(self, journal: Path) -> None:
+        """Take back the journal's offboardings (a rebuilt or restored database would
+        otherwise serve again who was taken out), and keep the journal from now on."""
+        self._journal = journal
+        try:
+            kept = json.loads(journal.read_text()) if journal.exists() else {}
+        except (OSError, ValueError) as err:
+            raise StateError(f"{journal} cannot be read ({err}): it keeps who was "
+                             "offboarded; restore it or remove it knowingly") from None
+        with self.transaction() as db:
+            for key, (at, by) in kept.items():
+                db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
+                           "ON CONFLICT DO NOTHING", (key, at, by))
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        if self._journal is None:
+            return
+        rows = self._rows("SELECT instructor, at, by FROM offboarded ORDER BY instructor")
+        try:
+            write_atomically(self._journal, json.dumps({r[0]: [r[1], r[2]] for r in rows},
+                                                       indent=1))
+        except OSError as err:
+            raise StateError(f"{self._journal} cannot be written ({err.strerror or err}); "
+                             "nothing more is done until it can") from None
+
+    def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None:
+        super().offboard(instructor, at, by)
+        self._write_journal()
+
+    def reinstate(self, instructor: str | None) -> list[str]:
+        back = super().reinstate(instructor)
+        self._write_journal()
+        return back
+
+    def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
+        super().apply_roster(members, at)  # members back are no longer offboarded
+        self._write_journal()
 
     @classmethod
     def scratch_copy(cls, state_dir: Path) -> State:
@@ -463,10 +550,13 @@ class State(SqlStore):
         scratch = cls(":memory:")
         path = state_dir / "state.sqlite3"
         if path.exists():
-            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            with scratch._lock:
-                source.backup(scratch._db)
-            source.close()
+            try:
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                with scratch._lock:
+                    source.backup(scratch._db)
+                source.close()
+            except sqlite3.Error as err:
+                raise sqlite_problem(err, path) from None
             scratch._migrate()
         return scratch
 
@@ -484,16 +574,70 @@ class State(SqlStore):
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield Counted(self._db, self)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Counted(self._db, self)
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise sqlite_problem(err, self._path) from None
             self.round_trips += 2
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             self.round_trips += 1
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as err:
+                raise sqlite_problem(err, self._path) from None
+
+
+OFFBOARDED = "offboarded.json"  # beside state.sqlite3: who was offboarded, when, by what
+
+
+def private(path: Path) -> None:
+    """The file (made if absent) readable by its owner only, whatever the umask."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm"):
+        extra = Path(f"{path}{suffix}")
+        if extra.exists():
+            os.chmod(extra, 0o600)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a whole file or nothing (a full disk leaves the old one), mode 0600."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _set_aside(path: Path) -> Path:
+    """Move a damaged database (and its -wal, -shm) to a name no earlier copy has."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    for n in range(1000):
+        aside = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
+        if not any(Path(f"{aside}{s}").exists() for s in ("", "-wal", "-shm")):
+            break
+    else:
+        raise StateError(f"too many damaged copies beside {path}: remove some", unusable=True)
+    for suffix in ("", "-wal", "-shm"):
+        damaged = Path(f"{path}{suffix}")
+        if damaged.exists():
+            damaged.rename(f"{aside}{suffix}")
+    return aside

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
+import signal
+import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import officehours, sigkill_after
-from test_e2e_sync import ADA, OFFICE, UNTOUCHED, assert_linked, events, seed
+from conftest import clean_env, officehours, sigkill_after
+from test_e2e_sync import ADA, BOB, OFFICE, UNTOUCHED, assert_linked, events, seed
 
+from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
 
 
@@ -43,7 +50,7 @@ def test_damaged_state_database_is_set_aside_and_rebuilt(sandbox: Sandbox,
     state.write_bytes(b"this is not a database" * 100)
 
     status = officehours(config, "status")
-    assert status.returncode == 1 and "cannot be read" in status.stderr
+    assert status.returncode == 78 and "cannot be read" in status.stderr
     assert "Traceback" not in status.stderr
 
     result = officehours(config, "sync")
@@ -78,3 +85,108 @@ def test_missing_state_database_means_a_full_resync_without_duplicates(
         assert old_url not in str(event), name
         if name in OFFICE:
             assert event["location"] == sandbox.zoom.user(ADA).join_url
+
+
+# --- the state never forgets (CONTRACT.md) ---
+
+
+def no_room_to_grow(limit: int) -> None:
+    """In the child: files may not grow past `limit` bytes, as on a full disk (SQLite
+    answers SQLITE_FULL); SIGXFSZ ignored so that the write fails rather than kills."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def offboarded_ada(sandbox: Sandbox, now: datetime) -> tuple[Path, dict[str, str]]:
+    """Ada and Bob linked, then Ada offboarded; the config and Ada's event ids."""
+    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    seed(sandbox, BOB, now, next_session=timedelta(hours=4), pmi=8999999999)
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    assert officehours(config, "remove-links", "--instructor", ADA).returncode == 0
+    assert not any(START_MARK in e.get("description", "")
+                   for e in events(sandbox, ADA, ids).values())
+    return config, ids
+
+
+def linked_again(sandbox: Sandbox, ids: dict[str, str]) -> bool:
+    return any(START_MARK in e.get("description", "") for e in events(sandbox, ADA, ids).values())
+
+
+def test_a_full_disk_stops_a_command_and_leaves_the_database_as_it_was(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Before, a full disk or an I/O error was taken as damage: the database was set aside
+    and rebuilt, and an offboarded instructor was linked again once space came back."""
+    config, ids = offboarded_ada(sandbox, now)
+    state_dir = sandbox.dir / "state"
+    kept = ("state.sqlite3", "offboarded.json")
+    files = {name: (state_dir / name).read_bytes() for name in kept}
+    full = subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "sync"],
+                          capture_output=True, text=True, timeout=60, env=clean_env(),
+                          preexec_fn=lambda: no_room_to_grow(1024))
+    assert full.returncode == 78, full.stdout + full.stderr
+    # EFBIG past the limit: SQLite says "disk I/O error" (ENOSPC: "database or disk is full")
+    assert "cannot be used now (disk I/O error)" in full.stderr, full.stderr
+    assert "Traceback" not in full.stderr
+    assert {name: (state_dir / name).read_bytes() for name in kept} == files  # untouched
+    assert not list(state_dir.glob("*damaged*"))
+    assert not linked_again(sandbox, ids)
+    assert officehours(config, "sync").returncode == 0  # space is back
+    assert not linked_again(sandbox, ids)
+    history = officehours(config, "history", "--instructor", ADA).stdout
+    assert "remove-block" in history or "remove" in history, history
+
+
+def test_damage_or_loss_of_the_database_never_links_an_offboarded_instructor_again(
+        sandbox: Sandbox, now: datetime) -> None:
+    config, ids = offboarded_ada(sandbox, now)
+    database = sandbox.dir / "state" / "state.sqlite3"
+    database.write_bytes(b"\0damaged" * 512)
+    result = officehours(config, "sync")
+    assert result.returncode == 0 and "action=rebuild-state" in result.stderr
+    assert not linked_again(sandbox, ids)
+    for suffix in ("", "-wal", "-shm"):  # lost altogether
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    assert officehours(config, "sync").returncode == 0
+    assert not linked_again(sandbox, ids)
+    assert officehours(config, "reinstate", "--instructor", ADA).returncode == 0
+    assert officehours(config, "sync").returncode == 0
+    assert linked_again(sandbox, ids)  # brought back the documented way only
+
+
+def test_a_set_aside_copy_is_never_overwritten(sandbox: Sandbox, now: datetime) -> None:
+    seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    config = sandbox.write_config()
+    database = sandbox.dir / "state" / "state.sqlite3"
+    for n in range(2):  # twice within the same second
+        assert officehours(config, "sync").returncode == 0
+        database.write_bytes(f"damage {n} ".encode() * 512)
+        assert officehours(config, "sync").returncode == 0
+    copies = sorted(database.parent.glob("state.sqlite3.damaged-*"))
+    assert [c.read_bytes()[:8] for c in copies if not c.name.endswith(("-wal", "-shm"))] == [
+        b"damage 0", b"damage 1"]
+
+
+def test_state_files_are_private_whatever_the_umask(sandbox: Sandbox, now: datetime) -> None:
+    config, _ = offboarded_ada(sandbox, now)
+    shutil.rmtree(sandbox.dir / "state")
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "--config", str(config), "sync"],
+                            capture_output=True, text=True, timeout=60, env=clean_env(),
+                            preexec_fn=lambda: os.umask(0o022) and None)
+    assert result.returncode == 0, result.stderr
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (sandbox.dir / "state").iterdir()}
+    assert "offboarded.json" in modes and "state.sqlite3" in modes
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_a_pending_write_stays_in_the_history(sandbox: Sandbox, now: datetime) -> None:
+    """A write the program could not settle (killed right after the vendor took it) is
+    in the history, marked pending; the next pass settles nothing twice."""
+    ids = seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    config = sandbox.write_config()
+    assert sigkill_after(config, [sandbox.google], 1, method="PATCH")
+    history = officehours(config, "history").stdout
+    assert "PENDING: the write may not have been done" in history, history
+    assert officehours(config, "sync").returncode == 0
+    assert_linked(events(sandbox, ADA, ids), events(sandbox, ADA, ids),
+                  sandbox.zoom.user(ADA).join_url)
