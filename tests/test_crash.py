@@ -9,11 +9,12 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, officehours, sigkill_after
+from conftest import HOUR, at, clean_env, officehours, sigkill_after, wait_for
 from test_e2e_sync import ADA, BOB, OFFICE, UNTOUCHED, assert_linked, events, seed
 
 from daemon.reconcile import START_MARK
@@ -190,3 +191,41 @@ def test_a_pending_write_stays_in_the_history(sandbox: Sandbox, now: datetime) -
     assert officehours(config, "sync").returncode == 0
     assert_linked(events(sandbox, ADA, ids), events(sandbox, ADA, ids),
                   sandbox.zoom.user(ADA).join_url)
+
+
+def test_run_holds_its_pass_while_the_disk_is_full_and_goes_on_after(
+        sandbox: Sandbox, now: datetime) -> None:
+    """The service's files may not grow (as on a full disk) from some pass on: that pass
+    is held, logged at error level, and nothing is set aside; once space is back, the
+    next pass links what was added meanwhile. (Its log goes to a pipe, which has no size.)"""
+    seed(sandbox, ADA, now, next_session=timedelta(hours=3))
+    config = sandbox.write_config(sync_interval_seconds=1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=clean_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN) and None)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")),
+                              daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    log = lambda: "".join(lines)  # noqa: E731
+    try:
+        wait_for(lambda: "action=pass instructors=1 problems=0" in log(),
+                 what="a first clean pass")
+        unlimited = resource.RLIM_INFINITY  # the soft limit only: no privilege needed
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (0, unlimited))  # disk full
+        new = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 5 * HOUR),
+                                       end=at(now + 6 * HOUR))
+        wait_for(lambda: "action=pass outcome=held" in log(), what="a held pass")
+        assert START_MARK not in sandbox.google.event(ADA, new).get("description", "")
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+        wait_for(lambda: START_MARK in sandbox.google.event(ADA, new).get("description", ""),
+                 what="the new event linked once space is back")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        reader.join(5)
+        process.stderr.close()  # type: ignore[union-attr]
+    assert process.returncode == 0, log()
+    assert not list((sandbox.dir / "state").glob("*damaged*"))
+    assert "rebuild-state" not in log()
