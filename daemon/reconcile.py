@@ -17,8 +17,10 @@ END_MARK = "-- end of Zoom --"
 TEXT_SEPARATOR = "\n\n"
 HTML_SEPARATOR = "<br><br>"
 
+# the separator as written, or as Exchange gives it back (CR LF, <br/>, line ends after tags)
+_SEPARATOR = r"\r?\n\r?\n|(?:<br\s*/?>[ \t]*\r?\n?){2}"
 _BLOCK = re.compile(
-    "(?P<sep>" + re.escape(TEXT_SEPARATOR) + "|" + re.escape(HTML_SEPARATOR) + ")?"
+    "(?P<sep>" + _SEPARATOR + ")?"
     + re.escape(START_MARK) + "(?:(?!" + re.escape(START_MARK) + ").)*?" + re.escape(END_MARK),
     re.DOTALL,
 )
@@ -56,7 +58,21 @@ def render_block(link: JoinLink, template: Template, as_html: bool) -> str:
 
 
 def is_html(text: str) -> bool:
-    return bool(_HTML_TAG.search(text))
+    return bool(_HTML_TAG.search(text)) or "<table" in text.lower()
+
+
+_HEAD = re.compile(r"<head\b.*?</head>", re.I | re.S)
+_BREAKS = re.compile(r"<br\s*/?>|</(?:p|div|li|tr|h\d)>", re.I)
+_TAGS = re.compile(r"</?[A-Za-z!?][^>]*>")  # a "<" before anything else is text (HTML)
+
+
+def visible(text: str) -> str:
+    """What a reader sees of a description: for HTML, the text without tags, entities
+    read, each line break one; white space runs as one space. Two descriptions a vendor
+    stores differently (Exchange re-renders HTML: API-NOTES.md "Edges") read the same."""
+    if is_html(text):
+        text = html.unescape(_TAGS.sub("", _BREAKS.sub("\n", _HEAD.sub("", text))))
+    return " ".join(text.split())
 
 
 def strip_blocks(description: str) -> str:
@@ -124,6 +140,8 @@ def reconcile(
     new_description = desired_description(description, link, template)
     if limit is not None and len(new_description) > max(limit, len(description)):
         new_description = description  # no room for the block: the location carries the URL
+    if new_description != description and visible(new_description) == visible(description):
+        new_description = description  # the same to a reader: as the vendor re-rendered it
     opted_out = template.opt_out_marker.casefold() in strip_blocks(description).casefold()
     current = location.strip()
     ours = not current or (owned_location is not None and current == owned_location.strip())

@@ -19,7 +19,9 @@ from daemon.app import open_engine
 from daemon.calendars.google import quota_user
 from daemon.config import load
 from daemon.http import ForeignHost, Origins, origin
+from daemon.reconcile import strip_blocks, visible
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.graph import exchange_rendering
 from daemon.sandbox.server import Emulator, Request, Response, Served
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"
@@ -306,3 +308,33 @@ def test_a_mistyped_zoom_field_is_a_vendor_error_naming_it(
     assert f"{field} is" in out and "unexpected" not in out and "Traceback" not in out, out
     assert sandbox.zoom.requests(path_contains="/meetings/") == []
     assert sandbox.google.writes() == []
+
+
+# --- writes that survive Exchange's re-rendering ---
+
+
+@pytest.mark.parametrize("body", [
+    {"contentType": "html", "content": "<p class='x'>Questions welcome.</p>"},
+    {"contentType": "html", "content": "<html><body><p>Room 4</p></body></html>"},
+    {"contentType": "html", "content": "<table><tr><td>Mon</td><td>Room 4</td></tr></table>"},
+    {"contentType": "text", "content": "Bring your notes.\nRoom 4"},
+    {"contentType": "html", "content": ""},
+], ids=["fragment", "document", "table-only", "text", "empty"])
+def test_an_outlook_event_is_written_once_whatever_exchange_makes_of_its_body(
+        sandbox: Sandbox, now: datetime, body: dict[str, str]) -> None:
+    """Exchange stores a body re-rendered (the emulator's exchange_rendering); a pass over
+    an unchanged event must not write again: on Outlook each write mails every attendee."""
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    event = sandbox.graph.add_event(MARY, now + 2 * HOUR, now + 3 * HOUR,
+                                    subject="Office Hours", body=body)
+    config = sandbox.write_config()
+    for _ in range(3):
+        assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.graph.writes()) == 1, [w.path for w in sandbox.graph.writes()]
+    stored = sandbox.graph.event(MARY, event)["body"]["content"]
+    assert stored.startswith("<html><head>\r\n")  # as Exchange keeps it
+    assert stored.count(sandbox.zoom.user(MARY).join_url) == 1
+    expected = exchange_rendering(body)["content"] if body["content"] else ""
+    assert visible(strip_blocks(stored)) == visible(expected)
+    assert officehours(config, "remove-links").returncode == 0
+    assert visible(sandbox.graph.event(MARY, event)["body"]["content"]) == visible(expected)

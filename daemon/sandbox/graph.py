@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import itertools
 import json
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -91,6 +93,7 @@ class GraphEmulator(Emulator):
         # returned for inaccessible member objects", learn.microsoft.com/graph/
         # permissions-overview)
         self.app_roles = {"Calendars.ReadWrite", "GroupMember.Read.All", "User.ReadBasic.All"}
+        self.exchange_rendering = True  # bodies stored as Exchange renders them (below)
         self.groups: dict[str, list[str]] = {}  # group id -> member ids (users or groups)
         self.users: dict[str, dict[str, str]] = {}  # user id -> displayName, mail, UPN
 
@@ -538,8 +541,39 @@ class GraphEmulator(Emulator):
                 event[key] = {**event[key], **value}
             else:
                 event[key] = value
+        if "body" in body and self.exchange_rendering:
+            event["body"] = exchange_rendering(event["body"])
         self._touch(event)
         return Response(200, self._wire(event, None))
+
+
+_TAG_END = re.compile(r"(<br\s*/?>|</(?:p|div|li|tr|table|ul|ol|h\d)>)(?!\r\n)", re.I)
+_SINGLE_QUOTED = re.compile(r"""(\s[\w-]+)='([^']*)'""")
+_HEAD = ('<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; '
+         'charset=utf-8">\r\n</head>\r\n<body>\r\n')
+
+
+def exchange_rendering(body: dict[str, Any]) -> dict[str, Any]:
+    """A body as Exchange stores it, which is not what was PATCHed (OfficeDev/office-js#828,
+    microsoftgraph/microsoft-graph-docs#8215; API-NOTES.md "Edges"): HTML comes back a whole
+    document (html, a head with a meta, body), with CR LF after line breaks and block ends
+    and attributes in double quotes; a text body comes back as HTML, its lines joined by
+    <br>. Rendering a rendered body again changes nothing."""
+    content = str(body.get("content") or "")
+    if str(body.get("contentType") or "text").lower() != "html":
+        content = "<br>".join(html.escape(line, quote=False)
+                              for line in content.replace("\r\n", "\n").split("\n"))
+        content = f'<div class="PlainText">{content}</div>'
+    content = _SINGLE_QUOTED.sub(lambda m: f'{m[1]}="{m[2]}"', content)
+    content = _TAG_END.sub(lambda m: m[1] + "\r\n", content)
+    inner = re.search(r"<body[^>]*>(.*)</body>", content, re.I | re.S)
+    if inner is not None:  # text around the document moves into its body, as a parser does
+        start = re.search(r"<html[^>]*>|<body[^>]*>", content, re.I)
+        end = re.search(r"</html>", content[inner.end():], re.I)
+        before = content[:start.start()] if start else ""
+        after = content[inner.end() + end.end():] if end else content[inner.end():]
+        content = (before + inner[1] + after).strip("\r\n")
+    return {"contentType": "html", "content": f"{_HEAD}{content}\r\n</body>\r\n</html>\r\n"}
 
 
 def _occurrence_id(master_id: str, start: datetime) -> str:
