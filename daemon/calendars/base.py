@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from ..errors import CalendarError
 from ..model import Event
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,36 @@ class CalendarProvider(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def checked(vendor: str, item: Any, convert: Callable[[Mapping[str, Any]], T]) -> T:
+    """A vendor's event read at the edge: a field missing or of the wrong type is a
+    CalendarError naming the event (when it has an id) and the problem, never an
+    AttributeError further on."""
+    if not isinstance(item, Mapping):
+        raise CalendarError(f"{vendor}: an event is a {type(item).__name__}, not an object")
+    found = item.get("id")
+    name = found if isinstance(found, str) else "?"
+    try:
+        return convert(item)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CalendarError(f"{vendor} event {name[:80]}: a field is missing or of the wrong "
+                            f"type ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def text(item: Mapping[str, Any], key: str) -> str:
+    """A text field: "" when absent or null; TypeError when it is anything but text."""
+    value = item.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is a {type(value).__name__}, not text")
+    return value
+
+
+def identifier(item: Mapping[str, Any], key: str = "id") -> str:
+    """An id: non-empty text, or ValueError."""
+    value = text(item, key)
+    if not value:
+        raise ValueError(f"{key} is missing")
+    return value

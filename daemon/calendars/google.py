@@ -12,7 +12,7 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -40,7 +40,7 @@ from ..http import (
     with_retries,
 )
 from ..model import Event, Kind, same_person
-from .base import Listing
+from .base import Listing, checked, identifier, text
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 WRITERS = ("owner", "writer")
@@ -241,13 +241,20 @@ class GoogleCalendar:
             if page_token:
                 params["pageToken"] = page_token
             page = self._execute(self._service.events().list(**params))
-            events.extend(to_event(item) for item in page.get("items", []))
+            items = page.get("items") or []
+            if not isinstance(items, list):
+                raise CalendarError(f"Google Calendar for {self._who}: items is not a list")
+            events.extend(to_event(item) for item in items)
             try:
                 page_token = pages.next(page.get("nextPageToken"))
             except PagingError as err:
                 raise CalendarError(str(err)) from None
             if not page_token:
-                return Listing(events, page["nextSyncToken"], full=sync_token is None)
+                token = page.get("nextSyncToken")
+                if not isinstance(token, str) or not token:
+                    raise CalendarError(f"Google Calendar for {self._who}: the last page has "
+                                        "no nextSyncToken")
+                return Listing(events, token, full=sync_token is None)
 
     def access(self) -> str:
         """Through events.list, which the delegated calendar.events scope allows and whose
@@ -310,9 +317,11 @@ def _delay(outcome: Any, attempt: int) -> float | None:
     return None
 
 
-def _when(value: dict[str, Any] | None) -> datetime | date | None:
+def _when(value: Any) -> datetime | date | None:
     if not value:
         return None
+    if not isinstance(value, Mapping):
+        raise TypeError("a time is not an object")
     if "dateTime" in value:
         return datetime.fromisoformat(value["dateTime"])
     if "date" in value:
@@ -320,8 +329,12 @@ def _when(value: dict[str, Any] | None) -> datetime | date | None:
     return None
 
 
-def to_event(item: dict[str, Any]) -> Event:
-    """A Google event resource in the shared model."""
+def to_event(item: Any) -> Event:
+    """A Google event resource in the shared model, checked at the edge."""
+    return checked("Google", item, _to_event)
+
+
+def _to_event(item: Mapping[str, Any]) -> Event:
     if item.get("status") == "cancelled":
         kind = Kind.CANCELLED
     elif item.get("recurrence"):
@@ -331,14 +344,17 @@ def to_event(item: dict[str, Any]) -> Event:
     else:
         kind = Kind.SINGLE
     start = item.get("start") or {}
+    recurrence = item.get("recurrence") or []
+    if not isinstance(recurrence, list) or not all(isinstance(r, str) for r in recurrence):
+        raise TypeError("recurrence is not a list of text")
     return Event(
-        id=item["id"], kind=kind,
-        title=item.get("summary", ""), description=item.get("description", ""),
-        location=item.get("location", ""), etag=item.get("etag", ""),
+        id=identifier(item), kind=kind,
+        title=text(item, "summary"), description=text(item, "description"),
+        location=text(item, "location"), etag=text(item, "etag"),
         organizer_self=bool((item.get("organizer") or {}).get("self")),
-        series_id=item.get("recurringEventId"),
+        series_id=text(item, "recurringEventId") or None,
         original_start=_when(item.get("originalStartTime")),
         start=_when(start), end=_when(item.get("end")),
-        timezone=start.get("timeZone"),
-        recurrence=tuple(item.get("recurrence") or ()),
+        timezone=text(start, "timeZone") or None,
+        recurrence=tuple(recurrence),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from ..http import (
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
-from .base import Listing
+from .base import Listing, checked, identifier, text
 
 WINDOW_BEHIND = timedelta(days=1)  # sessions under way stay visible
 WINDOW_AHEAD = timedelta(days=60)
@@ -211,7 +211,10 @@ class OutlookCalendar:
         pages = Pages(f"Graph for {self._who}", self._app.max_pages)
         while True:
             page = self._call("GET", url)
-            items += page.get("value", [])
+            value = page.get("value") or []
+            if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+                raise CalendarError(f"Graph for {self._who}: value is not a list of objects")
+            items += value
             try:
                 link = pages.next(page.get("@odata.nextLink"))
             except PagingError as err:
@@ -223,7 +226,20 @@ class OutlookCalendar:
     # --- CalendarProvider ---
 
     def changes(self, sync_token: str | None) -> Listing:
-        state: dict[str, Any] | None = json.loads(sync_token) if sync_token else None
+        try:
+            state = json.loads(sync_token) if sync_token else None
+            if state is not None and not isinstance(state, dict):
+                raise ValueError("not an object")
+        except ValueError:  # a stored state this version cannot read: list everything
+            raise SyncExpired("Graph: the stored delta state is unreadable") from None
+        try:
+            return self._changes(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:  # at the edge
+            raise CalendarError(f"Graph for {self._who}: an answer has a field missing or of "
+                                f"the wrong type ({type(err).__name__}: {str(err)[:120]})"
+                                ) from None
+
+    def _changes(self, state: dict[str, Any] | None) -> Listing:
         now = self._clock()
         if state and now - datetime.fromisoformat(state["start"]) > NEW_ROUND_AFTER:
             state = None  # move the window: a new round lists everything again
@@ -272,11 +288,11 @@ class OutlookCalendar:
         for item in items:
             kind = item.get("type")
             if "@removed" in item:
-                events.append(Event(id=item["id"], kind=Kind.CANCELLED))
+                events.append(Event(id=identifier(item), kind=Kind.CANCELLED))
                 continue
             if kind in ("exception", "singleInstance"):
                 events.append(self._to_event(item))
-            master = item.get("seriesMasterId")
+            master = text(item, "seriesMasterId")
             # an occurrence stands for its series; a new round also reads the series of
             # exceptions, in case every occurrence in the window was modified
             if master and master not in masters and (
@@ -285,9 +301,9 @@ class OutlookCalendar:
         masters += [m for m in reread if m not in masters]
         read: dict[str, bool] = {}
         for master_id in masters:  # once per series, however many occurrences changed
-            master = self.get(master_id)
-            events.append(master or Event(id=master_id, kind=Kind.CANCELLED))
-            read[master_id] = master is not None
+            found = self.get(master_id)
+            events.append(found or Event(id=master_id, kind=Kind.CANCELLED))
+            read[master_id] = found is not None
         return events, read
 
     def access(self) -> str:
@@ -329,13 +345,18 @@ class OutlookCalendar:
     def _event_url(self, event_id: str) -> str:
         return f"{self._base}/users/{self._user}/events/{quote(event_id, safe='')}"
 
-    def _to_event(self, item: dict[str, Any]) -> Event:
+    def _to_event(self, item: Any) -> Event:
+        """A Graph event in the shared model, checked at the edge (base.checked)."""
+        return checked("Graph", item, self._convert)
+
+    def _convert(self, item: Mapping[str, Any]) -> Event:
         kind = {"seriesMaster": Kind.SERIES, "exception": Kind.EXCEPTION,
-                "singleInstance": Kind.SINGLE}.get(item.get("type", ""), Kind.SINGLE)
+                "singleInstance": Kind.SINGLE}.get(text(item, "type"), Kind.SINGLE)
         if item.get("isCancelled"):
             kind = Kind.CANCELLED
         body = item.get("body") or {}
-        self._body_types[item["id"]] = str(body.get("contentType") or "text").lower()
+        location = item.get("location") or {}
+        self._body_types[identifier(item)] = (text(body, "contentType") or "text").lower()
         zone = graph_recurrence.iana_zone(item.get("originalStartTimeZone"))
         start = _when(item.get("start"))
         recurrence: tuple[str, ...] = ()
@@ -351,13 +372,12 @@ class OutlookCalendar:
             except (ValueError, KeyError) as err:
                 raise CalendarError(f"Graph series {item['id']}: cannot read its "
                                     f"recurrence ({err})") from None
-        original = item.get("originalStart")
+        original = text(item, "originalStart")
         return Event(
-            id=item["id"], kind=kind, title=item.get("subject") or "",
-            description=body.get("content") or "",
-            location=(item.get("location") or {}).get("displayName") or "",
-            etag=item.get("@odata.etag", ""), organizer_self=bool(item.get("isOrganizer")),
-            series_id=item.get("seriesMasterId"),
+            id=identifier(item), kind=kind, title=text(item, "subject"),
+            description=text(body, "content"), location=text(location, "displayName"),
+            etag=text(item, "@odata.etag"), organizer_self=bool(item.get("isOrganizer")),
+            series_id=text(item, "seriesMasterId") or None,
             original_start=datetime.fromisoformat(original.replace("Z", "+00:00"))
             if original else None,
             start=start, end=_when(item.get("end")), timezone=zone, recurrence=recurrence)
@@ -389,10 +409,12 @@ def _read_delay(outcome: httpx.Response | Exception, attempt: int) -> float | No
     return httpx_delay(outcome, attempt)
 
 
-def _when(value: dict[str, Any] | None) -> datetime | None:
+def _when(value: Any) -> datetime | None:
     """A dateTimeTimeZone as an aware datetime (we ask for UTC with Prefer)."""
     if not value or not value.get("dateTime"):
         return None
+    if not isinstance(value["dateTime"], str):
+        raise TypeError("dateTime is not text")
     text = value["dateTime"].rstrip("Z")[:26]
     when = datetime.fromisoformat(text)
     zone = graph_recurrence.iana_zone(value.get("timeZone"))
