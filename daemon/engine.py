@@ -58,6 +58,14 @@ class Result:
     held: bool = False  # the state database could not be used: nothing done, tried again
 
 
+class Refused(CalendarError):
+    """A write the vendor refused for what it carried (400: a description too long, ...)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(f"event {event.id}: the vendor refused the write", status=400)
+        self.event = event
+
+
 def _refused(err: CalendarError) -> bool:
     """Whether the vendor certainly did not take a write: an answer refusing it (a 412, or
     a 4xx other than a time-out or a throttle). A time-out or a 5xx may hide a write done."""
@@ -86,6 +94,7 @@ class Engine:
         self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
         self._passcode_missing: set[str] = set()  # events warned: their own bare link
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
+        self._refused: dict[str, str] = {}  # event -> the etag a write to it was refused at
         self.stopping = threading.Event()
         self.links = LinkCache(config.zoom.refresh_minutes)
         self.fence = fence  # two nodes: checked before every calendar and Zoom write
@@ -217,6 +226,11 @@ class Engine:
         for event in [*listed.values(), *[k.event for k in stale]]:
             try:
                 self._apply(instructor, calendar, event, link, result, fetch=event.id not in listed)
+            except Refused as refused:  # said once; not tried again until the event changes
+                self._refused[refused.event.id] = refused.event.etag
+                result.error = result.error or (f"event {refused.event.id}: "
+                                                f"{refused.__cause__}; not tried again until "
+                                                "the event changes")
             except CalendarError as err:
                 failures += 1
                 result.error = result.error or f"event {event.id}: {explain(err)}"
@@ -391,6 +405,8 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
+            if link is not None and self._refused.get(event.id) == event.etag:
+                return  # the vendor refused this very write: unchanged since, not again
             planned = self._plan(instructor, calendar, event, link)
             if planned.no_room:
                 self._note_no_room(instructor, calendar, event)
@@ -444,6 +460,8 @@ class Engine:
                 self._settle(entry, done=False)
             if isinstance(err, Conflict):
                 return False
+            if isinstance(err, CalendarError) and err.status == 400:
+                raise Refused(event) from err  # this content, refused: the same next time
             raise
         self.state.mark_link(key, event.id, remembered, action.owned_location)
         self._settle(entry, done=True)

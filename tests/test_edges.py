@@ -21,6 +21,7 @@ from daemon.config import load
 from daemon.http import ForeignHost, Origins, origin
 from daemon.reconcile import strip_blocks, visible
 from daemon.sandbox.domain import Sandbox
+from daemon.sandbox.google import google_error
 from daemon.sandbox.graph import exchange_rendering
 from daemon.sandbox.server import Emulator, Request, Response, Served
 
@@ -338,3 +339,51 @@ def test_an_outlook_event_is_written_once_whatever_exchange_makes_of_its_body(
     assert visible(strip_blocks(stored)) == visible(expected)
     assert officehours(config, "remove-links").returncode == 0
     assert visible(sandbox.graph.event(MARY, event)["body"]["content"]) == visible(expected)
+
+
+# --- writes Google refuses ---
+
+
+def test_a_description_google_holds_but_would_refuse_gets_the_link_in_its_location(
+        sandbox: Sandbox, now: datetime) -> None:
+    """The description is longer than Google takes in a write: only the location is sent
+    (before, the whole description was re-sent with it, and refused, every pass)."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    event = sandbox.google.add_event(ADA, summary="Office Hours", description="é" * 20_000,
+                                     start=at(now + HOUR), end=at(now + 2 * HOUR))
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    stored = sandbox.google.event(ADA, event)
+    assert stored["location"] == sandbox.zoom.user(ADA).join_url
+    assert stored["description"] == "é" * 20_000
+    assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.google.writes()) == 1
+
+
+def test_a_write_google_refuses_is_said_once_and_not_retried_until_the_event_changes(
+        sandbox: Sandbox, now: datetime) -> None:
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    first = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                     end=at(now + 2 * HOUR))
+    second = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                                      end=at(now + 4 * HOUR))
+    for event in (first, second):
+        sandbox.google.fail("PATCH", f"/events/{event}$", google_error(
+            400, "invalid", "The description is too long."), times=100)
+    clock = [now]
+    engine = open_engine(load(sandbox.write_config()), clock=lambda: clock[0])
+    (ada,) = engine.config.instructors
+    try:
+        result = engine.sync(ada)
+        assert result.error and "not tried again until the event changes" in result.error
+        patched = len(sandbox.google.requests("PATCH"))
+        assert patched == 2  # each event once: both reported, neither retried within
+        for minutes in (1, 2, 3):
+            clock[0] = now + timedelta(minutes=minutes)
+            assert engine.sync(ada).error is None
+        assert len(sandbox.google.requests("PATCH")) == patched
+        sandbox.google.edit_event(ADA, first, description="Room 4")  # it changed: try again
+        engine.sync(ada)
+        assert len(sandbox.google.requests("PATCH")) == patched + 1
+    finally:
+        engine.close()

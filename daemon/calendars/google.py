@@ -281,9 +281,13 @@ class GoogleCalendar:
         return to_event(item)
 
     def patch(self, event: Event, description: str, location: str) -> Event:
+        # only the fields that change: re-sending a description Google already holds (one
+        # too long for a write, say) would fail a location-only change with it
+        body = {k: v for k, v, was in (("description", description, event.description),
+                                       ("location", location, event.location)) if v != was}
         request = self._service.events().patch(
             calendarId=self._calendar, eventId=event.id, sendUpdates=self._send_updates,
-            quotaUser=self._quota_user, body={"description": description, "location": location})
+            quotaUser=self._quota_user, body=body)
         request.headers["If-Match"] = event.etag
         # deleted since it was read: Gone, a Conflict, so the caller re-reads as after any
         # change (get() then says None), and the next listing shows it cancelled
