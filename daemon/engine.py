@@ -135,10 +135,14 @@ class Engine:
         try:
             if self.state.is_offboarded(instructor.key):  # remove-links took them out
                 return Result(instructor, checked_at=now, offboarded=True)
+            known = self.links.known(instructor.key)
             secured = self._caught(instructor, result, lambda: self._secured_link(
                 instructor, result, now)) if secure_first else None
+            # a check whose room gives the link the invites already carry: the calendar is
+            # the pass's to read (a check is then 3 Zoom reads and nothing else)
+            settled = secured is not None and secured == known
             with self._locks[instructor.key]:
-                if result.error is None:
+                if result.error is None and not settled:
                     self._caught(instructor, result, lambda: self._sync(
                         instructor, result, now, secured))
                 self._record(instructor, result, now)
@@ -167,9 +171,9 @@ class Engine:
     def _record(self, instructor: Instructor, result: Result, now: datetime) -> None:
         nxt = result.next_session
         loud_for = self._log_failure(instructor, result)
-        # a calendar not read (a vendor failed, or a check failed in Zoom first): the next
+        # a calendar not read (a vendor failed, or a check that needed no read): the next
         # session stays as last known
-        sessions = {} if result.error and result.sessions is None else {
+        sessions = {} if result.sessions is None else {
             "next_session": nxt.start.isoformat() if nxt else None,
             "next_session_end": nxt.end.isoformat() if nxt else None}
         if not self.dry_run:

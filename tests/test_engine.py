@@ -102,22 +102,35 @@ def test_a_lead_window_reads_zoom_once_not_at_every_pass_inside_it(
 
 def test_a_pre_session_check_secures_the_room_before_reading_the_calendar(
         engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
-    """A check reads Zoom first, so a slow calendar cannot make it late; the pass in the
-    window after it reads no Zoom again."""
+    """A check reads Zoom first, so a slow calendar cannot make it late; when the room gives
+    the link the invites carry, the calendar is left to the pass; when the link changed
+    (a passcode set anew), the events follow at once. A pass in the window after it reads
+    no Zoom again."""
     (ada,) = engine.config.instructors
     assert engine.sync(ada).error is None
-    sandbox.zoom.user(ADA).pmi_waiting_room = False
+    user = sandbox.zoom.user(ADA)
+    user.pmi_waiting_room = False
     clock[0] = now + HOUR - timedelta(minutes=15, seconds=30)  # run early, spread
     marks = len(sandbox.google.log), len(sandbox.zoom.log)
     result = engine.sync(ada, secure_first=True)
-    assert result.error is None and result.zoom.startswith("repaired")
-    assert sandbox.zoom.user(ADA).secure
-    calendar = sandbox.google.log[marks[0]:]
-    zoom = sandbox.zoom.log[marks[1]:]
-    assert calendar and zoom and zoom[-1].at < calendar[0].at  # Zoom done, then the calendar
+    assert result.error is None and result.zoom.startswith("repaired") and user.secure
+    assert len(sandbox.zoom.log) > marks[1] and len(sandbox.google.log) == marks[0]
     clock[0] = now + HOUR - timedelta(minutes=10)
     zoom_before = len(sandbox.zoom.log)
     assert engine.sync(ada).zoom == "" and len(sandbox.zoom.log) == zoom_before
+
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 25 * HOUR),
+                             end=at(now + 26 * HOUR))
+    assert engine.sync(ada).error is None
+    user.pmi_password = ""  # cleared in the portal: the repair sets a new one, a new link
+    clock[0] = now + 25 * HOUR - timedelta(minutes=15)
+    marks = len(sandbox.google.log), len(sandbox.zoom.log)
+    result = engine.sync(ada, secure_first=True)
+    assert result.error is None and user.secure
+    calendar, zoom = sandbox.google.log[marks[0]:], sandbox.zoom.log[marks[1]:]
+    assert calendar and zoom and zoom[-1].at < calendar[0].at  # Zoom done, then the events
+    assert {e["description"].count(user.join_url)
+            for e in sandbox.google.events[ADA].values()} == {1}
 
 
 def test_an_instructor_without_office_hours_is_never_changed_in_zoom(

@@ -26,6 +26,12 @@ class LinkCache:
             cached = self._links.get(key)
         return cached[0] if cached is not None and cached[1] > self._clock() else None
 
+    def known(self, key: str) -> JoinLink | None:
+        """The link last read, trusted or not (what the invites were last given)."""
+        with self._lock:
+            cached = self._links.get(key)
+        return cached[0] if cached is not None else None
+
     def put(self, key: str, link: JoinLink) -> None:
         with self._lock:
             seen = key in self._links
