@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -231,3 +231,22 @@ def test_exit_78_on_a_bad_config_so_systemd_does_not_loop(tmp_path: Path) -> Non
     assert result.returncode == 78
     assert "RestartPreventExitStatus=78" in UNIT.read_text()
     assert os.linesep.join(result.stderr.splitlines()).count("\n") >= 1  # every problem listed
+
+
+def test_status_names_the_rooms_a_daily_limit_leaves_insecure(
+        sandbox: Sandbox, now: datetime, notifications: Notifications) -> None:
+    """Zoom's daily limit stopped a repair: `systemctl status` says so, not only the log."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789, waiting_room=True)
+    user.pmi_waiting_room = False
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + timedelta(minutes=5)),
+                             end=at(now + HOUR))
+    user.meeting_updates = (datetime.now(UTC).date().isoformat(), 100)  # other apps spent it
+    config = sandbox.write_config(relative_secrets=True, sync_interval_seconds=300)
+    process = start_like_systemd(sandbox, config, notifications)
+    try:
+        wait_for(lambda: any("1 rooms NOT SECURE" in m for m in notifications.drain()),
+                 what="STATUS naming the room not secure")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert "<3>ERROR instructor=ada@example.edu" in stderr and "daily rate limit" in stderr
