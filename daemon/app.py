@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import resource
 import time
 from collections.abc import Callable
@@ -19,13 +20,14 @@ from .config import Config, ConfigError, Instructor, resolve_credential
 from .engine import Engine
 from .errors import CalendarError
 from .http import Outbound
-from .state import SqlStore, State, StateError
-from .store import Fence
+from .state import OFFBOARDED, SqlStore, State, StateError
+from .store import Fence, Fenced
 
 if TYPE_CHECKING:
     from .pgstate import PostgresState
 from .zoom.client import ZoomClient
 
+log = logging.getLogger(__name__)
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
@@ -144,10 +146,22 @@ def open_shared(config: Config, fence: Fence | None = None,
 
 
 def open_state(config: Config, fence: Fence | None = None) -> SqlStore:
-    """The state to write: SQLite in service.state_dir, or the [state] database."""
+    """The state to write: SQLite in service.state_dir, or the [state] database.
+
+    Each node keeps the offboardings it writes or sees in service.state_dir as well
+    (OFFBOARDED); a shared database found empty (lost, or replaced by an empty one) takes
+    them back, so that no offboarded instructor is linked again. A populated one is the
+    truth: another node may have reinstated someone since."""
     if config.state is None:
         return State.open(config.service.state_dir)
-    return open_shared(config, fence)
+    store = open_shared(config, fence)
+    journal = config.service.state_dir / OFFBOARDED
+    try:
+        config.service.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store.keep_offboardings(journal, merge=store.schema_version >= 1 and store.is_empty())
+    except (OSError, Fenced) as err:  # a standby, or no local directory: the leader keeps it
+        log.warning("action=keep-offboardings journal=%s problem=%r", journal, str(err))
+    return store
 
 
 def read_state(config: Config) -> SqlStore | None:

@@ -335,6 +335,44 @@ class SqlStore:
         with self.transaction() as db:
             db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
                        "ON CONFLICT DO NOTHING", (instructor, at.isoformat(), by))
+        self._write_journal()
+
+    # --- offboardings, also kept outside the database (OFFBOARDED) ---
+
+    _journal: Path | None = None
+
+    def keep_offboardings(self, journal: Path, merge: bool = True) -> None:
+        """Keep `journal` from now on: every offboarding and reinstatement rewrites it. With
+        `merge`, take its offboardings back first (a rebuilt, restored or lost database
+        would otherwise serve again who was taken out)."""
+        self._journal = journal
+        try:
+            kept = json.loads(journal.read_text()) if journal.exists() else {}
+        except (OSError, ValueError) as err:
+            raise StateError(f"{journal} cannot be read ({err}): it keeps who was "
+                             "offboarded; restore it or remove it knowingly") from None
+        if merge and kept:
+            with self.transaction() as db:
+                for key, (at, by) in kept.items():
+                    db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", (key, at, by))
+        self._write_journal()
+
+    def is_empty(self) -> bool:
+        """No instructor, offboarding or roster known: a new database, or one lost."""
+        return not any(self._rows(f"SELECT 1 FROM {table} LIMIT 1")
+                       for table in ("instructors", "offboarded", "roster"))
+
+    def _write_journal(self) -> None:
+        if self._journal is None:
+            return
+        rows = self._rows("SELECT instructor, at, by FROM offboarded ORDER BY instructor")
+        try:
+            write_atomically(self._journal, json.dumps({r[0]: [r[1], r[2]] for r in rows},
+                                                       indent=1))
+        except OSError as err:
+            raise StateError(f"{self._journal} cannot be written ({err.strerror or err}); "
+                             "nothing more is done until it can") from None
 
     # --- roster ---
 
@@ -347,18 +385,23 @@ class SqlStore:
         """A read applied: new members join, absent ones are marked left (once), members
         back are kept; those the roster had offboarded are served again."""
         keys = {same_person(m["email"]): m for m in members}
+        back = {r[0] for r in self._rows("SELECT instructor FROM offboarded WHERE by=?",
+                                         "roster")} & set(keys)
         with self.transaction() as db:
             for key, served in keys.items():
                 db.execute("INSERT INTO roster (instructor, served_as, left_at) "
                            "VALUES (?, ?, NULL) ON CONFLICT (instructor) "
                            "DO UPDATE SET served_as=excluded.served_as, left_at=NULL",
                            (key, json.dumps(served)))
+            for key in back:
                 db.execute("DELETE FROM offboarded WHERE instructor=? AND by=?", (key, "roster"))
             for (key,) in db.execute("SELECT instructor FROM roster WHERE left_at IS NULL"
                                      ).fetchall():
                 if key not in keys:
                     db.execute("UPDATE roster SET left_at=? WHERE instructor=?",
                                (at.isoformat(), key))
+        if back:
+            self._write_journal()
 
     def hold(self, reason: str | None, at: datetime) -> None:
         """A roster read not applied, and why (None: the hold is over); held for the same
@@ -382,6 +425,7 @@ class SqlStore:
         with self.transaction() as db:
             rows = db.execute("SELECT instructor FROM offboarded" + which, args).fetchall()
             db.execute("DELETE FROM offboarded" + which, args)
+        self._write_journal()
         return [r[0] for r in rows]
 
     def offboarded(self) -> dict[str, str]:
@@ -491,7 +535,7 @@ class State(SqlStore):
             state = cls(path)
             problem = state._rows("PRAGMA quick_check")[0][0]
             if problem == "ok":
-                state._keep_offboardings(journal)
+                state.keep_offboardings(journal)
                 return state
             state.close()
         except StateError as err:
@@ -502,47 +546,8 @@ class State(SqlStore):
         log.error("action=rebuild-state problem=%r moved_to=%s outcome=full-resync "
                   "offboardings=kept", problem, aside)
         state = cls(path)
-        state._keep_offboardings(journal)
+        state.keep_offboardings(journal)
         return state
-
-    def _keep_offboardings(self, journal: Path) -> None:
-        """Take back the journal's offboardings (a rebuilt or restored database would
-        otherwise serve again who was taken out), and keep the journal from now on."""
-        self._journal = journal
-        try:
-            kept = json.loads(journal.read_text()) if journal.exists() else {}
-        except (OSError, ValueError) as err:
-            raise StateError(f"{journal} cannot be read ({err}): it keeps who was "
-                             "offboarded; restore it or remove it knowingly") from None
-        with self.transaction() as db:
-            for key, (at, by) in kept.items():
-                db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
-                           "ON CONFLICT DO NOTHING", (key, at, by))
-        self._write_journal()
-
-    def _write_journal(self) -> None:
-        if self._journal is None:
-            return
-        rows = self._rows("SELECT instructor, at, by FROM offboarded ORDER BY instructor")
-        try:
-            write_atomically(self._journal, json.dumps({r[0]: [r[1], r[2]] for r in rows},
-                                                       indent=1))
-        except OSError as err:
-            raise StateError(f"{self._journal} cannot be written ({err.strerror or err}); "
-                             "nothing more is done until it can") from None
-
-    def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None:
-        super().offboard(instructor, at, by)
-        self._write_journal()
-
-    def reinstate(self, instructor: str | None) -> list[str]:
-        back = super().reinstate(instructor)
-        self._write_journal()
-        return back
-
-    def apply_roster(self, members: list[dict[str, str]], at: datetime) -> None:
-        super().apply_roster(members, at)  # members back are no longer offboarded
-        self._write_journal()
 
     @classmethod
     def scratch_copy(cls, state_dir: Path) -> State:

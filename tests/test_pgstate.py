@@ -13,6 +13,7 @@ from store_contract import StoreContract
 from daemon.app import open_state
 from daemon.config import load
 from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
+from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import CertificateAuthority
@@ -204,3 +205,25 @@ def test_admin_commands_and_a_dry_run_on_the_shared_state(sandbox: Sandbox, pg_u
         store.close()
     back = officehours(config, "reinstate", "--instructor", ADA)
     assert back.returncode == 0 and ADA in back.stdout
+
+
+def test_a_shared_database_lost_and_made_anew_links_no_offboarded_instructor(
+        sandbox: Sandbox, pg_url: str, pg_cluster: postgres.Cluster, now: datetime) -> None:
+    """The node keeps the offboardings beside its own state directory too: a shared database
+    found empty takes them back (a populated one is the truth)."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    event = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                                     end=at(now + 4 * HOUR))
+    PostgresState(dsn(pg_url, pg_cluster)).close()  # the schema, as `run` makes it
+    config = sandbox.write_config(state={"url": pg_url,
+                                         "password_file": str(pg_cluster.password_file)})
+    assert officehours(config, "sync").returncode == 0
+    assert officehours(config, "remove-links", "--instructor", ADA).returncode == 0
+    database = pg_url.rsplit("/", 1)[1]
+    pg_cluster.psql("TRUNCATE instructors, offboarded, roster, events, sync_tokens, audit",
+                    database=database)  # lost: restored from nothing, say
+    assert officehours(config, "sync").returncode == 0
+    assert START_MARK not in sandbox.google.event(ADA, event).get("description", "")
+    assert officehours(config, "reinstate", "--instructor", ADA).returncode == 0
+    assert officehours(config, "sync").returncode == 0
+    assert START_MARK in sandbox.google.event(ADA, event).get("description", "")
