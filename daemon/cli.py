@@ -7,6 +7,8 @@ import contextlib
 import faulthandler
 import json
 import logging
+import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -246,14 +248,24 @@ def cmd_status(args: argparse.Namespace) -> int:
               "are held (journalctl -u officehours says why, e.g. a full disk)")
     header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET")
     table = [header]
+    # names are cut only to fit a terminal's width, never in a pipe or a file
+    room = shutil.get_terminal_size().columns - 100 if sys.stdout.isatty() else None
     for r in rows:
         who = f"{r['instructor']} <{r['email']}>"
-        table.append((who if len(who) <= 36 else who[:35] + "…", _when(r["last_pass"]),
+        if room is not None and len(who) > max(room, 24):
+            who = who[:max(room, 24) - 1] + "…"
+        table.append((who, _when(r["last_pass"]),
                       "under way" if r["session_under_way"] else _when(r["next_session"]),
                       _zoom_column(r),
                       describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"(times in {datetime.now().astimezone():%Z})")
+    counts = {"served": sum(not r["offboarded"] for r in rows),
+              "failing": sum(r["failing"] for r in rows),
+              "refused": sum(_zoom_column(r) in ("REFUSED", "NOT SECURE") for r in rows),
+              "leaving": sum(bool(r["leaves_at"]) and not r["offboarded"] for r in rows),
+              "offboarded": sum(bool(r["offboarded"]) for r in rows)}
+    print(", ".join(f"{n} {what}" for what, n in counts.items())
+          + (", roster HELD" if held else ""))
     if leader:
         print(leader)
     if held:
@@ -285,9 +297,10 @@ def _leader_line(state: SqlStore | None) -> str | None:
 
 
 def _when(value: str | None) -> str:
+    """A moment as CONTRACT.md shows times: the date with the year, the time, the zone."""
     if not value:
         return "never" if value is None else "-"
-    return datetime.fromisoformat(value).astimezone().strftime("%m-%d %H:%M")
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _since(text: str) -> datetime:
@@ -578,6 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `status | head`: the reader has all it wanted; no traceback
+        with contextlib.suppress(OSError):  # at exit, when Python flushes stdout again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 
