@@ -23,8 +23,11 @@ def one_writer(config: Config, dry_run: bool) -> Iterator[TermFence | None]:
         return
     import psycopg
 
-    from .pgstate import reason
+    from .pgstate import PostgresState, reason
 
+    # the schema first, as `run` makes it: a new database has no leader row yet (opening
+    # it migrates; its errors already say whether the database cannot be reached)
+    PostgresState(state_dsn(config)).close()
     lease = Lease(state_dsn(config, "officehours-sync"), node_name(config.state.node),
                   config.state.lease_seconds)
     try:

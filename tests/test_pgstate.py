@@ -227,3 +227,17 @@ def test_a_shared_database_lost_and_made_anew_links_no_offboarded_instructor(
     assert officehours(config, "reinstate", "--instructor", ADA).returncode == 0
     assert officehours(config, "sync").returncode == 0
     assert START_MARK in sandbox.google.event(ADA, event).get("description", "")
+
+
+def test_a_first_sync_on_an_empty_shared_database_makes_the_schema(
+        sandbox: Sandbox, pg_url: str, pg_cluster: postgres.Cluster, now: datetime) -> None:
+    """The README's fresh database, then `sync` before any `run`: it used to fail every
+    time with 'relation "leader" does not exist', called "cannot be reached"."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    event = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + 3 * HOUR),
+                                     end=at(now + 4 * HOUR))
+    config = sandbox.write_config(state={"url": pg_url,
+                                         "password_file": str(pg_cluster.password_file)})
+    result = officehours(config, "sync")
+    assert result.returncode == 0, result.stderr
+    assert START_MARK in sandbox.google.event(ADA, event).get("description", "")
