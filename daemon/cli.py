@@ -361,13 +361,17 @@ def cmd_roster(args: argparse.Namespace) -> int:
         groups = providers.group_users
     state = open_state(config)
     try:
+        members, change = roster.compare(state, sources, config.instructors, groups)
         if args.accept:
+            if members is None or not members:  # nothing readable: nothing to accept
+                print(f"nothing to accept: {change.held}; the roster in force stays",
+                      file=sys.stderr)
+                return EXIT_FAILED
             serving = roster.serving(config, state, datetime.now(UTC), accept=True,
                                      groups=groups)
             print(f"roster applied: {len(serving.instructors)} instructor(s) served from the "
                   "next pass (a running service picks it up)")
             return EXIT_OK
-        members, change = roster.compare(state, sources, config.instructors, groups)
         applied = state.roster()
         held = state.held()
     finally:
@@ -395,9 +399,12 @@ def cmd_roster(args: argparse.Namespace) -> int:
         print(f"the next read would add {change.joins or 'nobody'}, "
               f"take out {change.leaves or 'nobody'}"
               + (f"; it would be HELD: {change.held}" if change.held else ""))
-        if held:
-            print(f"HELD now: {held[0]} (officehours roster --accept applies the file)")
-    return EXIT_FAILED if held or change.held else EXIT_OK
+        if held and change.held:
+            print(f"HELD now: {held[0]} (officehours roster --accept applies the read)")
+        elif held:  # the verdict of the read made just now is what counts
+            print(f"held earlier ({held[0]}); the source reads well now: the next pass "
+                  "applies it")
+    return EXIT_FAILED if change.held else EXIT_OK
 
 
 def cmd_unit(args: argparse.Namespace) -> int:

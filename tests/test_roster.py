@@ -343,3 +343,21 @@ def test_addresses_compare_after_unicode_normalisation_and_case_folding(
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
     assert "1 instructor(s), 0 failed" in result.stdout
+
+
+def test_roster_commands_tell_the_truth(sandbox: Sandbox, now: datetime) -> None:
+    """--accept with nothing readable refuses (it said 'roster applied' and exited 0); after
+    the file is fixed, `roster` shows the verdict of a read made now, not the old hold."""
+    campus(sandbox, now, PEOPLE[:4])
+    write_roster(sandbox, PEOPLE[:4])
+    config = roster_config(sandbox, grace=0)
+    assert officehours(config, "sync").returncode == 0
+    (sandbox.dir / "roster.csv").write_text("name,email,provider\nBroken,not-an-address,google\n")
+    assert officehours(config, "sync").returncode == 1  # held
+    accepted = officehours(config, "roster", "--accept")
+    assert accepted.returncode == 1 and "nothing to accept" in accepted.stderr
+    assert "line 2" in accepted.stderr
+    write_roster(sandbox, PEOPLE[:4])  # fixed
+    shown = officehours(config, "roster")
+    assert shown.returncode == 0, shown.stdout
+    assert "HELD now" not in shown.stdout and "reads well now" in shown.stdout
