@@ -36,34 +36,52 @@ class RosterError(Exception):
 
 def read_csv(path: Path) -> tuple[Instructor, ...]:
     """The members a CSV roster lists (header names without regard to case; a UTF-8 BOM
-    and extra columns ignored), each checked as an [[instructors]] entry is."""
+    and extra columns ignored), each checked as an [[instructors]] entry is. Every bad row
+    is named in one RosterError, with its line (the header is line 1) and the reason."""
     from .config import INSTRUCTOR
 
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise RosterError(f"{path} cannot be read: {err}") from None
-    rows = csv.DictReader(io.StringIO(text))
-    header = {(name or "").strip().lower(): name for name in rows.fieldnames or []}
+    if not text.strip():
+        raise RosterError(f"{path} is empty: a header row (name, email, provider) and a row "
+                          "per instructor")
+    rows = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        header = {(name or "").strip().lower(): name for name in rows.fieldnames or []}
+    except csv.Error as err:
+        raise RosterError(f"{path} line 1: {err}") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise RosterError(f"{path}: the header row lacks {', '.join(missing)}")
     members: dict[str, Instructor] = {}
-    for number, row in enumerate(rows, start=2):
-        fields = {c: (row.get(header[c]) or "").strip() for c in COLUMNS if c in header}
-        values = {}
-        for column, value in fields.items():
-            if not value and column not in REQUIRED:
+    problems: list[str] = []
+    try:
+        for row in rows:
+            number = rows.line_num
+            fields = {c: (row.get(header[c]) or "").strip() for c in COLUMNS if c in header}
+            values, bad = {}, []
+            for column, value in fields.items():
+                if not value and column not in REQUIRED:
+                    continue
+                try:
+                    values[column] = INSTRUCTOR[column][0](value)
+                except ValueError as err:
+                    bad.append(f"{column} {err}")
+            if bad:
+                problems.append(f"line {number}: {'; '.join(bad)}")
                 continue
-            try:
-                values[column] = INSTRUCTOR[column][0](value)
-            except ValueError as err:
-                raise RosterError(f"{path} line {number}: {column} {err}") from None
-        if same_person(values["email"]) in members:
-            raise RosterError(f"{path} line {number}: {values['email']} is listed twice")
-        values.setdefault("calendar_id", "primary")
-        values.setdefault("zoom_user", values["email"])
-        members[same_person(values["email"])] = Instructor(**values)
+            if same_person(values["email"]) in members:
+                problems.append(f"line {number}: {values['email']} is listed twice")
+                continue
+            values.setdefault("calendar_id", "primary")
+            values.setdefault("zoom_user", values["email"])
+            members[same_person(values["email"])] = Instructor(**values)
+    except csv.Error as err:  # an unclosed quote runs to the end of the file
+        problems.append(f"line {rows.line_num}: {err} (a quote opened and never closed?)")
+    if problems:
+        raise RosterError(f"{path}: {len(problems)} bad row(s): {'; '.join(problems)}")
     return tuple(members.values())
 
 

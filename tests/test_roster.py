@@ -361,3 +361,26 @@ def test_roster_commands_tell_the_truth(sandbox: Sandbox, now: datetime) -> None
     shown = officehours(config, "roster")
     assert shown.returncode == 0, shown.stdout
     assert "HELD now" not in shown.stdout and "reads well now" in shown.stdout
+
+
+def test_check_config_names_every_bad_csv_row_and_the_real_reason(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Five bad rows were five rounds of check-config; an empty file said the header lacked
+    its columns; an unclosed quote said an email was empty."""
+    campus(sandbox, now, PEOPLE[:1])
+    config = roster_config(sandbox)
+    csv_file = sandbox.dir / "roster.csv"
+    csv_file.write_text("name,email,provider\n" + "".join(
+        f"Bad {n},bad{n}-at-example.edu,google\n" for n in range(5)) +
+        "Good,good@example.edu,google\nOdd,odd@example.edu,zoom\n")
+    result = officehours(config, "check-config")
+    assert result.returncode == 78
+    assert "6 bad row(s)" in result.stderr, result.stderr
+    for line in (2, 3, 4, 5, 6, 8):
+        assert f"line {line}: " in result.stderr, (line, result.stderr)
+    csv_file.write_text("")
+    empty = officehours(config, "check-config")
+    assert empty.returncode == 78 and "is empty" in empty.stderr
+    csv_file.write_text('name,email,provider\n"Ada,ada@example.edu,google\nBob,b@x.edu,google\n')
+    quoted = officehours(config, "check-config")
+    assert quoted.returncode == 78 and "never closed" in quoted.stderr, quoted.stderr
