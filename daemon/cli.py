@@ -48,7 +48,8 @@ def _config(args: argparse.Namespace, secrets: bool = True) -> Config:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .roster import problems
 
-    config = load(args.config, unit=args.unit)
+    config = (load(args.config, secrets=False) if args.without_secrets
+              else load(args.config, unit=args.unit))
     setup_logging(config.service.log_level)
     found = problems(config)
     if found:
@@ -493,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "credential name must be delivered by the installed unit's LoadCredential= "
                 "(or found in $CREDENTIALS_DIRECTORY when set). Exit 0 when usable, 78 with "
                 "every problem listed otherwise.")
+    check.add_argument("--without-secrets", action="store_true",
+                       help="check everything but the secret files' contents (the unit's "
+                            "ExecReload: a reload runs where the credentials are the service's)")
     check.add_argument("--unit", type=Path, default=None, metavar="FILE",
                        help="the unit that delivers the credentials (default: "
                             "/etc/systemd/system/officehours.service)")

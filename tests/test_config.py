@@ -225,3 +225,23 @@ def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
                             ("roster", config.ROSTER)):
         for key in schema:
             assert f"{key} = " in text, f"{section}.{key} is not in config.example.toml"
+
+
+def test_check_config_without_secrets_is_what_a_reload_checks(tmp_path: Path) -> None:
+    """The unit's ExecReload runs it where the credentials are the service's: a TOML
+    mistake fails the reload, an unreadable secret is the service's own to report."""
+    from daemon.sandbox.domain import Sandbox
+
+    box = Sandbox(tmp_path)
+    try:
+        box.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+        config = box.write_config()
+        for secret in box.credentials.iterdir():
+            secret.unlink()
+        assert officehours(config, "check-config").returncode == 78
+        assert officehours(config, "check-config", "--without-secrets").returncode == 0
+        config.write_text(config.read_text() + "\n[bogus]\n")
+        broken = officehours(config, "check-config", "--without-secrets")
+        assert broken.returncode == 78 and "bogus" in broken.stderr
+    finally:
+        box.stop()
