@@ -159,7 +159,8 @@ def open_state(config: Config, fence: Fence | None = None) -> SqlStore:
     try:
         config.service.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store.keep_offboardings(journal, merge=store.schema_version >= 1 and store.is_empty())
-    except (OSError, Fenced) as err:  # a standby, or no local directory: the leader keeps it
+    except (OSError, Fenced, StateError) as err:  # a standby, or no local directory: the
+        # leader keeps it
         log.warning("action=keep-offboardings journal=%s problem=%r", journal, str(err))
     return store
 

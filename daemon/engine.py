@@ -56,14 +56,20 @@ class Result:
     sessions: list[Session] | None = None  # ahead, up to HORIZON (None: calendar not read)
     offboarded: bool = False  # taken out by remove-links: not served
     held: bool = False  # the state database could not be used: nothing done, tried again
+    damaged: bool = False  # ... because it is damaged: only a restart sets it aside
 
 
 class Refused(CalendarError):
     """A write the vendor refused for what it carried (400: a description too long, ...)."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, attempt: str) -> None:
         super().__init__(f"event {event.id}: the vendor refused the write", status=400)
-        self.event = event
+        self.event, self.attempt = event, attempt
+
+
+def _attempt(event: Event, write: Write) -> str:
+    """One write to one version of an event: the same again would be refused again."""
+    return fingerprint(f"{event.etag}\0{write.description}\0{write.location}")
 
 
 def _refused(err: CalendarError) -> bool:
@@ -94,7 +100,7 @@ class Engine:
         self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
         self._passcode_missing: set[str] = set()  # events warned: their own bare link
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
-        self._refused: dict[str, str] = {}  # event -> the etag a write to it was refused at
+        self._refused: dict[str, str] = {}  # event -> the write refused (_attempt)
         self.stopping = threading.Event()
         self.links = LinkCache(config.zoom.refresh_minutes)
         self.fence = fence  # two nodes: checked before every calendar and Zoom write
@@ -141,14 +147,26 @@ class Engine:
             # a check whose room gives the link the invites already carry: the calendar is
             # the pass's to read (a check is then 3 Zoom reads and nothing else)
             settled = secured is not None and secured == known
-            with self._locks[instructor.key]:
-                if result.error is None and not settled:
+            lock = self._locks[instructor.key]
+            # a check never waits for a pass busy with the same instructor (a vendor gone
+            # slow could hold it for minutes, and with it a check worker): the room is
+            # secured; the pass under way, or the next, brings the events along
+            if secure_first and (settled or not lock.acquire(blocking=False)):
+                self._record(instructor, result, now)
+                return result
+            if not secure_first:
+                lock.acquire()
+            try:
+                if result.error is None:
                     self._caught(instructor, result, lambda: self._sync(
                         instructor, result, now, secured))
                 self._record(instructor, result, now)
+            finally:
+                lock.release()
         except (Fenced, StateError) as err:  # the lead is lost, or the database: the
             result.error = f"not synced: {err}"  # next leader takes over from the state
             result.held = isinstance(err, StateError) and err.stuck
+            result.damaged = isinstance(err, StateError) and err.damaged
             log.warning("instructor=%s action=pass problem=%r outcome=stopped",
                         instructor.email, str(err))
         return result
@@ -173,14 +191,16 @@ class Engine:
         loud_for = self._log_failure(instructor, result)
         # a calendar not read (a vendor failed, or a check that needed no read): the next
         # session stays as last known
-        sessions = {} if result.sessions is None else {
+        fields: dict[str, str | None] = {} if result.sessions is None else {
             "next_session": nxt.start.isoformat() if nxt else None,
             "next_session_end": nxt.end.isoformat() if nxt else None}
+        if result.error or result.sessions is not None:  # a check that read no calendar
+            fields.update(last_error=mask_url(result.error) if result.error else None,
+                          error_logged_for=loud_for)  # leaves the calendar's error shown
         if not self.dry_run:
             self.state.record_status(
                 instructor.key, instructor.name, last_pass=now.isoformat(),
-                last_error=mask_url(result.error) if result.error else None,
-                **sessions, error_logged_for=loud_for, served_as=json.dumps({
+                **fields, served_as=json.dumps({
                     "name": instructor.name, "email": instructor.email,
                     "provider": instructor.provider,
                     "calendar_id": instructor.calendar_id,
@@ -231,7 +251,7 @@ class Engine:
             try:
                 self._apply(instructor, calendar, event, link, result, fetch=event.id not in listed)
             except Refused as refused:  # said once; not tried again until the event changes
-                self._refused[refused.event.id] = refused.event.etag
+                self._refused[refused.event.id] = refused.attempt
                 result.error = result.error or (f"event {refused.event.id}: "
                                                 f"{refused.__cause__}; not tried again until "
                                                 "the event changes")
@@ -409,9 +429,13 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
-            if link is not None and self._refused.get(event.id) == event.etag:
-                return  # the vendor refused this very write: unchanged since, not again
             planned = self._plan(instructor, calendar, event, link)
+            if isinstance(planned.action, Write) and self._refused.get(event.id) == _attempt(
+                    event, planned.action):
+                result.error = result.error or (  # still so: status and sync say it
+                    f"event {event.id}: the vendor refused this write before; not tried "
+                    "again until the event or the link changes")
+                return  # the vendor refused this very write to this very event: not again
             if planned.no_room:
                 self._note_no_room(instructor, calendar, event)
             if planned.passcode_missing and event.id not in self._passcode_missing:
@@ -465,7 +489,7 @@ class Engine:
             if isinstance(err, Conflict):
                 return False
             if isinstance(err, CalendarError) and err.status == 400:
-                raise Refused(event) from err  # this content, refused: the same next time
+                raise Refused(event, _attempt(event, action)) from err  # the same next time
             raise
         self.state.mark_link(key, event.id, remembered, action.owned_location)
         self._settle(entry, done=True)

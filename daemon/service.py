@@ -30,6 +30,7 @@ from .engine import EARLY_CHECK, Engine, Result
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import share_of
+from .recurrence import Session
 from .roster import Serving
 from .state import StateError
 from .store import Fenced
@@ -161,6 +162,8 @@ class Service:
         self._pass_job = "pass"
         self._beat_at = time.monotonic()  # the scheduler's last sign of life
         self._term: int | None = None  # the epoch this node leads in (None: SQLite)
+        self._sessions: dict[str, list[Session]] = {}  # each instructor's, as last read
+        self._exit_code = 0
 
     def run(self) -> int:
         config = load(self.config_path)
@@ -210,7 +213,7 @@ class Service:
         self._lease.stop()  # after the last write: a standby takes over at once
         self._engine.close()
         log.info("action=stopped")
-        return 0
+        return self._exit_code
 
     def _open(self, config: Config, epoch: int | None = None) -> Engine:
         """An engine for this node: on two or more nodes, bound to the term `epoch` (None:
@@ -395,6 +398,11 @@ class Service:
 
         def done(result: Result) -> None:  # on a pass worker, as each instructor ends
             self._plan_enforcement(config, engine, result, term)
+            if result.damaged and not self._stop.is_set():  # found damaged while running:
+                log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
+                          "rebuilds", result.error)  # a restart sets it aside (State.open)
+                self._exit_code = 1  # not 78: systemd restarts the service
+                self._on_stop(signal.SIGTERM, None)  # and this pass starts nobody more
             with counting:  # progress for `systemctl status`
                 counts["done"] += 1
                 counts["problems"] += result.error is not None
@@ -406,7 +414,7 @@ class Service:
                     return
                 last_status[0] = time.monotonic()
             notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
-                       f"{counts['problems']} problems")
+                   f"{counts['problems']} problems")
 
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
@@ -448,7 +456,10 @@ class Service:
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         key = result.instructor.key
         checked = result.checked_at or self.clock()
-        for session in result.sessions or []:
+        if result.sessions is not None:
+            self._sessions[key] = result.sessions
+        # a calendar that could not be read: its sessions as last seen still get checks
+        for session in self._sessions.get(key, []):
             at = session.start - lead
             if at > checked + SCHEDULE_AHEAD:
                 break

@@ -106,7 +106,7 @@ class StateError(Exception):
         self.stuck = stuck or damaged
 
 
-DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # what SQLite says of a damaged file, only
+DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # and their extended codes: a damaged file
 
 
 def sqlite_problem(err: sqlite3.Error, path: object) -> StateError:
@@ -114,7 +114,7 @@ def sqlite_problem(err: sqlite3.Error, path: object) -> StateError:
     not a database) is damage; a full disk, an I/O error or a lock is a moment to wait
     out, with the database left as it is."""
     name = getattr(err, "sqlite_errorname", "") or ""
-    if name in DAMAGE:
+    if name.startswith(DAMAGE):
         return StateError(f"the state database {path} is damaged ({err})", damaged=True)
     return StateError(f"the state database {path} cannot be used now ({err}); nothing was "
                       "changed, and the next pass tries again", stuck=True)
@@ -348,15 +348,36 @@ class SqlStore:
         self._journal = journal
         try:
             kept = json.loads(journal.read_text()) if journal.exists() else {}
-        except (OSError, ValueError) as err:
+            entries = [(same_person(key), str(at), str(by)) for key, (at, by) in kept.items()]
+        except (OSError, ValueError, TypeError, AttributeError) as err:
             raise StateError(f"{journal} cannot be read ({err}): it keeps who was "
                              "offboarded; restore it or remove it knowingly") from None
-        if merge and kept:
+        self.rekey()
+        if merge and entries:
             with self.transaction() as db:
-                for key, (at, by) in kept.items():
+                for key, at, by in entries:
                     db.execute("INSERT INTO offboarded (instructor, at, by) VALUES (?, ?, ?) "
                                "ON CONFLICT DO NOTHING", (key, at, by))
         self._write_journal()
+
+    KEYED = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",)
+
+    def rekey(self) -> None:
+        """Instructors kept under a key of an earlier version (lower() rather than NFKC
+        and case folding, model.same_person) moved to today's key, in every table; an
+        address whose new key another already holds stays as it was, and is named."""
+        old = {r[0] for table in ("instructors", "offboarded", "roster", "sync_tokens")
+               for r in self._rows(f"SELECT DISTINCT instructor FROM {table}")}
+        for key in sorted(k for k in old if same_person(k) != k):
+            new = same_person(key)
+            if new in old:
+                log.error("action=rekey instructor=%s problem=%r", key,
+                          f"{new} is kept too: both stay, as two people")
+                continue
+            with self.transaction() as db:
+                for table in self.KEYED:
+                    db.execute(f"UPDATE {table} SET instructor=? WHERE instructor=?",
+                               (new, key))
 
     def is_empty(self) -> bool:
         """No instructor, offboarding or roster known: a new database, or one lost."""
@@ -364,6 +385,9 @@ class SqlStore:
                        for table in ("instructors", "offboarded", "roster"))
 
     def _write_journal(self) -> None:
+        """The journal after a change of the offboardings. A journal that cannot be written
+        does not stop the change (the database has it): it is said, and written again at
+        the next change or open."""
         if self._journal is None:
             return
         rows = self._rows("SELECT instructor, at, by FROM offboarded ORDER BY instructor")
@@ -371,8 +395,8 @@ class SqlStore:
             write_atomically(self._journal, json.dumps({r[0]: [r[1], r[2]] for r in rows},
                                                        indent=1))
         except OSError as err:
-            raise StateError(f"{self._journal} cannot be written ({err.strerror or err}); "
-                             "nothing more is done until it can") from None
+            log.error("action=write-journal journal=%s problem=%r outcome=kept-in-the-"
+                      "database-only", self._journal, err.strerror or str(err))
 
     # --- roster ---
 
@@ -609,12 +633,17 @@ OFFBOARDED = "offboarded.json"  # beside state.sqlite3: who was offboarded, when
 
 def private(path: Path) -> None:
     """The file (made if absent) readable by its owner only, whatever the umask."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    os.chmod(path, 0o600)
-    for suffix in ("-wal", "-shm"):
-        extra = Path(f"{path}{suffix}")
-        if extra.exists():
-            os.chmod(extra, 0o600)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+        for suffix in ("-wal", "-shm"):
+            extra = Path(f"{path}{suffix}")
+            if extra.exists():
+                os.chmod(extra, 0o600)
+    except OSError as err:  # e.g. left root's by `sudo officehours sync`
+        raise StateError(f"the state database {path} cannot be used by this user "
+                         f"({err.strerror or err}): chown it to the service's user",
+                         stuck=True) from None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -628,7 +657,7 @@ def write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already (replaced), or never made
             os.unlink(temporary)
 
 

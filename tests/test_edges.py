@@ -378,9 +378,10 @@ def test_a_write_google_refuses_is_said_once_and_not_retried_until_the_event_cha
         assert result.error and "not tried again until the event changes" in result.error
         patched = len(sandbox.google.requests("PATCH"))
         assert patched == 2  # each event once: both reported, neither retried within
-        for minutes in (1, 2, 3):
+        for minutes in (1, 2, 3):  # still said (status, sync), never sent again
             clock[0] = now + timedelta(minutes=minutes)
-            assert engine.sync(ada).error is None
+            error = engine.sync(ada).error
+            assert error and "refused this write before" in error
         assert len(sandbox.google.requests("PATCH")) == patched
         sandbox.google.edit_event(ADA, first, description="Room 4")  # it changed: try again
         engine.sync(ada)
