@@ -40,6 +40,7 @@ SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahea
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
 CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
+LAST_CHECK = timedelta(minutes=1)  # the last check of a room, this long before its session
 
 
 def notify(message: str) -> None:
@@ -96,6 +97,22 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
                 break
             futures.append(pool.submit(one, instructor))
     return [f.result() for f in futures]
+
+
+def check_moments(start: datetime, lead: timedelta, key: str,
+                  ) -> list[tuple[str, datetime, datetime]]:
+    """When a session's room is checked: as its lead window opens, up to EARLY_CHECK before,
+    at a point of that minute fixed by the instructor (hundreds of sessions start on the
+    hour: their rooms are read over a minute, not queued behind Zoom's limit); and once
+    more LAST_CHECK before it starts, when the window is longer than that, so that a room
+    opened in the portal after the first check is closed again before anyone joins.
+
+    Each as (job name, the moment it is due for, the moment it runs)."""
+    opens = start - lead
+    moments = [("enforce", opens, opens - EARLY_CHECK * share_of(key))]
+    if lead > LAST_CHECK:
+        moments.append(("enforce-last", start - LAST_CHECK, start - LAST_CHECK))
+    return moments
 
 
 def soonest_first(engine: Engine, instructors: Sequence[Instructor]) -> list[Instructor]:
@@ -446,13 +463,8 @@ class Service:
 
     def _plan_enforcement(self, config: Config, engine: Engine, result: Result,
                           term: int | None) -> None:
-        """One check for each session of the next day whose lead window opens after the
-        pass looked (the pass secured a window already open), on the checks' own workers.
-
-        A check runs up to EARLY_CHECK before its window opens, at a point of that minute
-        fixed by the instructor: on a campus where hundreds of sessions start on the hour,
-        their rooms are then read over a minute rather than queued behind Zoom's rate
-        limit at the moment the windows open."""
+        """The checks of each session of the next day (check_moments) still ahead of the
+        moment the pass looked, on the checks' own workers."""
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         key = result.instructor.key
         checked = result.checked_at or self.clock()
@@ -460,20 +472,19 @@ class Service:
             self._sessions[key] = result.sessions
         # a calendar that could not be read: its sessions as last seen still get checks
         for session in self._sessions.get(key, []):
-            at = session.start - lead
-            if at > checked + SCHEDULE_AHEAD:
+            if session.start - lead > checked + SCHEDULE_AHEAD:
                 break
-            if at <= checked:  # the window was open when the pass looked: it secured it
-                continue
-            run_at = max(at - EARLY_CHECK * share_of(key), self.clock())
-            with self._planning:
-                if self._stop.is_set() or not self._in_term(term):
-                    return
-                # a window that opened while the pass was busy elsewhere runs at once
-                self._scheduler.add_job(
-                    self._enforce, DateTrigger(run_date=run_at), args=[key],
-                    id=f"enforce:{key}:{session.start.isoformat()}", executor="checks",
-                    replace_existing=True)
+            for name, due, at in check_moments(session.start, lead, key):
+                if due <= checked:  # already due when the pass looked: the pass checked it
+                    continue
+                with self._planning:
+                    if self._stop.is_set() or not self._in_term(term):
+                        return
+                    # a window that opened while the pass was busy elsewhere runs at once
+                    self._scheduler.add_job(
+                        self._enforce, DateTrigger(run_date=max(at, self.clock())),
+                        args=[key], id=f"{name}:{key}:{session.start.isoformat()}",
+                        executor="checks", replace_existing=True)
 
     def _enforce(self, key: str) -> None:
         """The pre-session check: the instructor as the config has them now, their room

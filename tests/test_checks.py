@@ -17,7 +17,7 @@ from daemon.model import share_of
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.server import Request, Response
-from daemon.service import run_pass
+from daemon.service import LAST_CHECK, check_moments, run_pass
 
 ADA = "ada@example.edu"
 OTHERS = [f"busy{n}@example.edu" for n in range(4)]
@@ -148,3 +148,20 @@ def test_a_check_does_not_wait_for_a_pass_stuck_on_the_same_instructors_calendar
     finally:
         release.set()
         engine.close()
+
+
+def test_a_session_is_checked_as_its_window_opens_and_once_more_just_before() -> None:
+    """The first check within the minute before the window (spread by instructor), the last
+    one a minute before the start: a room opened in the portal in between is closed again
+    before anyone joins (a pass inside the window no longer reads Zoom)."""
+    start = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    moments = check_moments(start, timedelta(minutes=15), ADA)
+    assert [(name, due) for name, due, _ in moments] == [
+        ("enforce", start - timedelta(minutes=15)), ("enforce-last", start - LAST_CHECK)]
+    first_runs = moments[0][2]
+    assert start - timedelta(minutes=16) <= first_runs <= start - timedelta(minutes=15)
+    assert [name for name, _, _ in check_moments(start, timedelta(minutes=1), ADA)] == [
+        "enforce"]  # a window of a minute has its one check
+    spread = {check_moments(start, timedelta(minutes=15), f"i{n}@example.edu")[0][2]
+              for n in range(50)}
+    assert len(spread) > 40  # fifty rooms opening at 14:45 are read over the minute before
