@@ -106,7 +106,8 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
     from .app import open_engine
 
     config = _config(args)
-    chosen = [i for i in config.instructors
+    everyone = _everyone(config) if args.instructor is None else list(config.instructors)
+    chosen = [i for i in everyone
               if args.instructor is None or i.key == same_person(args.instructor)]
     if args.instructor is not None and not chosen:  # gone from the config: the state knows
         remembered = _remembered(config, same_person(args.instructor))
@@ -124,6 +125,32 @@ def cmd_remove_links(args: argparse.Namespace) -> int:
         print("Not served until `officehours reinstate --instructor EMAIL`, even while "
               "listed in the configuration.")
     return _report(results, args.dry_run)
+
+
+def _everyone(config: Config) -> list[Instructor]:
+    """Everyone the program serves or has served, once each: [[instructors]], the roster's
+    CSV as it reads now, the roster as last applied (leavers included), and every address
+    the state knows (CONTRACT.md: remove-links without --instructor)."""
+    from .app import read_state
+    from .roster import RosterError, read_csv
+
+    found = {i.key: i for i in config.instructors}
+    if config.roster is not None and config.roster.csv_file is not None:
+        with contextlib.suppress(RosterError):  # unreadable: the state still knows them
+            found.update((m.key, m) for m in read_csv(config.roster.csv_file)
+                         if m.key not in found)
+    state = read_state(config)
+    if state is None:
+        return list(found.values())
+    try:
+        known = [served for served, _ in state.roster().values()]
+        known += [s for key in state.statuses() if (s := state.served_as(key)) is not None]
+    finally:
+        state.close()
+    for served in known:
+        member = Instructor(**served)
+        found.setdefault(member.key, member)
+    return list(found.values())
 
 
 def _remembered(config: Config, key: str) -> Instructor | None:

@@ -384,3 +384,25 @@ def test_check_config_names_every_bad_csv_row_and_the_real_reason(
     csv_file.write_text('name,email,provider\n"Ada,ada@example.edu,google\nBob,b@x.edu,google\n')
     quoted = officehours(config, "check-config")
     assert quoted.returncode == 78 and "never closed" in quoted.stderr, quoted.stderr
+
+
+def test_remove_links_without_an_instructor_takes_out_every_roster_member_too(
+        sandbox: Sandbox, now: datetime) -> None:
+    """With 3 instructors from the CSV beside 2 in [[instructors]] it touched 2 of 5, and
+    the README's next step (systemctl clean) erased the only record of the other 3."""
+    listed = [("Ada Lovelace", "ada@example.edu"), ("Bob", "bob@example.edu")]
+    events = campus(sandbox, now, [*listed, *PEOPLE[:3]])
+    for name, email in listed:
+        sandbox.instructors.append({"name": name, "email": email, "provider": "google"})
+    write_roster(sandbox, PEOPLE[:3])
+    config = roster_config(sandbox, grace=24)
+    assert officehours(config, "sync").returncode == 0
+    assert all(linked(sandbox, email, event) for email, event in events.items())
+    write_roster(sandbox, PEOPLE[:2])  # i2 leaves: in its grace, still linked, state knows
+    config.write_text(config.read_text().replace("max_drop_percent = 10",
+                                                 "max_drop_percent = 50"))
+    assert officehours(config, "sync").returncode == 0
+    result = officehours(config, "remove-links")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [email for email, event in events.items() if linked(sandbox, email, event)]
+    assert result.stdout.count("event(s) changed") == 5
