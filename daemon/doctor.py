@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from .config import Config, Instructor
 from .engine import Engine
-from .errors import UNLOCK, CalendarError, ZoomCredentialsRefused, ZoomError, fix
+from .errors import (
+    UNLOCK,
+    ZOOM_MISSING_SCOPE,
+    CalendarError,
+    ZoomCredentialsRefused,
+    ZoomError,
+    fix,
+)
 from .roster import RosterError, read_sources
 from .state import StateError
 from .zoom.policy import describe_meets, meets
@@ -59,8 +66,10 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         yield Check(FAIL, "Zoom app", str(err), fix(err))
     except ZoomError as err:
         locks = set()
+        scope = err.code == ZOOM_MISSING_SCOPE or err.status in (401, 403)
         yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
-                    "add the scope account:read:admin to the Zoom app to check them")
+                    "add the scope account:read:admin to the Zoom app to check them"
+                    if scope else fix(err))
     if config.roster is not None:
         yield _roster_check(config, engine)
     for instructor in config.instructors:

@@ -108,6 +108,9 @@ def fix(err: Exception, provider: str = "", zoom_user: str = "") -> str:
         return UNLOCK
     if isinstance(err, ZoomThrottled):
         return ""
+    if isinstance(err, VendorError) and err.code == "network":  # http.NETWORK
+        return ("check that this server reaches that host: DNS, the firewall, HTTPS_PROXY; "
+                "behind a TLS-inspecting proxy, its CA as service.ca_bundle")
     if isinstance(err, ZoomError) and err.code == ZOOM_MISSING_SCOPE:
         return f"add the scopes {ZOOM_SCOPES} to the Zoom app"
     if isinstance(err, ZoomError) and (err.status == 404 or err.code == ZOOM_UNKNOWN_USER):

@@ -47,6 +47,27 @@ def origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
+NETWORK = "network"  # the code of a vendor error that is the network's, not the vendor's
+_CAUSES = (("certificate", "its TLS certificate is not trusted (service.ca_bundle?)"),
+           ("name or service not known", "the name does not resolve (DNS)"),
+           ("nodename nor servname", "the name does not resolve (DNS)"),
+           ("temporary failure in name resolution", "the name does not resolve (DNS)"),
+           ("connection refused", "the connection was refused"),
+           ("proxy", "the proxy refused or failed"),
+           ("timed out", "no answer within the time-out"),
+           ("timeout", "no answer within the time-out"),
+           ("network is unreachable", "no route to it"))
+
+
+def network_cause(err: BaseException) -> str:
+    """What went wrong on the way, in a few words an admin acts on, and the library's own
+    words after them (they carry no secret: a transport error names hosts, not headers)."""
+    text = f"{type(err).__name__}: {err}"
+    found = next((cause for needle, cause in _CAUSES if needle in text.lower()),
+                 "the connection failed")
+    return f"{found} ({text[:160]})"
+
+
 class Pages:
     """One listing's next pages, bounded: a vendor naming a page it already gave, or more
     than `limit` pages, ends the listing with an error (that instructor's pass fails, the

@@ -388,3 +388,24 @@ def test_a_write_google_refuses_is_said_once_and_not_retried_until_the_event_cha
         assert len(sandbox.google.requests("PATCH")) == patched + 1
     finally:
         engine.close()
+
+
+# --- doctor's fixes fit the failure (issue 19, item 4) ---
+
+
+def test_doctor_names_the_host_and_the_network_cause_not_a_scope(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Zoom out of reach: the fix is the network's, not 'add the scope account:read:admin'."""
+    google(sandbox, now)
+    config = sandbox.write_config()
+    closed = "https://127.0.0.1:1"  # nothing listens there: the connection is refused
+    config.write_text(config.read_text()
+                      .replace(f'api_base_url = "{sandbox.zoom_server.url}/v2"',
+                               f'api_base_url = "{closed}/v2"')
+                      .replace(f'oauth_base_url = "{sandbox.zoom_server.url}"',
+                               f'oauth_base_url = "{closed}"'))
+    result = officehours(config, "doctor")
+    assert result.returncode == 1
+    assert "account:read:admin" not in result.stdout, result.stdout
+    assert "https://127.0.0.1:1" in result.stdout and "connection was refused" in result.stdout
+    assert "DNS, the firewall, HTTPS_PROXY" in result.stdout

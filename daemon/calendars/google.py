@@ -30,12 +30,15 @@ from googleapiclient.errors import HttpError
 from ..config import GoogleConfig, Instructor
 from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
 from ..http import (
+    NETWORK,
     RETRY_STATUSES,
     ForeignHost,
     Outbound,
     Pages,
     PagingError,
     backoff,
+    network_cause,
+    origin,
     retry_after,
     with_retries,
 )
@@ -224,8 +227,9 @@ class GoogleCalendar:
             raise CredentialsRefused(f"Google refused the credentials for {self._who}: "
                                      f"{str(reason)[:200]}") from None
         except TRANSIENT as err:
-            raise CalendarError(f"Google Calendar unreachable: {type(err).__name__}: "
-                                f"{str(err)[:200]}") from None
+            raise CalendarError(f"Google Calendar unreachable at "
+                                f"{origin(self._account.config.api_base_url)}: "
+                                f"{network_cause(err)}", code=NETWORK) from None
         except ForeignHost as err:
             raise CalendarError(f"Google Calendar for {self._who}: {err}") from None
 

@@ -29,12 +29,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..config import Instructor, MicrosoftConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
 from ..http import (
+    NETWORK,
     ForeignHost,
     Outbound,
     Pages,
     PagingError,
     backoff,
     httpx_delay,
+    network_cause,
+    origin,
     retry_after,
     send,
 )
@@ -117,8 +120,9 @@ class GraphApp:
                     app.remove_tokens_for_client()
                 result = app.acquire_token_for_client(scopes=self._scopes)
             except (requests.RequestException, ValueError) as err:
-                raise CalendarError(f"Microsoft identity platform unreachable: "
-                                    f"{type(err).__name__}") from None
+                raise CalendarError(f"Microsoft identity platform unreachable at "
+                                    f"{origin(self._config.authority_host)}: "
+                                    f"{network_cause(err)}", code=NETWORK) from None
             except ForeignHost as err:
                 raise CalendarError(f"Microsoft identity platform: {err}") from None
         if "access_token" not in result:
@@ -183,7 +187,8 @@ class OutlookCalendar:
             response = send(self._http, request, self._auth, self._sleep,
                             delay=_read_delay if method == "GET" else httpx_delay)
         except httpx.TransportError as err:
-            raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+            raise CalendarError(f"Microsoft Graph unreachable at {origin(self._base)}: "
+                                f"{network_cause(err)}", code=NETWORK) from None
         except ForeignHost as err:  # a next-page or delta link to another host
             raise CalendarError(f"Graph {method} for {self._who}: {err}") from None
         except ValueError:
@@ -436,7 +441,8 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
         try:
             response = send(http, request, _GraphAuth(app), sleep)
         except httpx.TransportError as err:
-            raise CalendarError(f"Microsoft Graph unreachable: {type(err).__name__}") from None
+            raise CalendarError(f"Microsoft Graph unreachable at {origin(graph_base_url)}: "
+                                f"{network_cause(err)}", code=NETWORK) from None
         except ForeignHost as err:
             raise CalendarError(f"Graph group {group_id}: {err}") from None
         if response.status_code >= 400:

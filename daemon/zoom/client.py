@@ -22,9 +22,12 @@ from ..config import PasscodePolicy, ZoomConfig
 from ..errors import ZoomCredentialsRefused, ZoomError, ZoomRefused, ZoomThrottled
 from ..http import (
     MAX_RETRY_AFTER,
+    NETWORK,
     ForeignHost,
     RateLimiter,
     httpx_delay,
+    network_cause,
+    origin,
     retry_after_seconds,
     send,
 )
@@ -174,7 +177,8 @@ class ZoomClient:
             response = send(self._http, request, self._auth, self._sleep, _delay,
                             before=None if method == "GET" else self.before_write)
         except httpx.TransportError as err:
-            raise ZoomError(f"Zoom unreachable: {type(err).__name__}") from None
+            raise ZoomError(f"Zoom unreachable at {origin(self._base)}: {network_cause(err)}",
+                            code=NETWORK) from None
         except ForeignHost as err:
             raise ZoomError(f"Zoom {method} {path}: {err}") from None
         except ValueError:
