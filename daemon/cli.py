@@ -282,10 +282,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         who = f"{r['instructor']} <{r['email']}>"
         if room is not None and len(who) > max(room, 24):
             who = who[:max(room, 24) - 1] + "…"
+        taken_out = bool(r["offboarded"])  # not served: no session of theirs is ours to show
         table.append((who, _when(r["last_pass"]),
-                      "under way" if r["session_under_way"] else _when(r["next_session"]),
-                      _zoom_column(r),
-                      describe_meets(r["students_meet"]) if r["students_meet"] else "-"))
+                      "-" if taken_out else "under way" if r["session_under_way"] else _when(
+                          r["next_session"]),
+                      _zoom_column(r), describe_meets(r["students_meet"])
+                      if r["students_meet"] and not taken_out else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     counts = {"served": sum(not r["offboarded"] for r in rows),
               "failing": sum(r["failing"] for r in rows),

@@ -341,3 +341,15 @@ def test_status_in_a_closed_pipe_ends_quietly(sandbox: Sandbox, now: datetime) -
                            shell=True, capture_output=True, text=True, timeout=60)
     assert len(shown.stdout.splitlines()) == 3
     assert "Traceback" not in shown.stderr and "BrokenPipe" not in shown.stderr, shown.stderr
+
+
+def test_status_shows_an_offboarded_instructor_as_offboarded(
+        sandbox: Sandbox, now: datetime) -> None:
+    """Not with a next session and a secure room, as if still served."""
+    seed(sandbox, ADA, now, next_session=3 * HOUR)
+    config = sandbox.write_config()
+    assert officehours(config, "sync").returncode == 0
+    assert officehours(config, "remove-links", "--instructor", ADA).returncode == 0
+    line = next(li for li in officehours(config, "status").stdout.splitlines() if ADA in li)
+    cells = re.split(r"\s{2,}", line)
+    assert cells[2:] == ["-", "offboarded", "-"], cells

@@ -242,7 +242,8 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
                   "link is written,\nso the link students receive is final. Alan's user "
                   "default has the waiting room on,\nbut his Personal Room's own is off: "
                   "that is the one students meet.\nTwo more Outlook instructors come from "
-                  f"an Entra group, {ROSTER_GROUP} (the roster).\n")
+                  f"an Entra group, {ROSTER_GROUP} (the roster); {JOINS} has office hours "
+                  "too, but joins the group only in pass 4.\n")
             before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
             print("=== Pass 1: officehours sync ===")
             code = main(["--config", str(config), "sync"])
