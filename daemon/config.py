@@ -352,6 +352,15 @@ def _google_key(data: bytes) -> None:
     missing = [f for f in GOOGLE_FIELDS[kind] if not info.get(f)]
     if missing:
         raise ValueError(f"is a {kind} file without {', '.join(missing)}")
+    if kind == "service_account":  # the key parsed as the service will parse it
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            serialization.load_pem_private_key(str(info["private_key"]).encode(),
+                                               password=None)
+        except (ValueError, TypeError):
+            raise ValueError("is a service_account file whose private_key does not parse "
+                             "(a PEM private key, unencrypted, as Google issues it)") from None
 
 
 def _pem_key_and_certificate(data: bytes) -> None:

@@ -18,12 +18,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.waiting import wait_for as wait_for
 
 ZONE = ZoneInfo("America/New_York")
+# a real private key (EC: quick to make) for credential files that must parse
+TEST_KEY = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    serialization.NoEncryption()).decode()
 
 
 def at(when: datetime) -> dict[str, str]:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, officehours
+from conftest import TEST_KEY, clean_env, officehours
 
 from daemon.config import load
 
@@ -32,7 +32,7 @@ provider = "google"
 
 
 SERVICE_ACCOUNT = {"type": "service_account", "client_email": "oh@p.iam.gserviceaccount.com",
-                   "private_key": "-----BEGIN PRIVATE KEY-----\n...", "token_uri":
+                   "private_key": TEST_KEY, "token_uri":
                    "https://oauth2.googleapis.com/token"}
 
 
@@ -245,3 +245,15 @@ def test_check_config_without_secrets_is_what_a_reload_checks(tmp_path: Path) ->
         assert broken.returncode == 78 and "bogus" in broken.stderr
     finally:
         box.stop()
+
+
+def test_check_config_parses_the_google_key_as_the_service_will(config_dir: Path) -> None:
+    """A key whose private_key does not parse passed check-config, and the service then
+    exited 78 with 'Could not deserialize key data', naming no file."""
+    key = config_dir / "google.json"
+    key.write_text(json.dumps({**SERVICE_ACCOUNT,
+                               "private_key": "-----BEGIN PRIVATE KEY-----\n..."}))
+    os.chmod(key, 0o600)
+    result = officehours(write(config_dir, GOOD), "check-config")
+    assert result.returncode == 78
+    assert "google.credentials_file" in result.stderr and "does not parse" in result.stderr

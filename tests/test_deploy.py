@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, officehours
+from conftest import TEST_KEY, clean_env, officehours
 
 ROOT = Path(__file__).parent.parent
 KEY = {"type": "service_account", "client_email": "oh@p.iam.gserviceaccount.com",
-       "private_key": "-----BEGIN PRIVATE KEY-----\n...", "token_uri": "https://t.example/"}
+       "private_key": TEST_KEY, "token_uri": "https://t.example/"}
 CAMPUSES = {  # which providers the instructors use -> the credentials the unit must load
     "google": ({"google"}, ["google.json", "zoom-secret"]),
     "outlook": ({"microsoft"}, ["ms-secret", "zoom-secret"]),
