@@ -48,7 +48,7 @@ def test_a_pass_hands_over_each_result_as_it_is_known_not_after_the_last_start(
 def test_a_pre_session_check_is_on_time_while_the_pass_is_saturated(
         sandbox: Sandbox) -> None:
     """One pass worker, every calendar answering in 4 s: the pass takes 20 s. Ada's room,
-    opened in the portal after the pass secured it, is secured again within 2.5 s of its
+    opened in the portal after the pass secured it, is secured again within 3.5 s of its
     check's moment, while the pass is still reading the others' calendars."""
     user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
     for n, email in enumerate(OTHERS):
@@ -89,9 +89,9 @@ def test_a_pre_session_check_is_on_time_while_the_pass_is_saturated(
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "problem=" not in stderr, stderr
-    # a check that read the calendar first would be 4 s late at least (main: 5.6 s); 2.5 s
-    # leaves room for a loaded machine (make test runs 4 workers on 2 cores)
-    assert secured - check_at < 2.5, f"the check was {secured - check_at:.1f} s late"
+    # a check that read the calendar first would be 4 s late at least (main: 5.6 s); the
+    # rest of those 4 s is room for a loaded machine (make test runs 4 workers on 2 cores)
+    assert secured - check_at < 3.5, f"the check was {secured - check_at:.1f} s late"
     assert "action=pre-session-check" in stderr
     assert stderr.index("action=pre-session-check") < stderr.index("action=pass instructors=")
 
