@@ -154,7 +154,11 @@ class Service:
         self.config_path = config_path
         self.clock = clock
         self._stop = threading.Event()
-        self._reload = threading.Event()
+        # what a signal asks for, as plain flags: a handler runs between two bytecodes of
+        # the main thread, which may hold an Event's lock just then (a SIGHUP arriving in
+        # the SIGHUP handler's own Event.set() hung the service); the main loop acts on them
+        self._stop_asked = False
+        self._reload_asked = False
         # APScheduler's shutdown holds its job-store lock while it waits for running jobs,
         # so a job must never add a job once shutdown may have begun: this lock orders them.
         # It also guards the swap of config and engine on reload.
@@ -209,12 +213,15 @@ class Service:
         # a database, say) or a stuck scheduler is what systemd sees and restarts
         fed = 0.0
         while not self._stop.wait(min(TICK, every / 2 if every else TICK)):
+            if self._stop_asked:
+                self._request_stop()
+                break
             now = time.monotonic()
             if every and now - fed >= every and now - self._beat_at < 2 * every:
                 notify("WATCHDOG=1")
                 fed = now
-            if self._reload.is_set():
-                self._reload.clear()
+            if self._reload_asked:
+                self._reload_asked = False
                 self._apply_reload()
             self._follow_lease()
         notify("STOPPING=1")
@@ -328,14 +335,18 @@ class Service:
         notify("STATUS=standby: lost the lead, all writes stopped")
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_asked = True  # no lock in a handler: the main loop stops (TICK)
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_asked = True  # handled by the main loop, outside the signal handler
+
+    def _request_stop(self) -> None:
+        """Stop: no job starts, and a pass still running, with an engine a reload replaced
+        too, starts no instructor more."""
         self._stop.set()
-        # a pass still running with an engine a reload replaced must stop starting work too
         for engine in (self._engine, *tuple(self._retired)):
             if engine is not None:
                 engine.stopping.set()
-
-    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
-        self._reload.set()  # handled by the main loop, outside the signal handler
 
     def _apply_reload(self) -> None:
         """Re-read the config; a config that does not load leaves the old one in force."""
@@ -419,7 +430,7 @@ class Service:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
                           "rebuilds", result.error)  # a restart sets it aside (State.open)
                 self._exit_code = 1  # not 78: systemd restarts the service
-                self._on_stop(signal.SIGTERM, None)  # and this pass starts nobody more
+                self._request_stop()  # and this pass starts nobody more
             with counting:  # progress for `systemctl status`
                 counts["done"] += 1
                 counts["problems"] += result.error is not None
