@@ -72,7 +72,7 @@ def _attempt(event: Event, write: Write) -> str:
     return fingerprint(f"{event.etag}\0{write.description}\0{write.location}")
 
 
-def _refused(err: CalendarError) -> bool:
+def _not_written(err: CalendarError) -> bool:
     """Whether the vendor certainly did not take a write: an answer refusing it (a 412, or
     a 4xx other than a time-out or a throttle). A time-out or a 5xx may hide a write done."""
     return isinstance(err, Conflict) or (err.status is not None and 400 <= err.status < 500
@@ -151,11 +151,9 @@ class Engine:
             # a check never waits for a pass busy with the same instructor (a vendor gone
             # slow could hold it for minutes, and with it a check worker): the room is
             # secured; the pass under way, or the next, brings the events along
-            if secure_first and (settled or not lock.acquire(blocking=False)):
+            if settled or not lock.acquire(blocking=not secure_first):
                 self._record(instructor, result, now)
                 return result
-            if not secure_first:
-                lock.acquire()
             try:
                 if result.error is None:
                     self._caught(instructor, result, lambda: self._sync(
@@ -484,7 +482,7 @@ class Engine:
                 self.fence.check()  # the lead can run out between the state write and here
             calendar.patch(event, action.description, action.location)
         except (CalendarError, Fenced) as err:
-            if isinstance(err, Fenced) or _refused(err):  # not written: no line for it
+            if isinstance(err, Fenced) or _not_written(err):  # not written: no line for it
                 self._settle(entry, done=False)
             if isinstance(err, Conflict):
                 return False

@@ -26,6 +26,8 @@ import httplib2
 import httpx
 import requests
 
+from .errors import CalendarError
+
 MAX_RETRY_AFTER = 60.0
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -70,9 +72,9 @@ def network_cause(err: BaseException) -> str:
 
 class Pages:
     """One listing's next pages, bounded: a vendor naming a page it already gave, or more
-    than `limit` pages, ends the listing with an error (that instructor's pass fails, the
-    others go on) instead of an endless loop. `next` takes the vendor's next-page token or
-    link and returns it, or None at the end."""
+    than `limit` pages, ends the listing with a CalendarError (that instructor's pass
+    fails, the others go on) instead of an endless loop. `next` takes the vendor's
+    next-page token or link and returns it, or None at the end."""
 
     def __init__(self, what: str, limit: int) -> None:
         self._what, self._limit = what, limit
@@ -82,20 +84,16 @@ class Pages:
         if token is None or token == "":
             return None
         if not isinstance(token, str):
-            raise PagingError(f"{self._what}: the next page is a {type(token).__name__}, "
+            raise CalendarError(f"{self._what}: the next page is a {type(token).__name__}, "
                               "not a string; listing stopped")
         if token in self._seen:
-            raise PagingError(f"{self._what}: the vendor named the same next page twice; "
+            raise CalendarError(f"{self._what}: the vendor named the same next page twice; "
                               "listing stopped (a loop on its side)")
         if len(self._seen) + 1 >= self._limit:
-            raise PagingError(f"{self._what}: more than {self._limit} pages; listing stopped "
+            raise CalendarError(f"{self._what}: more than {self._limit} pages; listing stopped "
                               "(service.max_pages)")
         self._seen.add(token)
         return token
-
-
-class PagingError(Exception):
-    """A listing that would not end (see Pages); each provider makes it its vendor error."""
 
 
 class Origins:

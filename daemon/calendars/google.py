@@ -35,7 +35,6 @@ from ..http import (
     ForeignHost,
     Outbound,
     Pages,
-    PagingError,
     backoff,
     network_cause,
     origin,
@@ -134,10 +133,7 @@ class GoogleAccount:
                 raise CalendarError(f"Google Group {group}: {err}") from None
             users += [{"mail": m["email"]} for m in body.get("members", [])
                       if m.get("type") == "USER"]
-            try:
-                page = pages.next(body.get("nextPageToken"))
-            except PagingError as err:
-                raise CalendarError(str(err)) from None
+            page = pages.next(body.get("nextPageToken"))
             if not page:
                 return users
 
@@ -249,10 +245,7 @@ class GoogleCalendar:
             if not isinstance(items, list):
                 raise CalendarError(f"Google Calendar for {self._who}: items is not a list")
             events.extend(to_event(item) for item in items)
-            try:
-                page_token = pages.next(page.get("nextPageToken"))
-            except PagingError as err:
-                raise CalendarError(str(err)) from None
+            page_token = pages.next(page.get("nextPageToken"))
             if not page_token:
                 token = page.get("nextSyncToken")
                 if not isinstance(token, str) or not token:

@@ -33,7 +33,6 @@ from ..http import (
     ForeignHost,
     Outbound,
     Pages,
-    PagingError,
     backoff,
     httpx_delay,
     network_cause,
@@ -220,10 +219,7 @@ class OutlookCalendar:
             if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
                 raise CalendarError(f"Graph for {self._who}: value is not a list of objects")
             items += value
-            try:
-                link = pages.next(page.get("@odata.nextLink"))
-            except PagingError as err:
-                raise CalendarError(str(err)) from None
+            link = pages.next(page.get("@odata.nextLink"))
             if link is None:
                 return items, str(page.get("@odata.deltaLink", ""))
             url = link
@@ -449,8 +445,5 @@ def group_users(app: GraphApp, http: httpx.Client, graph_base_url: str, group_id
             raise graph_error(f"Graph group {group_id}", response)
         body = response.json()
         users += body.get("value", [])
-        try:
-            url = pages.next(body.get("@odata.nextLink"))
-        except PagingError as err:
-            raise CalendarError(str(err)) from None
+        url = pages.next(body.get("@odata.nextLink"))
     return users
