@@ -21,7 +21,7 @@ from . import __version__
 from .config import Config, ConfigError, Instructor, default_config_path, load
 from .logs import setup_logging
 from .model import same_person
-from .state import SqlStore, StateError
+from .state import StateError
 from .store import Fenced
 
 if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
@@ -202,128 +202,83 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Service(args.config).run()
 
 
-QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
-
-
-def _zoom_column(row: dict[str, Any]) -> str:
-    """The ZOOM column of `status`: a word or two; the row's error line says the rest."""
-    state = row["zoom_state"]
-    if row["offboarded"]:
-        return "offboarded"
-    if not state:
-        return "not yet"
-    if state.startswith("NOT secure"):  # a daily limit stopped its repair
-        return "NOT SECURE"
-    word = state.split(" ")[0].rstrip(":")
-    return "REFUSED" if word == "refused" else word
-
-
 def cmd_status(args: argparse.Namespace) -> int:
+    from . import overview
     from .app import read_state
     from .zoom.policy import describe_meets
 
     config = _config(args, secrets=False)
     state = read_state(config)
     try:
-        leader = _leader_line(state)
-        known = state.statuses() if state else {}
-        gone = state.offboarded() if state else {}
-        members = state.roster() if state else {}
-        held = state.held() if state else None
+        seen = overview.read(config, state, datetime.now(UTC))
     finally:
         if state:
             state.close()
-    now = datetime.now(UTC)
-    listed = {i.key for i in config.instructors}
-    grace = timedelta(hours=config.roster.leave_grace_hours if config.roster else 0)
-    served = [(i, "config", None) for i in config.instructors] + [
-        (Instructor(**how), "roster", left) for key, (how, left) in sorted(members.items())
-        if key not in listed]
-    rows: list[dict[str, Any]] = []
-    for instructor, source, left in served:
-        status = known.get(instructor.key)
-        row: dict[str, Any] = {
-            "instructor": instructor.name, "email": instructor.email, "source": source,
-            "leaves_at": (datetime.fromisoformat(left) + grace).isoformat() if left else None,
-            "roster_held": held[0] if held else None,
-            "last_pass": status.last_pass if status else None,
-            "next_session": status.next_session if status else None,
-            "next_session_end": status.next_session_end if status else None,
-            "zoom_state": status.zoom_state if status else None,
-            "zoom_checked": status.zoom_checked if status else None,
-            "students_meet": status.pmi if status else None,
-            "last_error": status.last_error if status else None,
-            "offboarded": gone.get(instructor.key),  # when remove-links took them out
-        }
-        start, end = row["next_session"], row["next_session_end"]
-        row["session_under_way"] = bool(
-            start and datetime.fromisoformat(start) <= now
-            and (not end or now < datetime.fromisoformat(end)))
-        row["failing"] = not row["offboarded"] and (bool(row["last_error"]) or (
-            row["zoom_state"] or "").startswith(("refused", "NOT secure")))
-        rows.append(row)
-    # no pass recorded for long: the service is stopped, or its passes are held (a state
-    # database it cannot write records nothing, so the silence is what status can see)
-    newest = max((r["last_pass"] for r in rows if r["last_pass"]), default=None)
-    quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
-    stale = newest is not None and now - datetime.fromisoformat(newest) > quiet
-    failing = any(row["failing"] for row in rows) or held is not None or stale
+    failing = seen.failing  # the exit code is the campus's, whatever the filters show
+    wanted = None if args.instructor is None else same_person(args.instructor)
+    seen.rows = [r for r in seen.rows if (not args.failing or r.failing)
+                 and (args.source is None or r.source == args.source)
+                 and (wanted is None or same_person(r.email) == wanted)]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(seen.as_json(), indent=2))
         return EXIT_FAILED if failing else EXIT_OK
-    if stale:
-        print(f"NO PASS RECORDED since {_when(newest)}: the service is stopped, or its passes "
-              "are held (journalctl -u officehours says why, e.g. a full disk)")
+    if seen.stale_since:
+        print(f"NO PASS RECORDED since {_when(seen.stale_since)}: the service is stopped, or "
+              "its passes are held (journalctl -u officehours says why, e.g. a full disk)")
+    print(", ".join(f"{n} {what}" for what, n in seen.counts().items())
+          + (", roster HELD" if seen.held else ""))
+    for said in _lead_lines(seen):
+        print(said)
+    if seen.held:
+        print(f"ROSTER HELD since {_when(seen.held[1])}: {seen.held[0]}; the previous roster "
+              "stays in force (officehours roster shows it, officehours roster --accept "
+              "applies it)")
     header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     # names are cut only to fit a terminal's width, never in a pipe or a file
     room = shutil.get_terminal_size().columns - 100 if sys.stdout.isatty() else None
-    for r in rows:
-        who = f"{r['instructor']} <{r['email']}>"
+    for r in seen.rows:
+        who = f"{r.instructor} <{r.email}>"
         if room is not None and len(who) > max(room, 24):
             who = who[:max(room, 24) - 1] + "…"
-        taken_out = bool(r["offboarded"])  # not served: no session of theirs is ours to show
-        table.append((who, _when(r["last_pass"]),
-                      "-" if taken_out else "under way" if r["session_under_way"] else _when(
-                          r["next_session"]),
-                      _zoom_column(r), describe_meets(r["students_meet"])
-                      if r["students_meet"] and not taken_out else "-"))
+        taken_out = bool(r.offboarded)  # not served: no session of theirs is ours to show
+        table.append((who, _when(r.last_pass),
+                      "-" if taken_out else "under way" if r.session_under_way else _when(
+                          r.next_session),
+                      r.zoom, describe_meets(r.students_meet)
+                      if r.students_meet and not taken_out else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    counts = {"served": sum(not r["offboarded"] for r in rows),
-              "failing": sum(r["failing"] for r in rows),
-              "refused": sum(_zoom_column(r) in ("REFUSED", "NOT SECURE") for r in rows),
-              "leaving": sum(bool(r["leaves_at"]) and not r["offboarded"] for r in rows),
-              "offboarded": sum(bool(r["offboarded"]) for r in rows)}
-    print(", ".join(f"{n} {what}" for what, n in counts.items())
-          + (", roster HELD" if held else ""))
-    if leader:
-        print(leader)
-    if held:
-        print(f"ROSTER HELD since {_when(held[1])}: {held[0]}; the previous roster stays in "
-              "force (officehours roster shows it, officehours roster --accept applies it)")
-    for line, shown in zip(table, [None, *rows], strict=True):
+    for line, shown in zip(table, [None, *seen.rows], strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-        if shown is not None and shown["leaves_at"] and not shown["offboarded"]:
-            print(f"    left the roster: offboarded at {_when(shown['leaves_at'])}")
-        elif shown is not None and shown["source"] == "roster":
+        if shown is not None and shown.leaves_at:
+            print(f"    left the roster: offboarded at {_when(shown.leaves_at)}")
+        elif shown is not None and shown.source == "roster":
             print("    from the roster")
-        if shown is not None and shown["last_error"]:
-            print(f"    last error: {shown['last_error']}")
+        if shown is not None and shown.last_error:
+            print(f"    last error: {shown.last_error}")
     return EXIT_FAILED if failing else EXIT_OK
 
 
-def _leader_line(state: SqlStore | None) -> str | None:
-    """Which node leads, with [state] url (None on SQLite: one node, always)."""
-    lead = getattr(state, "leader", None)
+def _lead_lines(seen: Any) -> list[str]:
+    """Which node leads and every node's last heartbeat, with [state] url (on SQLite one
+    node always leads: nothing to say)."""
+    lead = seen.leader
+    if not seen.shared:
+        return []
     if lead is None:
-        return None
-    found = lead()
-    if found is None:
-        return "leader: none yet (no node has led)"
-    node, epoch, since, live = found
-    if not live:
-        return f"leader: NONE: the lease of {node} (epoch {epoch}) ran out; a standby takes it"
-    return f"leader: {node} since {_when(since)}, epoch {epoch}"
+        lines = ["leader: none yet (no node has led)"]
+    elif not lead["lease_running"]:
+        lines = [f"leader: NONE: the lease of {lead['node']} (epoch {lead['epoch']}) ran "
+                 "out; a standby takes it"]
+    elif not lead["renewing"]:
+        lines = [f"leader: {lead['node']}, epoch {lead['epoch']}, NOT RENEWING: its lease "
+                 f"was last renewed {lead['seconds_since_renewal']:.0f} s ago; a standby "
+                 "takes over when it runs out"]
+    else:
+        lines = [f"leader: {lead['node']} since {_when(lead['since'])}, epoch {lead['epoch']}"]
+    lines += [f"node {n.node}: {n.role}, last heartbeat {_when(n.last_heartbeat)} "
+              f"({n.seconds_since:.0f} s ago)" for n in seen.nodes]
+    return lines
 
 
 def _when(value: str | None) -> str:
@@ -553,9 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
                  "Read the state database (safe while `run` runs; no secret needed) and show "
                  "one row per instructor: last pass, next session, the PMI's state at its "
-                 "last check, and what a student meets there. Exit 1 while any instructor's "
-                 "last pass failed or their PMI could not be secured, for monitoring.")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+                 "last check, and what a student meets there; first a summary line, and with "
+                 "[state] url the leader and every node's last heartbeat. Exit 1 while any "
+                 "instructor's last pass failed, their PMI could not be secured, a roster "
+                 "read is held or no pass was recorded for long (the filters do not change "
+                 "the exit code), for monitoring.")
+    status.add_argument("--json", action="store_true",
+                        help="machine-readable output: summary, leader, nodes, instructors")
+    status.add_argument("--failing", action="store_true",
+                        help="only the instructors whose last pass or room check failed")
+    status.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    status.add_argument("--source", choices=("config", "roster"),
+                        help="only those from [[instructors]], or from the roster")
     history = add("history", cmd_history, "what the program changed: the audit log",
                   "Show what the program wrote and repaired (events, Zoom settings), oldest "
                   "first, from the state database; safe while `run` runs.")

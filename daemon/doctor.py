@@ -92,8 +92,8 @@ def _state_check(config: Config) -> Check:
         shared.close()
     if found is None:
         return Check(OK, "state database", "reachable; no node has led yet")
-    node, epoch, since, live = found
-    if not live:
+    node, epoch, since = found.node, found.epoch, found.since
+    if not found.live:
         return Check(WARN, "state database", f"reachable; NO NODE LEADS: the lease of {node} "
                      f"(epoch {epoch}) ran out", "start officehours on a node: "
                      "systemctl start officehours")

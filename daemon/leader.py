@@ -142,15 +142,19 @@ class Lease:
         term, self.term = self.term, None
         if self._thread.is_alive():  # a renewal hung on a silent database: go without
             self.abort()
-        elif term is not None and self._db is not None and not self._db.closed:
+        elif self._db is not None and not self._db.closed:
             guard = threading.Timer(2.0, self.abort)  # a database gone silent just now
             guard.start()
             try:
-                self._expire(term.epoch)
-                log.info("action=hand-over epoch=%d", term.epoch)
+                if term is not None:
+                    self._expire(term.epoch)
+                    log.info("action=hand-over epoch=%d", term.epoch)
+                # a clean stop leaves status's list of nodes
+                self._db.execute("DELETE FROM nodes WHERE node = %s", (self.node,))
             except psycopg.Error as err:
-                log.warning("action=hand-over problem=%r outcome=standby-takes-over-when-the-"
-                            "lease-runs-out", reason(err))
+                log.warning("action=stop-lease problem=%r outcome=%s", reason(err),
+                            "standby-takes-over-when-the-lease-runs-out" if term else
+                            "listed-until-a-day-old")
             finally:
                 guard.cancel()
         if self._db is not None:
@@ -181,6 +185,10 @@ class Lease:
         if self._db is None or self._db.closed:
             self._db = psycopg.connect(self._dsn, autocommit=True)
         sent = self._clock()
+        self._db.execute(  # this node's heartbeat, for status; a day's silence forgets it
+            "WITH gone AS (DELETE FROM nodes WHERE seen < now() - interval '1 day') "
+            "INSERT INTO nodes (node, seen) VALUES (%s, now()) "
+            "ON CONFLICT (node) DO UPDATE SET seen = now()", (self.node,))
         if self._give_up:
             self._give_up, self._hold_off = False, sent + self.seconds
             if self.term is not None:
@@ -190,8 +198,8 @@ class Lease:
             return
         if self.term is not None:
             renewed = self._db.execute(
-                "UPDATE leader SET expires = now() + make_interval(secs => %s) "
-                "WHERE id = 1 AND epoch = %s RETURNING epoch",
+                "UPDATE leader SET expires = now() + make_interval(secs => %s), "
+                "renewed = now() WHERE id = 1 AND epoch = %s RETURNING epoch",
                 (self.seconds, self.term.epoch)).fetchone()
             if renewed:
                 self._until = sent + TRUST * self.seconds
@@ -201,7 +209,7 @@ class Lease:
             self.term = None
             return
         taken = self._db.execute(
-            "UPDATE leader SET node = %s, epoch = epoch + 1, since = now(), "
+            "UPDATE leader SET node = %s, epoch = epoch + 1, since = now(), renewed = now(), "
             "expires = now() + make_interval(secs => %s) "
             "WHERE id = 1 AND (expires IS NULL OR expires <= now()) RETURNING epoch, since",
             (self.node, self.seconds)).fetchone()

@@ -57,8 +57,8 @@ def migrate(config: Config, to: str, password_file: Path | None, force: bool) ->
     target: SqlStore | None = None
     try:
         found = getattr(source, "leader", lambda: None)()
-        if found is not None and found[3]:
-            raise StateError(f"{found[0]} leads (epoch {found[1]}): stop the service on every "
+        if found is not None and found.live:
+            raise StateError(f"{found.node} leads (epoch {found.epoch}): stop the service on every "
                              "node first (systemctl stop officehours), so that nothing is "
                              "written during the copy")
         if to == "sqlite":

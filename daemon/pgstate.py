@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -241,16 +242,35 @@ class PostgresState(SqlStore):
         db.execute("SELECT setval(pg_get_serial_sequence('audit', 'id'), "
                    "COALESCE(max(id), 0) + 1, false) FROM audit")
 
-    def leader(self) -> tuple[str, int, str | None, bool] | None:
-        """Who leads: (node, epoch, since, lease still running), None before anyone did."""
-        rows = self._rows("SELECT node, epoch, since, expires > now() FROM leader")
+    def leader(self) -> Lead | None:
+        """Who leads, as the database's clock sees the lease; None before anyone did."""
+        rows = self._rows("SELECT node, epoch, since, expires > now(), "
+                          "EXTRACT(EPOCH FROM now() - COALESCE(renewed, since)) FROM leader")
         if not rows or not rows[0][0]:
             return None
-        node, epoch, since, live = rows[0]
-        return node, int(epoch), since.isoformat() if since else None, bool(live)
+        node, epoch, since, live, quiet = rows[0]
+        return Lead(node, int(epoch), since.isoformat() if since else None, bool(live),
+                    float(quiet or 0.0))
+
+    def nodes(self) -> list[tuple[str, str, float]]:
+        """Every node that ran lately: (name, last heartbeat, seconds since it)."""
+        return [(node, seen.isoformat(), float(ago)) for node, seen, ago in self._rows(
+            "SELECT node, seen, EXTRACT(EPOCH FROM now() - seen) FROM nodes ORDER BY node")]
 
     def current_epoch(self) -> int:
         return int(self._rows("SELECT epoch FROM leader")[0][0])
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The `leader` row: `live` while its lease holds; `quiet`: seconds since it was
+    renewed (a leader renews every lease/5 seconds)."""
+
+    node: str
+    epoch: int
+    since: str | None
+    live: bool
+    quiet: float
 
 
 def reason(err: BaseException) -> str:

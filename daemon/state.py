@@ -82,10 +82,16 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO leader (id, node, epoch) VALUES (1, '', 0);
     ALTER TABLE audit ADD COLUMN epoch BIGINT;
     """,
+    # 7: every node's last heartbeat (the database's clock), and when the leader last
+    # renewed its lease, so that `status` lists standbys and a leader that stopped renewing
+    """
+    ALTER TABLE leader ADD COLUMN renewed TIMESTAMP WITH TIME ZONE;
+    CREATE TABLE nodes (node TEXT PRIMARY KEY, seen TIMESTAMP WITH TIME ZONE NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-# what `state migrate` copies: all but the `leader` row, which belongs to each database
-# (its epoch never goes back)
+# what `state migrate` copies: all but the `leader` row and the `nodes` heartbeats, which
+# belong to each database (its epoch never goes back)
 TABLES = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",
           "roster_hold")
 

@@ -111,7 +111,7 @@ def test_outlook_session_secured_from_mapped_recurrence(mary: Sandbox, now: date
     result = officehours(mary.write_config(), "sync")
     assert result.returncode == 0, result.stderr
     assert mary.zoom.user(MARY).secure
-    (row,) = json.loads(officehours(mary.write_config(), "status", "--json").stdout)
+    (row,) = json.loads(officehours(mary.write_config(), "status", "--json").stdout)["instructors"]
     assert datetime.fromisoformat(row["next_session"]) == (now + timedelta(minutes=5))
 
 

@@ -131,7 +131,7 @@ def test_zoom_refusal_is_loud_and_others_still_processed(
                                        or "locked" in result.stderr)
     assert not sandbox.zoom.user(ADA).room_waiting_room
     assert START_MARK in events(sandbox, BOB, bob)["series"]["description"]
-    status = json.loads(officehours(config, "status", "--json").stdout)
+    status = json.loads(officehours(config, "status", "--json").stdout)["instructors"]
     ada_row = next(row for row in status if row["email"] == ADA)
     assert ada_row["zoom_state"].startswith("refused") and ada_row["last_error"]
 
@@ -280,10 +280,23 @@ def test_status_shows_each_instructor(sandbox: Sandbox, now: datetime) -> None:
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d [A-Z]+", ada_line), ada_line
     assert "Ada Lovelace <ada@example.edu>" in ada_line and "…" not in table.stdout
     assert table.stdout.splitlines()[0].startswith("2 served, 1 failing, 1 refused")
-    ada, bob = json.loads(officehours(config, "status", "--json").stdout)
+    ada, bob = json.loads(officehours(config, "status", "--json").stdout)["instructors"]
     assert ada["last_pass"] and ada["session_under_way"] and ada["last_error"] is None
     assert ada["zoom_state"].startswith("repaired") and not ada["failing"]
     assert bob["failing"] and not bob["session_under_way"]
+    # for scripts: the summary and the rooms, and filters that keep the campus's exit code
+    shown = json.loads(officehours(config, "status", "--json").stdout)
+    assert shown["summary"] == {"served": 2, "failing": 1, "refused": 1, "leaving": 0,
+                                "offboarded": 0}
+    assert shown["rooms"] == {"secure": 1, "insecure": 0, "refused": 1, "unchecked": 0}
+    assert shown["leader"] is None and shown["nodes"] == []  # one node on SQLite
+    failing = officehours(config, "status", "--failing")
+    assert failing.returncode == 1 and "Bob" in failing.stdout
+    assert "Ada Lovelace" not in failing.stdout
+    one = officehours(config, "status", "--instructor", "ADA@example.edu", "--json")
+    assert one.returncode == 1  # Bob still fails: the exit code is the campus's
+    assert [r["email"] for r in json.loads(one.stdout)["instructors"]] == [ADA]
+    assert "Lovelace" not in officehours(config, "status", "--source", "roster").stdout
 
 
 def test_history_shows_what_changed_where_and_when(sandbox: Sandbox, now: datetime) -> None:

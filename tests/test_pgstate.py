@@ -3,15 +3,18 @@ the same migrations as SQLite, and epoch fencing of every write."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import HOUR, at, officehours
+from conftest import HOUR, at, officehours, wait_for
 from store_contract import StoreContract
 
 from daemon.app import open_state
 from daemon.config import load
+from daemon.leader import Lease
 from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
@@ -241,3 +244,42 @@ def test_a_first_sync_on_an_empty_shared_database_makes_the_schema(
     result = officehours(config, "sync")
     assert result.returncode == 0, result.stderr
     assert START_MARK in sandbox.google.event(ADA, event).get("description", "")
+
+
+def test_status_lists_every_node_and_a_leader_that_stopped_renewing(
+        sandbox: Sandbox, pg_url: str, pg_cluster: postgres.Cluster) -> None:
+    """For a lease after a leader was SIGKILLed, status showed it leading as usual and
+    listed no standby: now every node with its last heartbeat, and the silent leader
+    marked NOT RENEWING (two renewals missed) before its lease runs out."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    PostgresState(dsn(pg_url, pg_cluster)).close()  # the schema, as `run` makes it
+    config = sandbox.write_config(state={"url": pg_url, "lease_seconds": 10,
+                                         "password_file": str(pg_cluster.password_file)})
+    first = Lease(dsn(pg_url, pg_cluster), "oh1/101", 10)
+    second = Lease(dsn(pg_url, pg_cluster), "oh2/202", 10)
+    first.step()
+    second.step()
+    assert first.leading() and not second.leading()
+
+    def shown() -> dict[str, Any]:
+        status = officehours(config, "status", "--json")
+        return json.loads(status.stdout)  # type: ignore[no-any-return]
+
+    seen = shown()
+    assert seen["leader"]["node"] == "oh1/101" and seen["leader"]["renewing"]
+    assert {(n["node"], n["role"]) for n in seen["nodes"]} == {
+        ("oh1/101", "leader"), ("oh2/202", "standby")}
+    text = officehours(config, "status").stdout
+    assert "leader: oh1/101 since" in text and "node oh2/202: standby, last heartbeat" in text
+
+    # oh1 is killed: no more renewals (no hand-over either); oh2 beats on
+    assert first._db is not None
+    first._db.close()
+    silent = wait_for(lambda: (second.step(), shown())[1]["leader"]["renewing"] is False,
+                      timeout=9, what="the leader marked as not renewing")
+    assert silent
+    text = officehours(config, "status").stdout
+    assert "oh1/101, epoch 1, NOT RENEWING" in text, text
+    assert "node oh1/101: leader (not renewing)" in text
+    second.stop()  # a clean stop leaves the list
+    assert [n["node"] for n in shown()["nodes"]] == ["oh1/101"]

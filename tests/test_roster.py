@@ -129,7 +129,7 @@ def test_the_same_person_in_two_sources_is_one_instructor(
     config = roster_config(sandbox)
     assert officehours(config, "sync").returncode == 0
     assert sandbox.google.event("ada@example.edu", ada)["description"].count(START_MARK) == 1
-    rows = json.loads(officehours(config, "status", "--json").stdout)
+    rows = json.loads(officehours(config, "status", "--json").stdout)["instructors"]
     assert [r["email"] for r in rows] == ["ada@example.edu"]
     (sandbox.dir / "roster.csv").write_text("name,email,provider,zoom_user\n"
                                             "Ada,ada@example.edu,google,other@example.edu\n")

@@ -24,7 +24,7 @@ def seed(sandbox: Sandbox, now: datetime, **zoom: Any) -> str:
 
 
 def row(config: Path) -> dict[str, Any]:
-    (found,) = json.loads(officehours(config, "status", "--json").stdout)
+    (found,) = json.loads(officehours(config, "status", "--json").stdout)["instructors"]
     assert isinstance(found, dict)
     return found
 
