@@ -82,7 +82,7 @@ class Providers:
                     directory_url=config.roster.google_directory_url if config.roster else "")
             if config.microsoft is not None and "microsoft" in used:
                 self._graph = (GraphApp(config.microsoft, outbound),
-                               outbound.httpx(config.microsoft.graph_base_url))
+                               outbound.httpx("microsoft", config.microsoft.graph_base_url))
         except (ValueError, OSError, CalendarError) as err:
             raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
@@ -195,7 +195,7 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
     outbound = outbound_for(config, sleep)
     zoom = ZoomClient(config.zoom, secret, outbound.httpx(
-        config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep)
+        "zoom", config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep)
     state: SqlStore
     if not dry_run:
         state = open_state(config, fence)

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,7 @@ def _report(results: list[Result], dry_run: bool) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from . import metrics, overview
     from .app import open_engine
     from .nodes import one_writer
     from .service import offboard_leavers, run_pass
@@ -89,8 +91,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with one_writer(config, args.dry_run) as fence:
         engine = open_engine(config, dry_run=args.dry_run, fence=fence)
         try:
+            began = time.monotonic()
             serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
             results = run_pass(engine, serving.instructors)
+            if config.metrics is not None and not args.dry_run:
+                metrics.pass_ended(time.monotonic() - began)
+                metrics.write(config.metrics.textfile, overview.read(
+                    config, engine.state, datetime.now(UTC)), True, fence.epoch if fence else None)
         finally:
             engine.close()
     code = _report(results, args.dry_run)
@@ -393,7 +400,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
 
 
 def cmd_unit(args: argparse.Namespace) -> int:
-    from .deploy import credential_name, render_unit
+    from .deploy import credential_name, render_unit, unit_state_problem
 
     config = _config(args, secrets=False)
     names = []
@@ -405,8 +412,14 @@ def cmd_unit(args: argparse.Namespace) -> int:
                   "/etc/officehours/credentials", file=sys.stderr)
             return EXIT_CONFIG
         names.append(name)
+    state_dir = config.service.state_dir.absolute()
+    problem = unit_state_problem(state_dir)
+    if problem is not None:
+        print(f"{config.path}: service.state_dir: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     executable = Path(sys.prefix) / "bin" / "officehours"
-    print(render_unit(names, executable, config.path.absolute()), end="")
+    extra = (config.metrics.textfile.parent,) if config.metrics else ()
+    print(render_unit(names, executable, config.path.absolute(), state_dir, extra), end="")
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .deploy import CREDENTIALS_SOURCE, DEFAULT_UNIT, credential_name, delivered
+from .deploy import CREDENTIALS_SOURCE, DEFAULT_UNIT, credential_name, delivered, writable
 from .model import same_person
 
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
@@ -127,6 +127,12 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """[metrics]: Prometheus exposition for node_exporter's textfile collector."""
+    textfile: Path  # written whole after each pass; the name ends in .prom
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: ServiceConfig
@@ -137,6 +143,7 @@ class Config:
     instructors: tuple[Instructor, ...]
     roster: RosterConfig | None = None
     state: StateConfig | None = None
+    metrics: MetricsConfig | None = None
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """(key path, file) of every secret this configuration names."""
@@ -379,11 +386,28 @@ def _pem_key_and_certificate(data: bytes) -> None:
                          "file)") from None
 
 
+def _unit_lets_write(path: Path) -> None:
+    """Outside the service, with a unit installed: the unit must let the service write
+    `path` (ProtectSystem=strict makes everything else read-only, and the service would
+    exit 78 at its start)."""
+    unit = _UNIT.get()
+    if os.environ.get("CREDENTIALS_DIRECTORY") or not unit.is_file():
+        return
+    allowed = writable(unit)
+    if not any(path.absolute() == a or a in path.absolute().parents for a in allowed):
+        raise ValueError(f"the installed unit {unit} lets the service write only "
+                         f"{', '.join(map(str, allowed)) or 'nothing'}, not {path}: write the "
+                         f"unit again (officehours --config FILE unit > {unit}; systemctl "
+                         "daemon-reload)")
+
+
 def _state_dir(value: Any) -> Path:
-    """A writable directory, or one that can be created (nothing is created here)."""
+    """A writable directory, or one that can be created (nothing is created here), that
+    the installed unit lets the service write."""
     path = Path(_nonempty(value))
     if not _CHECK_SECRETS.get():
         return path
+    _unit_lets_write(path)
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory")
@@ -394,6 +418,21 @@ def _state_dir(value: Any) -> Path:
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{path} does not exist and cannot be created here ({parent} is "
                          "not a writable directory)")
+    return path
+
+
+def _textfile(value: Any) -> Path:
+    """node_exporter's textfile collector reads *.prom files of one directory, which must
+    exist (node_exporter's package makes it) and be writable here."""
+    path = Path(_nonempty(value))
+    if not path.is_absolute() or path.suffix != ".prom":
+        raise ValueError(f"{value!r}: give an absolute path ending in .prom (node_exporter's "
+                         "textfile collector reads only those)")
+    if _CHECK_SECRETS.get() and not path.parent.is_dir():
+        raise ValueError(f"{path.parent} is not a directory: install node_exporter's textfile "
+                         "collector, or point this at its --collector.textfile.directory")
+    if _CHECK_SECRETS.get():
+        _unit_lets_write(path.parent)
     return path
 
 
@@ -505,8 +544,11 @@ STATE: Schema = {
     "lease_seconds": (_int_at_least(2), 10),
     "node": (_nonempty, None),
 }
+METRICS: Schema = {
+    "textfile": (_textfile, REQUIRED),
+}
 SECTIONS = ("service", "links", "zoom", "google", "microsoft", "instructors", "roster",
-            "state")
+            "state", "metrics")
 
 
 class _Collector:
@@ -588,6 +630,7 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         raw_instructors = []
     roster = out.section(raw["roster"], ROSTER, "roster.") if "roster" in raw else None
     state = out.section(raw["state"], STATE, "state.") if "state" in raw else None
+    metrics = out.section(raw["metrics"], METRICS, "metrics.") if "metrics" in raw else None
     if roster is not None and not (roster.get("csv_file") or roster.get("entra_group_id")
                                    or roster.get("google_group")):
         out.add("roster", "no source: give csv_file, entra_group_id or google_group")
@@ -661,4 +704,5 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         instructors=tuple(instructors),
         roster=RosterConfig(**roster) if roster is not None else None,
         state=StateConfig(**state) if state is not None else None,
+        metrics=MetricsConfig(**metrics) if metrics is not None else None,
     )

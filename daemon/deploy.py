@@ -15,6 +15,7 @@ DEFAULT_UNIT = Path("/etc/systemd/system/officehours.service")
 CREDENTIALS_SOURCE = Path("/etc/officehours/credentials")  # where the README puts secrets
 # $CREDENTIALS_DIRECTORY of the service: an absolute secret path here is a credential too
 RUN_CREDENTIALS = Path("/run/credentials/officehours.service")
+STATE_ROOT = Path("/var/lib")  # where systemd makes a unit's StateDirectory=
 _LOAD_CREDENTIAL = re.compile(r"^\s*LoadCredential=([^:\s]+):(\S+)\s*$")
 
 
@@ -33,12 +34,41 @@ def credential_name(path: Path) -> str | None:
     return None
 
 
-def render_unit(credentials: list[str], executable: Path, config: Path) -> str:
-    """The unit for a configuration whose secrets are these credential names."""
+def render_unit(credentials: list[str], executable: Path, config: Path,
+                state_dir: Path = STATE_ROOT / "officehours", writable: tuple[Path, ...] = (),
+                ) -> str:
+    """The unit for a configuration whose secrets are these credential names, whose state
+    lives in `state_dir` (under /var/lib: StateDirectory=, owned by the dynamic user), and
+    which also writes into the `writable` directories (ReadWritePaths=)."""
     lines = "\n".join(f"LoadCredential={name}:{CREDENTIALS_SOURCE / name}"
                       for name in sorted(set(credentials)))
-    return (shipped("officehours.service").replace("@CREDENTIALS@", lines)
-            .replace("@EXECUTABLE@", str(executable)).replace("@CONFIG@", str(config)))
+    text = (shipped("officehours.service").replace("@CREDENTIALS@", lines)
+            .replace("@EXECUTABLE@", str(executable)).replace("@CONFIG@", str(config))
+            .replace("StateDirectory=officehours",
+                     f"StateDirectory={state_dir.relative_to(STATE_ROOT)}"))
+    paths = "".join(f"ReadWritePaths={path}\n" for path in writable)
+    return text.replace("ProtectSystem=strict\n", f"ProtectSystem=strict\n{paths}")
+
+
+def unit_state_problem(state_dir: Path) -> str | None:
+    """Why the unit cannot give the service this state directory, or None."""
+    if state_dir.parent != STATE_ROOT:
+        return (f"{state_dir}: the service runs as a dynamic user (DynamicUser=) whose only "
+                f"writable state is a directory systemd makes under {STATE_ROOT} "
+                f"(StateDirectory=): give {STATE_ROOT}/NAME, e.g. {STATE_ROOT}/officehours")
+    return None
+
+
+def writable(unit: Path) -> list[Path]:
+    """What a unit file lets the service write: its StateDirectory= and ReadWritePaths=."""
+    found = []
+    for line in unit.read_text().splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == "StateDirectory":
+            found += [STATE_ROOT / name for name in value.split()]
+        elif key == "ReadWritePaths":
+            found += [Path(name.lstrip("-")) for name in value.split()]
+    return found
 
 
 def delivered(unit: Path) -> dict[str, Path]:

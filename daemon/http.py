@@ -27,6 +27,7 @@ import httpx
 import requests
 
 from .errors import CalendarError
+from .metrics import answered
 
 MAX_RETRY_AFTER = 60.0
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -248,10 +249,12 @@ class _RetryingSession(requests.Session):
     fetches: a 503 or a reset from the identity platform costs a retry, not a pass), goes
     only to its origins and follows no redirect (a 307 would re-POST the secret)."""
 
-    def __init__(self, sleep: Callable[[float], None], origins: Origins) -> None:
+    def __init__(self, sleep: Callable[[float], None], origins: Origins,
+                 vendor: str) -> None:
         super().__init__()
         self._sleep = sleep
         self._origins = origins
+        self.vendor = vendor
         self.max_redirects = 0
 
     def request(self, method: Any, url: Any, *args: Any,
@@ -259,8 +262,17 @@ class _RetryingSession(requests.Session):
         self._origins.check(str(url))
         kwargs["allow_redirects"] = False
         parent = super().request
-        return with_retries(lambda: parent(method, url, *args, **kwargs), _requests_delay,
-                            self._sleep)
+
+        def once() -> requests.Response:
+            try:
+                response = parent(method, url, *args, **kwargs)
+            except requests.RequestException:
+                answered(self.vendor, None)
+                raise
+            answered(self.vendor, response.status_code)
+            return response
+
+        return with_retries(once, _requests_delay, self._sleep)
 
 
 class _PinnedHttp(httplib2.Http):  # type: ignore[misc]
@@ -268,14 +280,40 @@ class _PinnedHttp(httplib2.Http):  # type: ignore[misc]
     origins, and no redirect followed (httplib2 follows a 308 for any method, which would
     re-POST the signed assertion elsewhere)."""
 
-    def __init__(self, origins: Origins, **kwargs: Any) -> None:
+    def __init__(self, origins: Origins, vendor: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._origins = origins
+        self.vendor = vendor
         self.follow_redirects = False
 
     def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
         self._origins.check(uri)
-        return super().request(uri, *args, **kwargs)
+        try:
+            response, content = super().request(uri, *args, **kwargs)
+        except (OSError, httplib2.HttpLib2Error):
+            answered(self.vendor, None)
+            raise
+        answered(self.vendor, response.status)
+        return response, content
+
+
+class _Observed(httpx.BaseTransport):
+    """httpx's transport, counting each attempt's answer (or its absence) per vendor."""
+
+    def __init__(self, inner: httpx.BaseTransport, vendor: str) -> None:
+        self._inner, self._vendor = inner, vendor
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.TransportError:
+            answered(self._vendor, None)
+            raise
+        answered(self._vendor, response.status_code)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @dataclass(frozen=True)
@@ -290,21 +328,25 @@ class Outbound:
     # Each client below takes the configured URLs its credentials may go to, and refuses
     # (ForeignHost) any request elsewhere; none follows a redirect.
 
-    def httpx(self, *urls: str) -> httpx.Client:
+    # `vendor` ("google", "microsoft", "zoom") names them in the metrics.
+
+    def httpx(self, vendor: str, *urls: str) -> httpx.Client:
         origins = Origins(urls)
-        return httpx.Client(verify=ssl_context(self.ca_bundle), trust_env=False,
-                            proxy=https_proxy(), follow_redirects=False,
+        transport = httpx.HTTPTransport(verify=ssl_context(self.ca_bundle), trust_env=False,
+                                        proxy=https_proxy())
+        return httpx.Client(transport=_Observed(transport, vendor), trust_env=False,
+                            follow_redirects=False,
                             event_hooks={"request": [lambda r: origins.check(str(r.url))]},
                             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
 
-    def httplib2(self, *urls: str) -> httplib2.Http:
+    def httplib2(self, vendor: str, *urls: str) -> httplib2.Http:
         # httplib2 reads the proxy from the environment itself, NO_PROXY included
-        return _PinnedHttp(Origins(urls),
+        return _PinnedHttp(Origins(urls), vendor,
                            ca_certs=str(self.ca_bundle) if self.ca_bundle else None,
                            timeout=self.timeout, proxy_info=httplib2.proxy_info_from_environment)
 
-    def requests(self, *urls: str) -> requests.Session:
-        session = _RetryingSession(self.sleep, Origins(urls))
+    def requests(self, vendor: str, *urls: str) -> requests.Session:
+        session = _RetryingSession(self.sleep, Origins(urls), vendor)
         session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
         session.verify = str(self.ca_bundle) if self.ca_bundle else True
         proxy = https_proxy()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import Config, Instructor
-from .state import SqlStore
+from .store import Store
 
 QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
 MISSED_RENEWALS = 2  # a leader renews every lease/5 s: two missed is "not renewing"
@@ -98,7 +98,7 @@ def zoom_word(state: str | None, offboarded: bool) -> str:
     return "REFUSED" if word == "refused" else word
 
 
-def read(config: Config, state: SqlStore | None, now: datetime) -> Overview:
+def read(config: Config, state: Store | None, now: datetime) -> Overview:
     """The overview from the state (None: nothing recorded yet)."""
     known = state.statuses() if state else {}
     gone = state.offboarded() if state else {}

@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import roster
+from . import metrics, overview, roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, Instructor, load
 from .engine import EARLY_CHECK, Engine, Result
@@ -331,6 +331,8 @@ class Service:
         if not self._lease.leading():  # its renewal may hang on a silent database
             self._lease.abort()
         self._standby_status = ""
+        if self._config is not None:  # officehours_leader 0 from now
+            self._write_metrics(self._config, None, None)
         log.error("action=lose-lead outcome=standby writes=stopped")
         notify("STATUS=standby: lost the lead, all writes stopped")
 
@@ -458,6 +460,8 @@ class Service:
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
                  elapsed)
+        metrics.pass_ended(elapsed)
+        self._write_metrics(config, engine, term)
         if stuck:  # a full disk, an I/O error, a lock: nothing was changed for them
             log.error("action=pass outcome=held instructors=%d problem=%r retry=next-pass",
                       counts["held"], stuck[0])
@@ -485,21 +489,25 @@ class Service:
         for session in self._sessions.get(key, []):
             if session.start - lead > checked + SCHEDULE_AHEAD:
                 break
-            for name, due, at in check_moments(session.start, lead, key):
+            moments = check_moments(session.start, lead, key)
+            for name, due, at in moments:
                 if due <= checked:  # already due when the pass looked: the pass checked it
                     continue
+                last = name == moments[-1][0]  # the session's outcome, in the metrics
                 with self._planning:
                     if self._stop.is_set() or not self._in_term(term):
                         return
                     # a window that opened while the pass was busy elsewhere runs at once
                     self._scheduler.add_job(
                         self._enforce, DateTrigger(run_date=max(at, self.clock())),
-                        args=[key], id=f"{name}:{key}:{session.start.isoformat()}",
+                        args=[key, session.start, last],
+                        id=f"{name}:{key}:{session.start.isoformat()}",
                         executor="checks", replace_existing=True)
 
-    def _enforce(self, key: str) -> None:
+    def _enforce(self, key: str, start: datetime, last: bool) -> None:
         """The pre-session check: the instructor as the config has them now, their room
-        secured before their calendar is read."""
+        secured before their calendar is read. The `last` check before the session
+        `start` counts that session in the metrics."""
         with self._current() as (config, engine):
             if self._stop.is_set() or not self._leads or config is None or engine is None:
                 return
@@ -508,4 +516,21 @@ class Service:
             if instructor is None:  # removed by a reload since the job was planned
                 return
             log.info("instructor=%s action=pre-session-check", instructor.email)
-            engine.sync(instructor, secure_first=True)
+            result = engine.sync(instructor, secure_first=True)
+        if last:
+            secure = result.zoom.startswith(("secure", "repaired"))
+            metrics.SESSIONS.labels("insecure" if not secure else "secured"
+                                    if self.clock() <= start else "late").inc()
+
+    def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
+        """[metrics] textfile: the state's view (not on a standby: it reads no state) and
+        this process's counters."""
+        if config.metrics is None:
+            return
+        seen = None
+        if engine is not None and self._in_term(term):
+            try:
+                seen = overview.read(config, engine.state, self.clock())
+            except (Fenced, StateError) as err:
+                log.warning("action=write-metrics problem=%r outcome=counters-only", str(err))
+        metrics.write(config.metrics.textfile, seen, self._in_term(term), term)

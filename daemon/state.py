@@ -652,11 +652,13 @@ def private(path: Path) -> None:
                          stuck=True) from None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a whole file or nothing (a full disk leaves the old one), mode 0600."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write a whole file or nothing (a full disk leaves the old one), with this mode
+    whatever the umask."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, mode)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
             handle.flush()

@@ -258,7 +258,7 @@ def test_an_earlier_versions_keys_move_to_todays_and_stay_offboarded(
 def test_a_journal_that_cannot_be_written_does_not_stop_an_offboarding(
         sandbox: Sandbox, now: datetime) -> None:
     config, ids = offboarded_ada(sandbox, now)
-    blocker = sandbox.dir / "state" / f".offboarded.json.{os.getpid()}.tmp"
+    blocker = sandbox.dir / "state" / f".offboarded.json.{os.getpid()}.{threading.get_ident()}.tmp"
     blocker.mkdir()  # the journal's next version cannot be written (the CLI runs in-process)
     result = officehours(config, "remove-links", "--instructor", BOB)
     assert result.returncode == 0, result.stderr

@@ -24,7 +24,7 @@ CAMPUSES = {  # which providers the instructors use -> the credentials the unit 
 
 def campus(directory: Path, providers: set[str]) -> Path:
     """A config naming its secrets by credential name, as the README says."""
-    text = (f'[service]\nstate_dir = "{directory}/state"\n'
+    text = ('[service]\nstate_dir = "/var/lib/officehours"\n'  # the unit's StateDirectory
             '[zoom]\naccount_id = "a"\nclient_id = "c"\nclient_secret_file = "zoom-secret"\n')
     if "google" in providers:
         text += '[google]\ncredentials_file = "google.json"\n'
@@ -119,3 +119,48 @@ def test_the_unit_of_a_two_node_config_delivers_the_database_password(tmp_path: 
     (tmp_path / "credentials" / "db-password").unlink()
     missing = officehours(config, "check-config", "--unit", str(unit))
     assert missing.returncode == 78 and "state.password_file" in missing.stderr
+
+
+def test_the_unit_is_written_for_the_state_dir_and_check_config_holds_them_together(
+        tmp_path: Path) -> None:
+    """`state_dir = "/srv/officehours"` passed check-config and `unit` wrote the usual
+    unit; the service then exited 78 (ProtectSystem=strict, StateDirectory= only)."""
+    config = campus(tmp_path, {"google"})
+    unit = tmp_path / "officehours.service"
+    unit.write_text(officehours(config, "unit").stdout.replace(
+        "/etc/officehours/credentials", str(tmp_path / "credentials")))
+    srv = tmp_path / "srv"
+    config.write_text(config.read_text().replace('"/var/lib/officehours"', f'"{srv}"'))
+    refused = officehours(config, "unit")
+    assert refused.returncode == 78 and "service.state_dir" in refused.stderr
+    assert "/var/lib/NAME" in refused.stderr and refused.stdout == ""
+    checked = officehours(config, "check-config", "--unit", str(unit))
+    assert checked.returncode == 78 and "service.state_dir" in checked.stderr
+    assert f"lets the service write only /var/lib/officehours, not {srv}" in checked.stderr
+    # another name under /var/lib: the unit's StateDirectory= follows it
+    config.write_text(config.read_text().replace(f'"{srv}"', '"/var/lib/oh-campus"'))
+    written = officehours(config, "unit").stdout
+    assert "StateDirectory=oh-campus\n" in written and "StateDirectory=officehours" not in written
+    assert officehours(config, "check-config", "--unit", str(unit)).returncode == 78
+    unit.write_text(written.replace("/etc/officehours/credentials", str(tmp_path / "credentials")))
+    assert officehours(config, "check-config", "--unit", str(unit)).returncode == 0
+
+
+def test_the_unit_lets_the_service_write_the_metrics_textfile(tmp_path: Path) -> None:
+    config = campus(tmp_path, {"google"})
+    textfile = tmp_path / "node-exporter" / "officehours.prom"
+    config.write_text(config.read_text() + f'[metrics]\ntextfile = "{textfile}"\n')
+    missing = officehours(config, "check-config")
+    assert missing.returncode == 78 and "metrics.textfile" in missing.stderr
+    textfile.parent.mkdir()
+    written = officehours(config, "unit").stdout
+    assert f"ReadWritePaths={textfile.parent}\n" in written
+    unit = tmp_path / "officehours.service"
+    unit.write_text(written.replace("/etc/officehours/credentials", str(tmp_path / "credentials")))
+    assert officehours(config, "check-config", "--unit", str(unit)).returncode == 0
+    unit.write_text(unit.read_text().replace(f"ReadWritePaths={textfile.parent}\n", ""))
+    stale = officehours(config, "check-config", "--unit", str(unit))
+    assert stale.returncode == 78 and "metrics.textfile" in stale.stderr
+    config.write_text(config.read_text().replace("officehours.prom", "officehours.txt"))
+    unnamed = officehours(config, "check-config")  # node_exporter reads only *.prom
+    assert unnamed.returncode == 78 and "ending in .prom" in unnamed.stderr

@@ -56,7 +56,7 @@ class World:
         self.google, self.graph = self.providers(ada), self.providers(mary)
         self.zoom = ZoomClient(self.config.zoom, sandbox.zoom_secret, Outbound(
             sandbox.ca.bundle, 5.0, lambda s: None).httpx(
-            self.config.zoom.api_base_url, self.config.zoom.oauth_base_url),
+            "zoom", self.config.zoom.api_base_url, self.config.zoom.oauth_base_url),
             sleep=lambda s: None)
         self.elsewhere = Elsewhere(sandbox)
         for emulator in (sandbox.google, sandbox.graph, sandbox.zoom):

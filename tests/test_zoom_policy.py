@@ -100,7 +100,7 @@ def make_client(sandbox: Sandbox) -> Iterator[Callable[[list[float]], ZoomClient
         config = ZoomConfig("sandbox-account", "sandbox-client", Path("unused"),
                             sandbox.zoom_server.url + "/v2", sandbox.zoom_server.url)
         made.append(ZoomClient(config, sandbox.zoom_secret, Outbound(sandbox.ca.bundle).httpx(
-            sandbox.zoom_server.url), sleep=slept.append))
+            "zoom", sandbox.zoom_server.url), sleep=slept.append))
         return made[-1]
 
     yield make
@@ -141,9 +141,9 @@ def test_wrong_secret_gives_a_clear_error_without_the_secret(
 
 def test_trust_is_exactly_the_ca_bundle(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent.pem")
-    with Outbound(sandbox.ca.bundle).httpx(sandbox.zoom_server.url) as trusting:
+    with Outbound(sandbox.ca.bundle).httpx("zoom", sandbox.zoom_server.url) as trusting:
         assert trusting.get(sandbox.zoom_server.url + "/v2/users/x").status_code == 401
-    with Outbound(None).httpx(sandbox.zoom_server.url) as default, \
+    with Outbound(None).httpx("zoom", sandbox.zoom_server.url) as default, \
             pytest.raises(httpx.ConnectError):
         default.get(sandbox.zoom_server.url + "/v2/users/x")
 

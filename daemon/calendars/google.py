@@ -142,7 +142,7 @@ class GoogleAccount:
         return self._base.with_subject(subject) if self._delegated else self._base
 
     def _new_http(self) -> httplib2.Http:
-        http = self._outbound.httplib2(*self._origins)
+        http = self._outbound.httplib2("google", *self._origins)
         with self._lock:
             self._connections.append(http)
         return http

@@ -92,7 +92,7 @@ class GraphApp:
         self._config = config
         self._credential = client_credential(config)
         # trust, proxy and retries for msal's requests, which go to the authority only
-        self._session = outbound.requests(config.authority_host)
+        self._session = outbound.requests("microsoft", config.authority_host)
         self.max_pages = outbound.max_pages
         self._timeout = outbound.timeout
         self._app: msal.ConfidentialClientApplication | None = None  # built on first use:
