@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from . import metrics
 from .calendars.base import CalendarProvider
 from .config import Config, Instructor
 from .errors import (
@@ -28,7 +29,7 @@ from .errors import (
 )
 from .model import Event, JoinLink, Kind, KnownEvent, fingerprint, is_office_hours, mask_url
 from .plan import EventPlan, Remember, Write, plan_event
-from .reconcile import Template
+from .reconcile import Template, strip_blocks
 from .recurrence import Session, sessions
 from .state import StateError
 from .store import Fence, Fenced, Store
@@ -491,6 +492,9 @@ class Engine:
             raise
         self.state.mark_link(key, event.id, remembered, action.owned_location)
         self._settle(entry, done=True)
+        if event.changed is not None and not action.removing and \
+                strip_blocks(event.description) == event.description:  # its first link
+            metrics.REACTION.observe(max((self.clock() - event.changed).total_seconds(), 0))
         log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id,
                  action.action, line)
         result.changes.append(action.line)

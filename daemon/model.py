@@ -35,6 +35,7 @@ class Event:
     end: datetime | date | None = None
     timezone: str | None = None  # IANA name the event recurs in
     recurrence: tuple[str, ...] = field(default_factory=tuple)
+    changed: datetime | None = None  # the vendor's last change to it (the reaction metric)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from conftest import HOUR, at, officehours, spawn, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon import metrics
 from daemon.engine import EARLY_CHECK
 from daemon.model import share_of
 from daemon.sandbox.domain import Sandbox
@@ -42,6 +43,7 @@ def test_a_pass_leaves_the_campus_in_the_textfile(sandbox: Sandbox, now: datetim
     textfile = tmp_path / "node-exporter" / "officehours.prom"
     textfile.parent.mkdir()
     config = with_metrics(sandbox.write_config(), textfile)
+    reactions = metrics.RUNTIME.get_sample_value("officehours_link_reaction_seconds_count")
     before = os.umask(0o077)  # as the unit runs the service (UMask=0077)
     try:
         assert officehours(config, "sync").returncode == 1  # Bob's room is refused
@@ -60,6 +62,10 @@ def test_a_pass_leaves_the_campus_in_the_textfile(sandbox: Sandbox, now: datetim
     assert found[("officehours_passes_total", ())] >= 1
     assert found[("officehours_vendor_requests_total", (("vendor", "zoom"),))] >= 4
     assert found[("officehours_vendor_requests_total", (("vendor", "google"),))] >= 2
+    # both new events linked (a refused room still gets its link, and an error), seconds
+    # after the emulator made them (their `updated`)
+    assert found[("officehours_link_reaction_seconds_count", ())] == (reactions or 0) + 2
+    assert found[("officehours_link_reaction_seconds_sum", ())] < 60
     assert ("officehours_vendor_errors_total", (("kind", "throttled"), ("vendor", "zoom"))) \
         in found  # every series from the first write, at 0 or more
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_edges import Elsewhere
 
 from daemon.app import Providers, outbound_for
+from daemon.calendars.base import instant
 from daemon.config import load
 from daemon.errors import CalendarError, ZoomError
 from daemon.http import Outbound
@@ -29,9 +30,11 @@ JUNK = st.one_of(st.none(), st.integers(), st.booleans(), st.floats(allow_nan=Fa
                  st.text(max_size=20), st.just("x" * 20_000), st.lists(st.integers(), max_size=3),
                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
 GOOGLE_FIELDS = ["id", "summary", "description", "location", "start", "end", "recurrence",
-                 "recurringEventId", "status", "organizer", "etag", "originalStartTime"]
+                 "recurringEventId", "status", "organizer", "etag", "originalStartTime",
+                 "updated"]
 GRAPH_FIELDS = ["id", "subject", "body", "location", "start", "end", "type", "seriesMasterId",
-                "isCancelled", "@odata.etag", "originalStart", "recurrence", "@removed"]
+                "isCancelled", "@odata.etag", "originalStart", "recurrence", "@removed",
+                "lastModifiedDateTime"]
 
 
 class World:
@@ -172,3 +175,20 @@ def test_zoom_answers_end_as_a_zoom_error_or_a_result(
     world.mutate(world.box.zoom, mutate)
     bounded(world, lambda: world.zoom.enforce(ADA), ZoomError)
     assert not [r for r in world.box.zoom.log if "None" in r.path]
+
+
+@given(value=st.one_of(JUNK, st.text(max_size=60), st.datetimes().map(str),
+                       st.datetimes(timezones=st.timezones()).map(
+                           lambda d: d.isoformat().replace("+00:00", "Z"))))
+def test_a_last_modified_time_is_a_moment_or_nothing(value: Any) -> None:
+    """Only a metric reads it: whatever a vendor sends there, no event fails for it."""
+    found = instant(value)
+    assert found is None or found.tzinfo is not None
+
+
+def test_the_last_modified_forms_the_vendors_send() -> None:
+    assert instant("2026-12-07T01:02:03.000Z") == datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC)
+    assert instant("2026-12-07T01:02:03.1234567Z") == datetime(  # Graph: 7 decimals
+        2026, 12, 7, 1, 2, 3, 123456, tzinfo=UTC)
+    assert instant("2026-12-07T01:02:03Z") == datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC)
+    assert instant("yesterday") is None and instant(17) is None

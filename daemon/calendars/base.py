@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from ..errors import CalendarError
@@ -76,3 +77,20 @@ def identifier(item: Mapping[str, Any], key: str = "id") -> str:
     if not value:
         raise ValueError(f"{key} is missing")
     return value
+
+
+def instant(value: Any) -> datetime | None:
+    """A last-modified time (Google's `updated`, Graph's `lastModifiedDateTime`: RFC 3339,
+    maybe with a Z and up to 7 decimals) as an aware datetime; None for anything else: it
+    only feeds a metric, and never fails the event it came with."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    head, dot, tail = value.replace("Z", "+00:00").partition(".")
+    if dot:  # Python reads at most 6 decimals (Graph sends 7)
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        head += "." + tail[:min(digits, 6)].ljust(6, "0") + tail[digits:]
+    try:
+        moment = datetime.fromisoformat(head)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -42,7 +42,7 @@ from ..http import (
     with_retries,
 )
 from ..model import Event, Kind, same_person
-from .base import Listing, checked, identifier, text
+from .base import Listing, checked, identifier, instant, text
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 WRITERS = ("owner", "writer")
@@ -357,5 +357,5 @@ def _to_event(item: Mapping[str, Any]) -> Event:
         original_start=_when(item.get("originalStartTime")),
         start=_when(start), end=_when(item.get("end")),
         timezone=text(start, "timeZone") or None,
-        recurrence=tuple(recurrence),
+        recurrence=tuple(recurrence), changed=instant(item.get("updated")),
     )

@@ -43,7 +43,7 @@ from ..http import (
 from ..model import Event, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
-from .base import Listing, checked, identifier, text
+from .base import Listing, checked, identifier, instant, text
 
 WINDOW_BEHIND = timedelta(days=1)  # sessions under way stay visible
 WINDOW_AHEAD = timedelta(days=60)
@@ -55,7 +55,7 @@ DEFAULT_CALENDARS = ("primary", "default", "calendar")
 # with $select, so the answers carry these and nothing else.
 EVENT_FIELDS = ("type", "isCancelled", "seriesMasterId", "originalStart", "subject", "body",
                 "location", "isOrganizer", "start", "end", "originalStartTimeZone",
-                "recurrence", "changeKey")
+                "recurrence", "changeKey", "lastModifiedDateTime")
 # A series' deleted occurrences come back "only on $select in a GET operation which specifies
 # the ID of a series master event" (https://learn.microsoft.com/en-us/graph/api/resources/event,
 # properties table; API-NOTES.md): without them a deleted occurrence would still be a session.
@@ -381,7 +381,8 @@ class OutlookCalendar:
             series_id=text(item, "seriesMasterId") or None,
             original_start=datetime.fromisoformat(original.replace("Z", "+00:00"))
             if original else None,
-            start=start, end=_when(item.get("end")), timezone=zone, recurrence=recurrence)
+            start=start, end=_when(item.get("end")), timezone=zone, recurrence=recurrence,
+            changed=instant(item.get("lastModifiedDateTime")))
 
 
 def graph_error(what: str, response: httpx.Response) -> CalendarError:
