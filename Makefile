@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint soak bench bench-ci failover systemd-test clean
+.PHONY: demo test lint soak bench bench-ci bench-status failover systemd-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)  # the campus benchmark (5,000 instructors: about 25 minutes); s
 # ratios in about 8 minutes; exits 1 naming the figure when a steady-state budget is broken
 bench-ci: $(STAMP)
 	$(BIN)/python bench/run.py --instructors 1000 --zoom-plan business $(BENCH_ARGS)
+	$(BIN)/python bench/status.py --instructors 5000
+
+bench-status: $(STAMP)  # `status` for 5,000 instructors: under 2 s (a few seconds to run)
+	$(BIN)/python bench/status.py
 
 failover: $(STAMP)  # two nodes on a throwaway PostgreSQL, the leader killed 20 times; see README
 	$(BIN)/python bench/failover.py $(FAILOVER_ARGS)

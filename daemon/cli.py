@@ -430,6 +430,14 @@ def cmd_example_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_example_monitoring(args: argparse.Namespace) -> int:
+    from .deploy import shipped
+
+    print(shipped("officehours-dashboard.json" if args.dashboard else "officehours-alerts.yml"),
+          end="")
+    return EXIT_OK
+
+
 def cmd_state_migrate(args: argparse.Namespace) -> int:
     """Copy the whole state from where the configuration keeps it to --to."""
     from .config import postgres_url
@@ -513,6 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
                             help="apply the roster file as it is now, whatever it drops")
     add("example-config", cmd_example_config, "print the example configuration",
         "Print the example configuration, every key with its default and meaning.")
+    monitoring = add(
+        "example-monitoring", cmd_example_monitoring,
+        "print Prometheus alert rules (or a Grafana dashboard) for [metrics] textfile",
+        "Print the Prometheus alerting rules shipped for the metrics officehours writes "
+        "([metrics] textfile, read by node_exporter's textfile collector), or with "
+        "--dashboard a Grafana dashboard (JSON, to import). README.md, Metrics, lists "
+        "every metric.")
+    monitoring.add_argument("--dashboard", action="store_true",
+                            help="the Grafana dashboard instead of the alert rules")
     add("doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
         "Check, per instructor, everything a pass needs: the configuration and secret files, "
         "each token endpoint and the credentials, read and write access to each calendar "

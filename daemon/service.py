@@ -277,6 +277,8 @@ class Service:
             if text != self._standby_status:
                 self._standby_status = text
                 notify(f"STATUS={text}")
+                if self._config is not None:  # officehours_leader 0 on a standby too
+                    self._write_metrics(self._config, None, None)
 
     def _take_lead(self) -> None:
         config = self._config

@@ -4,12 +4,15 @@ the service."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from conftest import HOUR, at, officehours, spawn, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -112,3 +115,22 @@ def test_the_service_counts_sessions_secured_in_time(sandbox: Sandbox,
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
+
+
+def test_the_shipped_alerts_and_dashboard_use_the_metrics_written(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """Every metric the alert rules and the dashboard query is one the program writes (a
+    renamed metric would leave an alert that never fires), and both files parse."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    textfile = tmp_path / "officehours.prom"
+    assert officehours(with_metrics(sandbox.write_config(), textfile), "sync").returncode == 0
+    written = {s.name for f in text_string_to_metric_families(textfile.read_text())
+               for s in f.samples} | {"officehours_epoch"}  # with [state] url only
+    rules = yaml.safe_load(officehours(None, "example-monitoring").stdout)["groups"][0]["rules"]
+    assert rules and all(r["alert"].startswith("Officehours") and r["labels"]["severity"] in (
+        "critical", "warning") and r["annotations"]["summary"] for r in rules)
+    dashboard = json.loads(officehours(None, "example-monitoring", "--dashboard").stdout)
+    queries = [r["expr"] for r in rules] + [t["expr"] for p in dashboard["panels"]
+                                            for t in p["targets"]]
+    used = {name for q in queries for name in re.findall(r"officehours_\w+", q)}
+    assert len(used) >= 10 and used <= written, used - written
