@@ -55,10 +55,37 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     found = problems(config)
     if found:
         raise ConfigError(found)
+    members, held = _roster_file_verdict(config)
     counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google", "microsoft")}
     print(f"{config.path}: OK, {len(config.instructors)} instructor(s) "
-          f"(google {counts['google']}, microsoft {counts['microsoft']})")
+          f"(google {counts['google']}, microsoft {counts['microsoft']})" + (
+              f" and {members} roster member(s) in {config.roster.csv_file}"
+              if members is not None and config.roster else ""))
+    if held:
+        print(f"{config.path}: roster.csv_file: `run` would HOLD this read, the roster last "
+              f"applied staying in force: {held} (officehours roster shows it, officehours "
+              "roster --accept applies it)", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _roster_file_verdict(config: Config) -> tuple[int | None, str | None]:
+    """A roster that is a file alone, on SQLite: its members, and whether `run` would hold
+    the read against the roster last applied (no network: groups and a shared database
+    are for `roster` and doctor)."""
+    from .app import read_state
+    from .roster import file_verdict
+
+    roster = config.roster
+    if roster is None or roster.csv_file is None or roster.entra_group_id or \
+            roster.google_group or config.state is not None:
+        return None, None
+    state = read_state(config)
+    try:
+        return file_verdict(config, state)
+    finally:
+        if state is not None:
+            state.close()
 
 
 def _report(results: list[Result], dry_run: bool) -> int:

@@ -182,18 +182,38 @@ def problems(config: Config) -> list[str]:
     if config.roster is None or config.roster.csv_file is None:
         return []
     where = f"{config.path}: roster.csv_file"
+    held = " (`run` holds such a read: the roster last applied stays in force)"
     try:
         members = read_csv(config.roster.csv_file)
     except RosterError as err:
-        return [f"{where}: {err}"]
-    found = [f"{where}: {p}" for p in conflicts(config.instructors, members)]
+        return [f"{where}: {err}{held}"]
+    found = [f"{where}: {p}{held}" for p in conflicts(config.instructors, members)
+             + shared_rooms([*config.instructors, *members])]
     sections = {"google": config.google, "microsoft": config.microsoft}
     for provider in sorted({m.provider for m in members if sections[m.provider] is None}):
         found.append(f"{config.path}: {provider}: missing section: a roster member has "
-                     f"provider = {provider!r}")
+                     f"provider = {provider!r} (`run` fails their passes)")
     if not members:
-        found.append(f"{where}: {config.roster.csv_file} lists nobody")
+        found.append(f"{where}: {config.roster.csv_file} lists nobody{held}")
     return found
+
+
+def file_verdict(config: Config, store: Store | None) -> tuple[int, str | None]:
+    """What `run` would do with the roster file as it reads now, against the roster last
+    applied (`store`: the state, read-only; None before any pass): the members it
+    gives, and why the read would be held (None: applied). Only for a roster that is a
+    file alone (a group is read with the network: doctor and `roster` do it)."""
+    assert config.roster is not None
+    from .state import State
+
+    empty = store is None
+    store = State(":memory:") if store is None else store  # before any pass: nobody yet
+    try:
+        members, change = compare(store, config.roster, config.instructors)
+    finally:
+        if empty:
+            store.close()
+    return len(members or ()), change.held
 
 
 def conflicts(listed: tuple[Instructor, ...] | list[Instructor],

@@ -96,7 +96,29 @@ def test_an_empty_or_unreadable_roster_offboards_nobody_and_says_so(
         assert all(linked(sandbox, email, event) for email, event in events.items())
         status = officehours(config, "status")
         assert status.returncode == 1 and "ROSTER HELD" in status.stdout
-    assert officehours(config, "check-config").returncode == 78
+    checked = officehours(config, "check-config")
+    assert checked.returncode == 78  # CONTRACT.md; and it says what `run` does with it
+    assert "`run` holds such a read: the roster last applied stays in force" in checked.stderr
+
+
+def test_check_config_counts_the_roster_and_gives_the_verdict_run_gives(
+        sandbox: Sandbox, now: datetime) -> None:
+    """check-config said `2 instructor(s)` on a campus of 5, and OK for a file that `run`
+    then held."""
+    people = [(f"Instructor {n}", f"i{n:02d}@example.edu") for n in range(20)]
+    campus(sandbox, now, people)
+    write_roster(sandbox, people)
+    config = roster_config(sandbox, grace=0)
+    first = officehours(config, "check-config")  # no pass yet: a first read is applied
+    assert first.returncode == 0, first.stderr
+    assert "and 20 roster member(s) in" in first.stdout
+    assert officehours(config, "sync").returncode == 0
+    write_roster(sandbox, people[:17])  # 3 of 20 at once: `run` holds it
+    checked = officehours(config, "check-config")
+    assert checked.returncode == 1 and "`run` would HOLD this read" in checked.stderr
+    assert "drops 3 of 20" in checked.stderr and "17 roster member(s)" in checked.stdout
+    write_roster(sandbox, people[:19])  # 1 of 20: applied
+    assert officehours(config, "check-config").returncode == 0
 
 
 def test_a_15_percent_drop_is_held_until_accepted(sandbox: Sandbox, now: datetime) -> None:
