@@ -98,12 +98,14 @@ def _report(results: list[Result], dry_run: bool) -> int:
             continue
         verb = "would change" if dry_run else "changed"
         zoom = f", Zoom {result.zoom}" if result.zoom else ""
-        print(f"{who}: {len(result.changes)} event(s) {verb}{zoom}")
+        if result.error:  # one line per person: the failure, and what was done before it
+            failed += 1
+            done = f" ({len(result.changes)} event(s) {verb} first)" if result.changes else ""
+            print(f"{who}: FAILED: {result.error}{zoom}{done}", file=sys.stderr)
+        else:
+            print(f"{who}: {len(result.changes)} event(s) {verb}{zoom}")
         for line in result.changes:
             print(f"    {line}")
-        if result.error:
-            failed += 1
-            print(f"{who}: FAILED: {result.error}", file=sys.stderr)
     print(f"{len(results)} instructor(s), {failed} failed")
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -225,7 +227,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     config = _config(args)
     engine = open_engine(config, dry_run=True)  # reads only, state included
     try:
-        return doctor.run(config, engine)
+        return doctor.run(config, engine, sample=args.sample)
     finally:
         engine.close()
 
@@ -320,6 +322,12 @@ def _when(value: str | None) -> str:
     if not value:
         return "never" if value is None else "-"
     return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 def _since(text: str) -> datetime:
@@ -557,11 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
         "every metric.")
     monitoring.add_argument("--dashboard", action="store_true",
                             help="the Grafana dashboard instead of the alert rules")
-    add("doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
-        "Check, per instructor, everything a pass needs: the configuration and secret files, "
-        "each token endpoint and the credentials, read and write access to each calendar "
-        "(nothing is written), each Zoom user and PMI, and whether a setting the program must "
-        "change is locked by the Zoom account. Exit 0 only when every check passes.")
+    doctor_cmd = add(
+        "doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
+        "Check, per instructor ([[instructors]] and every roster member), everything a pass "
+        "needs: the configuration and secret files, each token endpoint and the "
+        "credentials, read and write access to each calendar (nothing is written), each "
+        "Zoom user and PMI, and whether a setting the program must change is locked by the "
+        "Zoom account. A terminal shows how far it got. Exit 0 only when every check passes.")
+    doctor_cmd.add_argument("--sample", type=_positive, metavar="N",
+                            help="check N instructors drawn at random, not all of them (a "
+                                 "campus of thousands: a few calendar and Zoom reads each)")
     status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
                  "Read the state database (safe while `run` runs; no secret needed) and show "
                  "one row per instructor: last pass, next session, the PMI's state at its "

@@ -5,7 +5,9 @@ Reads only: no event and no Zoom setting is written.
 
 from __future__ import annotations
 
+import random
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -42,11 +44,22 @@ def _attempt(subject: str, action: Callable[[], str], provider: str = "",
         return Check(FAIL, subject, str(err), fix(err, provider, zoom_user))
 
 
-def checks(config: Config, engine: Engine) -> Iterator[Check]:
-    counts = {p: sum(i.provider == p for i in config.instructors) for p in ("google",
-                                                                             "microsoft")}
-    yield Check(OK, "configuration", f"{config.path}: {len(config.instructors)} instructor(s) "
-                f"(google {counts['google']}, microsoft {counts['microsoft']})")
+def checks(config: Config, engine: Engine, sample: int | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Iterator[Check]:
+    """Every check, in order; the instructors are those of [[instructors]] and every
+    roster member (or `sample` of them, drawn at random); `progress(done, total)` is
+    called as each instructor's checks end."""
+    members: tuple[Instructor, ...] = ()
+    roster_check = None
+    if config.roster is not None:
+        roster_check, members = _roster_check(config, engine)
+    listed = {i.key for i in config.instructors}
+    people = [*config.instructors, *(m for m in members if m.key not in listed)]
+    counts = {p: sum(i.provider == p for i in people) for p in ("google", "microsoft")}
+    yield Check(OK, "configuration", f"{config.path}: {len(people)} instructor(s) "
+                f"(google {counts['google']}, microsoft {counts['microsoft']}; "
+                f"{len(config.instructors)} in [[instructors]], "
+                f"{len(people) - len(config.instructors)} more from the roster)")
     for key, path in config.secret_files():
         mode = path.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
@@ -70,10 +83,16 @@ def checks(config: Config, engine: Engine) -> Iterator[Check]:
         yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
                     "add the scope account:read:admin to the Zoom app to check them"
                     if scope else fix(err))
-    if config.roster is not None:
-        yield _roster_check(config, engine)
-    for instructor in config.instructors:
+    if roster_check is not None:
+        yield roster_check
+    if sample is not None and sample < len(people):
+        yield Check(OK, "sample", f"{sample} of {len(people)} instructors, drawn at random "
+                    "(without --sample: every one)")
+        people = random.sample(people, sample)
+    for done, instructor in enumerate(people, 1):
         yield from _instructor_checks(instructor, engine, locks)
+        if progress is not None:
+            progress(done, len(people))
 
 
 def _state_check(config: Config) -> Check:
@@ -100,19 +119,19 @@ def _state_check(config: Config) -> Check:
     return Check(OK, "state database", f"reachable; {node} leads since {since} (epoch {epoch})")
 
 
-def _roster_check(config: Config, engine: Engine) -> Check:
-    """Each roster source read once (nothing applied)."""
+def _roster_check(config: Config, engine: Engine) -> tuple[Check, tuple[Instructor, ...]]:
+    """Each roster source read once (nothing applied); the members read."""
     assert config.roster is not None
     try:
         members = read_sources(config.roster, getattr(engine.provider, "group_users", None))
     except RosterError as err:
         return Check(FAIL, "roster", str(err),
                      "check roster.csv_file, or the app's GroupMember.Read.All permission "
-                     "and roster.entra_group_id")
+                     "and roster.entra_group_id"), ()
     if not members:
         return Check(FAIL, "roster", "the roster lists nobody: a read would be held",
-                     "check the roster's source")
-    return Check(OK, "roster", f"{len(members)} member(s) read")
+                     "check the roster's source"), ()
+    return Check(OK, "roster", f"{len(members)} member(s) read"), members
 
 
 def _instructor_checks(instructor: Instructor, engine: Engine,
@@ -147,9 +166,17 @@ def _instructor_checks(instructor: Instructor, engine: Engine,
                     'link" in the Zoom account')
 
 
-def run(config: Config, engine: Engine, out: Callable[[str], None] = print) -> int:
+def run(config: Config, engine: Engine, out: Callable[[str], None] = print,
+        sample: int | None = None) -> int:
     failures = 0
-    for check in checks(config, engine):
+    progress = None
+    if sys.stderr.isatty():  # a line that counts, rewritten in place, gone at the end
+        def progress(done: int, total: int) -> None:
+            sys.stderr.write(f"\rchecked {done} of {total} instructors" if done < total
+                             else "\r\033[K")
+            sys.stderr.flush()
+
+    for check in checks(config, engine, sample, progress):
         out(f"{check.outcome:<5} {check.subject}: {check.detail}")
         if check.fix:
             out(f"      fix: {check.fix}")

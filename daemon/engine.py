@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import metrics
@@ -311,6 +311,8 @@ class Engine:
             log.warning("instructor=%s action=full-resync reason=sync-token-expired",
                         instructor.email)
             listing = calendar.changes(None)
+        if listing.full:  # a whole calendar, not what just changed: no reaction to time
+            listing = replace(listing, events=[replace(e, changed=None) for e in listing.events])
         known = self.state.known_events(instructor.key)
         office_series = {i for i, k in known.items() if k.event.kind is Kind.SERIES}
         office_series |= {e.id for e in listing.events

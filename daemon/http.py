@@ -71,6 +71,9 @@ def network_cause(err: BaseException) -> str:
     return f"{found} ({text[:160]})"
 
 
+MAX_PAGE_TOKEN = 16_384  # a next-page token or link longer than this is not one
+
+
 class Pages:
     """One listing's next pages, bounded: a vendor naming a page it already gave, or more
     than `limit` pages, ends the listing with a CalendarError (that instructor's pass
@@ -87,6 +90,9 @@ class Pages:
         if not isinstance(token, str):
             raise CalendarError(f"{self._what}: the next page is a {type(token).__name__}, "
                               "not a string; listing stopped")
+        if not token.isprintable() or len(token) > MAX_PAGE_TOKEN:  # no URL, no token
+            raise CalendarError(f"{self._what}: the next page is not a printable token or "
+                                f"link of at most {MAX_PAGE_TOKEN} characters; listing stopped")
         if token in self._seen:
             raise CalendarError(f"{self._what}: the vendor named the same next page twice; "
                               "listing stopped (a loop on its side)")

@@ -249,6 +249,26 @@ def test_doctor_reads_each_roster_source_once(sandbox: Sandbox, now: datetime) -
     assert "GroupMember.Read.All" in result.stdout
 
 
+def test_doctor_checks_every_roster_member_or_a_sample(sandbox: Sandbox,
+                                                      now: datetime) -> None:
+    """doctor said `2 instructor(s)` on a campus of 5 and never looked at the roster's."""
+    campus(sandbox, now, PEOPLE[:3])
+    write_roster(sandbox, PEOPLE[:3])
+    sandbox.add_instructor("Ada Lovelace", "ada@example.edu", 8123456789)
+    config = roster_config(sandbox)
+    result = officehours(config, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert "4 instructor(s) (google 4, microsoft 0; 1 in [[instructors]], 3 more from the " \
+           "roster)" in result.stdout
+    calendars = [line for line in result.stdout.splitlines() if " calendar: " in line]
+    assert len(calendars) == 4 and all(line.startswith("ok ") for line in calendars)
+    assert all(f"<{email}> calendar" in result.stdout for _, email in PEOPLE[:3])
+    sampled = officehours(config, "doctor", "--sample", "2")
+    assert "ok    sample: 2 of 4 instructors, drawn at random" in sampled.stdout
+    assert sum(" calendar: " in line for line in sampled.stdout.splitlines()) == 2
+    assert officehours(config, "doctor", "--sample", "0").returncode == 2  # argparse
+
+
 def test_a_group_is_read_once_per_refresh_interval_not_per_pass() -> None:
     reads: list[str] = []
     clock = [0.0]

@@ -1,7 +1,9 @@
 """The service under a real systemd: PID 1 of a Debian container (systemd-nspawn over a
-debootstrapped tree), installed exactly as the README says (the built wheel, the unit
-written by `officehours unit`, secrets in /etc/officehours/credentials), against the
-emulators on the host's loopback (the container shares the host's network).
+debootstrapped tree), installed exactly as the README says (the README's offline install:
+a wheelhouse gathered once a session where an index is reachable, installed with no
+network at all; the unit written by `officehours unit`, secrets in
+/etc/officehours/credentials), against the emulators on the host's loopback (the booted
+container shares the host's network).
 
 `make systemd-test` runs it (root, systemd-nspawn and debootstrap needed; .ci/run
 installs them); `make test` skips it.
@@ -9,6 +11,7 @@ installs them); `make test` skips it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -32,6 +35,10 @@ PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
 OH = "/opt/officehours/venv/bin/officehours"
 CONFIG = "/etc/officehours/config.toml"
 ADA, MARY, GRACE = "ada@example.edu", "mary@example.edu", "grace@example.edu"
+EMMY = "emmy@example.edu"
+OUTLOOK = (MARY, EMMY)  # the sandbox's Microsoft 365 mailboxes; the others are Google's
+README_WHEEL = "officehours_daemon-0.1.0-py3-none-any.whl"  # as the README names it
+OFFLINE = "#### Offline install (no package index on the server)"
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("OFFICEHOURS_SYSTEMD_TEST") != "1",
@@ -118,34 +125,69 @@ class Container:
             self.process.wait(timeout=10)
 
 
-def in_chroot(tree: Path, script: str) -> subprocess.CompletedProcess[str]:
-    """A command in the tree before it boots (the host's CA bundle lets pip reach PyPI)."""
+def in_chroot(tree: Path, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A command in the tree before it boots (the host's CA bundle lets pip reach PyPI);
+    `extra`: more systemd-nspawn options."""
     host_ca = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
     options = [f"--bind-ro={host_ca}:/etc/host-ca.crt", "--setenv=PIP_CERT=/etc/host-ca.crt"]
     links = os.environ.get("PIP_FIND_LINKS", "")
     if links and Path(links).is_dir():  # a local wheel cache, when this machine has one
         options += [f"--bind-ro={links}", f"--setenv=PIP_FIND_LINKS={links}"]
     return run("systemd-nspawn", "-D", tree, "--register=no", "--keep-unit", "--pipe",
-               "--quiet", *options, "/bin/sh", "-c", script)
+               "--quiet", *options, *extra, "/bin/sh", "-c", script)
 
 
-def fresh_tree(tmp_path: Path) -> tuple[Path, str]:
-    """A copy of the base tree, with the wheel built from this checkout in /root."""
+def offline(tree: Path, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A command in the tree before it boots, with no network but its own loopback: no
+    package index is reachable, and no wheel cache of this machine is bound in."""
+    return run("systemd-nspawn", "-D", tree, "--register=no", "--keep-unit", "--pipe",
+               "--quiet", "--private-network", "/bin/sh", "-c", script, check=check)
+
+
+def fresh_tree(tmp_path: Path) -> Path:
+    """A copy of the base tree, with `sudo` as a stand-in (we are root already)."""
     tree = tmp_path / "tree"
     run("cp", "-a", "--reflink=auto", base_tree(), tree)
-    run(sys.executable, "-m", "build", "--wheel", "--outdir", tmp_path / "dist", ROOT,
-        cwd=tmp_path)
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    (tree / "root" / wheel.name).write_bytes(wheel.read_bytes())  # /tmp is a fresh tmpfs
-    return tree, wheel.name
+    sudo = tree / "usr" / "local" / "bin" / "sudo"
+    sudo.write_text('#!/bin/sh\nexec "$@"\n')
+    sudo.chmod(0o755)
+    return tree
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout, once a session."""
+    dist = tmp_path_factory.mktemp("dist")
+    run(sys.executable, "-m", "build", "--wheel", "--outdir", dist, ROOT, cwd=dist)
+    (built,) = dist.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(wheel: Path) -> Path:
+    """The README's wheelhouse, gathered as it says on a machine that reaches an index and
+    runs the server's OS and Python: the base tree, networked, its changes thrown away."""
+    gather = [line.replace(README_WHEEL, wheel.name)
+              for line in readme_lines(OFFLINE, blocks=slice(0, 1))]
+    assert gather, f"no wheelhouse command in the README's {OFFLINE!r}"
+    in_chroot(base_tree(), " && ".join([
+        "cd /root/dist", "python3 -m venv /tmp/pip", ". /tmp/pip/bin/activate", *gather]),
+        "--volatile=overlay", f"--bind={wheel.parent}:/root/dist")
+    return wheel.parent / "wheelhouse"
 
 
 @pytest.fixture
-def installed(tmp_path: Path) -> Iterator[tuple[Path, Sandbox]]:
-    """A copy of the base tree with officehours installed as the README says."""
-    tree, wheel = fresh_tree(tmp_path)
-    in_chroot(tree, f"python3 -m venv /opt/officehours/venv && "
-                    f"/opt/officehours/venv/bin/pip install --quiet /root/{wheel}")
+def installed(tmp_path: Path, wheelhouse: Path) -> Iterator[tuple[Path, Sandbox]]:
+    """A copy of the base tree with officehours installed as the README's offline install
+    says: the wheelhouse copied to the server, installed from with no network."""
+    tree = fresh_tree(tmp_path)
+    shutil.copytree(wheelhouse, tree / "root" / "wheelhouse")
+    reach = offline(tree, "python3 -c 'import socket; "
+                          "socket.create_connection((\"pypi.org\", 443), 10)'", check=False)
+    assert reach.returncode != 0, "the offline install's container reaches PyPI"
+    install = readme_lines(OFFLINE, blocks=slice(1, None))
+    assert any("--no-index" in line for line in install), install
+    offline(tree, " && ".join(["cd /root", *install]))
 
     (tmp_path / "sandbox").mkdir()
     box = Sandbox(tmp_path / "sandbox")
@@ -168,9 +210,18 @@ def configure(tree: Path, box: Sandbox, **service: object) -> None:
 
 
 def linked(box: Sandbox, email: str, event: str) -> bool:
-    if email == MARY:
+    if email in OUTLOOK:
         return START_MARK in box.graph.event(email, event)["body"]["content"]
     return START_MARK in box.google.event(email, event).get("description", "")
+
+
+def any_link(box: Sandbox, email: str, event: str) -> bool:
+    """The program's block or the instructor's PMI link anywhere in the event (its
+    location too)."""
+    shown = box.graph.event(email, event) if email in OUTLOOK else box.google.event(
+        email, event)
+    text = json.dumps(shown, ensure_ascii=False)
+    return START_MARK in text or f"/j/{box.zoom.user(email).pmi}" in text
 
 
 def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetime) -> None:
@@ -270,6 +321,57 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
         container.poweroff()
 
 
+def test_a_roster_campus_uninstalled_as_the_readme_says(installed: tuple[Path, Sandbox],
+                                                       now: datetime) -> None:
+    """Two instructors in [[instructors]] and two more only in a `[roster] csv_file` (one
+    of each provider both times); once all four are served, the README's uninstall typed
+    line by line leaves no link in anyone's office hours, and nothing of the program."""
+    tree, box = installed
+    box.add_instructor("Ada Lovelace", ADA, 8123456789)
+    box.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    box.google.add_calendar(GRACE)  # the roster's members: not in box.instructors, so
+    box.zoom.add_user(GRACE, 8234567890)  # not in the config's [[instructors]]
+    box.graph.add_mailbox(EMMY)
+    box.zoom.add_user(EMMY, 8345678901)
+    events = {email: box.google.add_event(email, summary="Office Hours",
+                                          start=at(now + HOUR), end=at(now + 2 * HOUR))
+              for email in (ADA, GRACE)}
+    events |= {email: box.graph.add_event(email, now + HOUR, now + 2 * HOUR,
+                                          subject="Office Hours") for email in OUTLOOK}
+    etc = tree / "etc" / "officehours"
+    (etc / "instructors.csv").write_text("name,email,provider\n"
+                                         f"Grace Hopper,{GRACE},google\n"
+                                         f"Emmy Noether,{EMMY},microsoft\n")
+    configure(tree, box, sync_interval_seconds=3)
+    config = etc / "config.toml"
+    config.write_text(config.read_text()
+                      + '\n[roster]\ncsv_file = "/etc/officehours/instructors.csv"\n')
+    assert GRACE not in config.read_text() and EMMY not in config.read_text()
+    in_chroot(tree, f"{OH} --config {CONFIG} unit > /etc/systemd/system/officehours.service"
+                    f" && {OH} --config {CONFIG} check-config && systemctl enable officehours")
+
+    container = Container(tree)
+    try:
+        wait_for(lambda: all(linked(box, email, event) for email, event in events.items()),
+                 timeout=90, what="every instructor's link, the roster's members' too")
+        uninstall = readme_lines("### Uninstall")
+        assert any("remove-links" in line for line in uninstall), uninstall
+        for line in uninstall:
+            typed = container.sh(f"OH={OH}; {line} 2>&1", check=False)
+            assert typed.returncode == 0, (line, typed.stdout)
+        left = [email for email, event in events.items() if any_link(box, email, event)]
+        assert left == [], container.journal()
+        assert container.sh("systemctl cat officehours", check=False).returncode != 0
+        assert not (tree / "opt" / "officehours").exists() and not etc.exists()
+        assert not (tree / "var" / "lib" / "private" / "officehours").exists()
+        journal = container.journal()
+        assert "Traceback" not in journal and box.zoom_secret not in journal
+    except BaseException:
+        print(container.journal())
+        raise
+    finally:
+        container.poweroff()
+
 
 def test_two_nodes_under_systemd(installed: tuple[Path, Sandbox], now: datetime) -> None:
     """The same unit and config on two booted containers, one PostgreSQL (the host's
@@ -328,13 +430,14 @@ def test_two_nodes_under_systemd(installed: tuple[Path, Sandbox], now: datetime)
                 node.poweroff()
 
 
-def readme_lines(heading: str) -> list[str]:
-    """The shell lines of the README's code blocks in the section under `heading`."""
+def readme_lines(heading: str, blocks: slice = slice(None)) -> list[str]:
+    """The shell lines of the README's code blocks (`blocks` of them) in the section under
+    `heading`."""
     text = (ROOT / "README.md").read_text()
     section = text[text.index(heading):]
     section = section[:section.index("\n#", len(heading))]
     lines: list[str] = []
-    for block in section.split("```sh\n")[1:]:
+    for block in section.split("```sh\n")[1:][blocks]:
         for line in block.split("```")[0].splitlines():
             if lines and lines[-1].endswith("\\"):
                 lines[-1] = lines[-1][:-1] + line.strip()
@@ -345,10 +448,11 @@ def readme_lines(heading: str) -> list[str]:
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
 def test_the_readmes_install_typed_line_by_line(tmp_path: Path, now: datetime,
-                                               provider: str) -> None:
+                                               provider: str, wheel: Path) -> None:
     """The README's install section typed into a booted server, for a Google-only and an
     Outlook-only campus; then `status` and `doctor` as the README types them."""
-    tree, wheel = fresh_tree(tmp_path)
+    tree = fresh_tree(tmp_path)
+    shutil.copy(wheel, tree / "root" / wheel.name)  # /tmp is a fresh tmpfs
     (tmp_path / "sandbox").mkdir()
     box = Sandbox(tmp_path / "sandbox")
     email = ADA if provider == "google" else MARY
@@ -374,12 +478,10 @@ def test_the_readmes_install_typed_line_by_line(tmp_path: Path, now: datetime,
     host_ca = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
     shutil.copy(host_ca, tree / "etc" / "ssl" / "certs" / "host-ca.crt")
     bin_dir = tree / "usr" / "local" / "bin"
-    (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
     (bin_dir / "sudoedit").write_text('#!/bin/sh\ncp /root/config.toml "$1"\n')
-    for tool in ("sudo", "sudoedit"):
-        (bin_dir / tool).chmod(0o755)
+    (bin_dir / "sudoedit").chmod(0o755)
 
-    typed = [line.replace("officehours_daemon-0.1.0-py3-none-any.whl", wheel)
+    typed = [line.replace(README_WHEEL, wheel.name)
              for line in readme_lines("### 3. Install") if " -f " not in line + " "]
     script = ["set -ex", "cd /root", "export PIP_CERT=/etc/ssl/certs/host-ca.crt",
               f"export PIP_FIND_LINKS={os.environ.get('PIP_FIND_LINKS', '')}", *typed]
