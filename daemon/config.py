@@ -9,6 +9,7 @@ import difflib
 import json
 import os
 import re
+import ssl
 import stat
 import string
 import tomllib
@@ -469,6 +470,21 @@ def _optional_file(value: Any) -> Path | None:
     return result
 
 
+def _ca_bundle(value: Any) -> Path | None:
+    """A PEM bundle the service can trust, loaded as the service loads it (a file that
+    is not one passed check-config, and every HTTPS request then failed)."""
+    path = _optional_file(value)
+    if path is not None and _CHECK_SECRETS.get():
+        from .http import ssl_context  # the very code the service's clients use
+
+        try:
+            ssl_context(path)
+        except (ssl.SSLError, OSError) as err:
+            raise ValueError(f"{path} is not a PEM bundle of certificates "
+                             f"({getattr(err, 'reason', None) or err})") from None
+    return path
+
+
 def _type_name(value: Any) -> str:
     return {str: "a string", int: "an integer", bool: "a boolean", float: "a number",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
@@ -483,7 +499,7 @@ SERVICE: Schema = {
     "sync_interval_seconds": (_int_at_least(1), 300),
     "enforce_lead_minutes": (_int_at_least(0), 15),
     "title": (_titles, "Office Hours"),
-    "ca_bundle": (_optional_file, ""),
+    "ca_bundle": (_ca_bundle, ""),
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
     "http_timeout_seconds": (_int_at_least(1), 30),
     "concurrency": (_int_at_least(1), 32),

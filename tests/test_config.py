@@ -114,6 +114,9 @@ BROKEN = [
      "google.send_updates: must be one of"),
     ("ca-bundle-missing", lambda t: t.replace("[service]", '[service]\nca_bundle = "/no/ca.pem"'),
      "service.ca_bundle: /no/ca.pem does not exist"),
+    ("ca-bundle-not-pem", lambda t: t.replace("[service]",
+                                              '[service]\nca_bundle = "{dir}/zoom-secret"'),
+     "zoom-secret is not a PEM bundle of certificates"),
     ("instructors-not-tables", lambda t: t.split("[[instructors]]")[0].replace(
         "[service]", 'instructors = "ada"\n[service]'), "instructors: must be an array of tables"),
     ("microsoft-without-credential", lambda t: t + '\n[microsoft]\ntenant_id = "t"\n'
