@@ -199,8 +199,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     apply_vendor_limits(box, args.zoom_plan)
     config = box.write_config(sync_interval_seconds=args.interval, concurrency=args.concurrency,
                               enforce_lead_minutes=LEAD_MINUTES, log_level="info")
+    textfile = box.dir / "officehours.prom"  # as a campus with monitoring runs it
     config.write_text(config.read_text().replace(
-        "[zoom]\n", f'[zoom]\nplan = "{args.zoom_plan}"\n'))
+        "[zoom]\n", f'[zoom]\nplan = "{args.zoom_plan}"\n')
+        + f'\n[metrics]\ntextfile = "{textfile}"\n')
     n_google, n_graph = (len(emails) + 1) // 2, len(emails) // 2
 
     started = time.monotonic()
@@ -314,6 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "process": {"peak_rss_mb": process.peak_rss_mb, "cpu_seconds": cpu,
                     "wall_seconds": wall},
         "throttled_429": dict(throttled),
+        "metrics": metrics_seen(textfile),
     }
     if naive is not None:
         naive_total = sum(naive.values())
@@ -321,6 +324,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["naive_pass"] = {"requests": dict(naive), "total": naive_total,
                                 "ratio_to_steady": naive_total / max(steady_total, 1)}
     return result
+
+
+def metrics_seen(textfile: Path) -> dict[str, float]:
+    """What the service's [metrics] textfile says at the end (its own view of the run)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = textfile.read_text() if textfile.exists() else ""
+    found = {(s.name, tuple(sorted(s.labels.values()))): s.value
+             for f in text_string_to_metric_families(text) for s in f.samples}
+    return {"bytes": len(text.encode()),
+            "served": found.get(("officehours_instructors", ("served",)), 0.0),
+            "passes": found.get(("officehours_passes_total", ()), 0.0),
+            "pass_seconds": found.get(("officehours_pass_duration_seconds", ()), 0.0)}
 
 
 def table(r: dict[str, Any]) -> str:
@@ -358,6 +374,9 @@ def table(r: dict[str, Any]) -> str:
         ("officehours process", f"peak RSS {r['process']['peak_rss_mb']:.0f} MB, CPU "
                                 f"{r['process']['cpu_seconds']:.0f} s in "
                                 f"{r['process']['wall_seconds']:.0f} s"),
+        ("metrics textfile", f"{r['metrics']['bytes']} bytes; the service's own count: "
+                             f"{r['metrics']['served']:.0f} served, {r['metrics']['passes']:.0f}"
+                             f" passes, last {r['metrics']['pass_seconds']:.1f} s"),
         ("429s from emulators", ", ".join(f"{k} {v}" for k, v in r["throttled_429"].items())
          or "none"),
     ]
