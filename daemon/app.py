@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import metrics
 from .calendars.base import CalendarProvider
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
@@ -56,7 +57,7 @@ def outbound_for(config: Config, sleep: Callable[[float], None] = time.sleep) ->
     """How this configuration reaches the vendors: trust, timeout, retries' waits, paging."""
     service = config.service
     return Outbound(service.ca_bundle, float(service.http_timeout_seconds), sleep,
-                    service.max_pages)
+                    service.max_pages, observe=metrics.answered)
 
 
 def utc_now() -> datetime:

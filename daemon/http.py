@@ -27,7 +27,6 @@ import httpx
 import requests
 
 from .errors import CalendarError
-from .metrics import answered
 
 MAX_RETRY_AFTER = 60.0
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -130,6 +129,7 @@ def https_proxy() -> str | None:
 
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+Answered = Callable[[int | None], None]  # one attempt's HTTP status, None: no answer
 MAX_ATTEMPTS = 4
 T = TypeVar("T")
 
@@ -256,11 +256,11 @@ class _RetryingSession(requests.Session):
     only to its origins and follows no redirect (a 307 would re-POST the secret)."""
 
     def __init__(self, sleep: Callable[[float], None], origins: Origins,
-                 vendor: str) -> None:
+                 answered: Answered) -> None:
         super().__init__()
         self._sleep = sleep
         self._origins = origins
-        self.vendor = vendor
+        self._answered = answered
         self.max_redirects = 0
 
     def request(self, method: Any, url: Any, *args: Any,
@@ -273,9 +273,9 @@ class _RetryingSession(requests.Session):
             try:
                 response = parent(method, url, *args, **kwargs)
             except requests.RequestException:
-                answered(self.vendor, None)
+                self._answered(None)
                 raise
-            answered(self.vendor, response.status_code)
+            self._answered(response.status_code)
             return response
 
         return with_retries(once, _requests_delay, self._sleep)
@@ -286,10 +286,10 @@ class _PinnedHttp(httplib2.Http):  # type: ignore[misc]
     origins, and no redirect followed (httplib2 follows a 308 for any method, which would
     re-POST the signed assertion elsewhere)."""
 
-    def __init__(self, origins: Origins, vendor: str, **kwargs: Any) -> None:
+    def __init__(self, origins: Origins, answered: Answered, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._origins = origins
-        self.vendor = vendor
+        self._answered = answered
         self.follow_redirects = False
 
     def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
@@ -297,25 +297,25 @@ class _PinnedHttp(httplib2.Http):  # type: ignore[misc]
         try:
             response, content = super().request(uri, *args, **kwargs)
         except (OSError, httplib2.HttpLib2Error):
-            answered(self.vendor, None)
+            self._answered(None)
             raise
-        answered(self.vendor, response.status)
+        self._answered(response.status)
         return response, content
 
 
 class _Observed(httpx.BaseTransport):
     """httpx's transport, counting each attempt's answer (or its absence) per vendor."""
 
-    def __init__(self, inner: httpx.BaseTransport, vendor: str) -> None:
-        self._inner, self._vendor = inner, vendor
+    def __init__(self, inner: httpx.BaseTransport, answered: Answered) -> None:
+        self._inner, self._answered = inner, answered
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = self._inner.handle_request(request)
         except httpx.TransportError:
-            answered(self._vendor, None)
+            self._answered(None)
             raise
-        answered(self._vendor, response.status_code)
+        self._answered(response.status_code)
         return response
 
     def close(self) -> None:
@@ -330,6 +330,14 @@ class Outbound:
     timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     max_pages: int = 1000  # service.max_pages: see Pages
+    # told of each attempt's answer: (vendor, HTTP status or None for no answer); the
+    # service counts them in its metrics
+    observe: Callable[[str, int | None], None] | None = None
+
+    def _answered(self, vendor: str) -> Answered:
+        observe = self.observe
+        return (lambda status: None) if observe is None else (
+            lambda status: observe(vendor, status))
 
     # Each client below takes the configured URLs its credentials may go to, and refuses
     # (ForeignHost) any request elsewhere; none follows a redirect.
@@ -340,19 +348,20 @@ class Outbound:
         origins = Origins(urls)
         transport = httpx.HTTPTransport(verify=ssl_context(self.ca_bundle), trust_env=False,
                                         proxy=https_proxy())
-        return httpx.Client(transport=_Observed(transport, vendor), trust_env=False,
+        return httpx.Client(transport=_Observed(transport, self._answered(vendor)),
+                            trust_env=False,
                             follow_redirects=False,
                             event_hooks={"request": [lambda r: origins.check(str(r.url))]},
                             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
 
     def httplib2(self, vendor: str, *urls: str) -> httplib2.Http:
         # httplib2 reads the proxy from the environment itself, NO_PROXY included
-        return _PinnedHttp(Origins(urls), vendor,
+        return _PinnedHttp(Origins(urls), self._answered(vendor),
                            ca_certs=str(self.ca_bundle) if self.ca_bundle else None,
                            timeout=self.timeout, proxy_info=httplib2.proxy_info_from_environment)
 
     def requests(self, vendor: str, *urls: str) -> requests.Session:
-        session = _RetryingSession(self.sleep, Origins(urls), vendor)
+        session = _RetryingSession(self.sleep, Origins(urls), self._answered(vendor))
         session.trust_env = False  # REQUESTS_CA_BUNDLE etc. must not beat ca_bundle
         session.verify = str(self.ca_bundle) if self.ca_bundle else True
         proxy = https_proxy()
