@@ -30,6 +30,8 @@ class World(Protocol):
     def delete(self, event_id: str) -> None: ...
     def expire_sync_state(self) -> None: ...
     def expire_access_token(self) -> None: ...
+    def token_requests(self) -> int:
+        """How many access tokens the provider has asked its vendor for."""
     def inject(self, kind: str, what: str) -> None:
         """A fault (faults.py) on the next request of `what`: "list" or "get"."""
     def close(self) -> None: ...
@@ -86,7 +88,8 @@ class ProviderContract:
         calendar.delete(event_id)
         assert calendar.provider.get(event_id) is None
         later = calendar.provider.changes(token)
-        assert all(e.kind is Kind.CANCELLED for e in later.events if e.id == event_id)
+        gone = [e for e in later.events if e.id == event_id]  # named, and as cancelled
+        assert gone and all(e.kind is Kind.CANCELLED for e in gone), later.events
 
     def test_a_description_is_kept_byte_for_byte(self, calendar: World) -> None:
         text = ("<div>Bring <b>your</b> code &amp; questions</div>" if calendar.html
@@ -104,8 +107,13 @@ class ProviderContract:
             pytest.skip("no tokens here")
         calendar.add_office_hours()
         calendar.provider.changes(None)
+        tokens = calendar.token_requests()
+        assert tokens >= 1
+        calendar.provider.changes(None)
+        assert calendar.token_requests() == tokens  # a token in force is used again
         calendar.expire_access_token()
-        assert calendar.provider.changes(None).full
+        assert calendar.provider.changes(None).full  # the 401 cost a new token, not the read
+        assert calendar.token_requests() == tokens + 1
 
     @pytest.mark.parametrize("kind", ["429", "429-fraction", "429-date", "429-bare", "503"])
     def test_throttling_in_every_form_is_waited_out(self, calendar: World, kind: str) -> None:

@@ -70,17 +70,23 @@ def test_a_personal_room_opened_between_two_sessions_is_secure_again_before_the_
 
 def test_run_secures_a_session_already_under_way_at_once(
         sandbox: Sandbox, now: datetime) -> None:
-    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    """The service resumes after downtime (a `sync` served Ada before: her room is no news,
+    so first-sight securing does not apply) while her session is under way, and someone
+    opened her room meanwhile: the first pass secures it, not a pass 300 s later."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
     sandbox.google.add_event(ADA, summary="Office Hours", start=at(now - timedelta(minutes=20)),
                              end=at(now + HOUR))
     config = sandbox.write_config(sync_interval_seconds=300)
+    assert officehours(config, "sync").returncode == 0 and user.secure
+    user.pmi_waiting_room = False  # opened in the portal while the service was down
     process = spawn(config, "run")
     try:
-        wait_for(lambda: sandbox.zoom.user(ADA).secure, what="the PMI to be secured")
+        wait_for(lambda: user.secure, timeout=20, what="the room secured by the first pass")
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=10)
+        _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0
+    assert stderr.count("action=pass ") == 1, stderr  # the first pass, no other
 
 
 def test_remove_links_while_running_sticks_until_reinstated(

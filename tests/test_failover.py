@@ -171,10 +171,12 @@ class Writes:
 def trouble_at_first_write(campus: Sandbox, cluster: postgres.Cluster, url: str,
                            first_config: Path, second_config: Path, log: Path,
                            trouble: Callable[[int], None],
-                           ) -> Iterator[tuple[int, Writes, float]]:
+                           ) -> Iterator[tuple[int, Writes, float, Callable[[], None]]]:
     """A first node that meets `trouble(pid)` at its first write (in the vendor's hands,
     before the answer), then a standby: yields once the standby leads and has finished
-    its pass (the trouble node's pid, the writes seen, when the standby took over)."""
+    its pass (the trouble node's pid, the writes seen, when the standby took over, and
+    `ended()`, which stops the trouble node and waits until it is gone: a window that
+    ends there misses no late write of it)."""
     writes = Writes(campus)
     first = node(first_config, log)
     writes.pids = (first.pid,)
@@ -189,7 +191,7 @@ def trouble_at_first_write(campus: Sandbox, cluster: postgres.Cluster, url: str,
                  what="the standby to lead")
         took_over = time.monotonic()
         wait_for(lambda: len(campus.google.writes()) == 2, what="the new leader's pass")
-        yield first.pid, writes, took_over
+        yield first.pid, writes, took_over, lambda: stop(first) and None
     finally:
         writes.close()
         stop(first)
@@ -210,9 +212,11 @@ def test_a_leader_cut_off_from_the_database_mid_pass_writes_no_more(
     try:
         with trouble_at_first_write(campus, pg_cluster, pg_url, cut_config,
                                     two_node_config(campus, pg_cluster, pg_url), log,
-                                    lambda pid: proxy.cut()) as (first, writes, took_over):
+                                    lambda pid: proxy.cut()) as (first, writes, took_over,
+                                                                 ended):
             wait_for(lambda: "action=lose-lead" in log.read_text(), timeout=LEASE + 5,
                      what="the cut node to say it lost the lead")
+            ended()  # the window: from the takeover until the cut node is gone
             assert writes.by(first, after=took_over) == []
             assert writes.by(first)  # what it wrote while it led (the test's cue)
             assert leader(pg_cluster, pg_url)[1] == 2
@@ -234,13 +238,15 @@ def test_a_paused_leader_resumed_after_the_takeover_writes_nothing(
     config = two_node_config(campus, pg_cluster, pg_url, concurrency=1)
     log = tmp_path / "first.log"
     with trouble_at_first_write(campus, pg_cluster, pg_url, config, config, log,
-                                lambda pid: os.kill(pid, signal.SIGSTOP)) as (first, writes, _):
+                                lambda pid: os.kill(pid, signal.SIGSTOP)) as (
+            first, writes, _, ended):
         resumed = time.monotonic()
         os.kill(first, signal.SIGCONT)
         wait_for(lambda: "action=lose-lead" in log.read_text(), timeout=LEASE + 5,
                  what="the resumed node to see it lost the lead")
         wait_for(lambda: "outcome=stopped" in log.read_text(), timeout=LEASE + 5,
                  what="the resumed node's pass to stop")
+        ended()  # the window: from the resume until the node is gone, not its log line
         assert writes.by(first, after=resumed) == []
         epochs = audit_epochs(pg_url)
         assert epochs == sorted(epochs) and epochs[-1] == 2, epochs

@@ -56,6 +56,11 @@ class _Vendor:
     def expire_access_token(self) -> None:
         self.emulator.expire_access_tokens()
 
+    def token_requests(self) -> int:
+        return len(self.emulator.requests("POST", self.token_path))
+
+    token_path = "/token"
+
     emulator: Any
 
 
@@ -84,6 +89,7 @@ class GoogleWorld(_Vendor):
 
 class GraphWorld(_Vendor):
     html = True
+    token_path = "/oauth2/v2.0/token"
 
     def __init__(self) -> None:
         super().__init__(microsoft=True)
@@ -131,6 +137,9 @@ class MemoryWorld:
 
     def expire_access_token(self) -> None:
         pass
+
+    def token_requests(self) -> int:
+        return 0
 
     def inject(self, kind: str, what: str) -> None:
         raise NotImplementedError

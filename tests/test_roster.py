@@ -209,8 +209,10 @@ def test_an_entra_group_nested_and_paged_is_the_roster(sandbox: Sandbox, now: da
     ids = {email: sandbox.graph.add_user(email, name) for name, email in people}
     sandbox.graph.add_group("nested", ids["i3@example.edu"], ids["i4@example.edu"])
     sandbox.graph.add_group("faculty", ids["i0@example.edu"], ids["i1@example.edu"], "nested")
+    sandbox.graph.member_page_size = 2  # 4 members: two pages
     config = entra_config(sandbox, "faculty")
     assert officehours(config, "sync").returncode == 0
+    assert len(sandbox.graph.requests("GET", "/transitiveMembers")) == 2  # page two read
     for email in ("i0@example.edu", "i1@example.edu", "i3@example.edu", "i4@example.edu"):
         assert outlook_linked(sandbox, email, events[email]), email
     assert not outlook_linked(sandbox, "i2@example.edu", events["i2@example.edu"])
@@ -291,6 +293,7 @@ def test_a_google_group_nested_and_paged_is_the_roster(sandbox: Sandbox, now: da
     events = campus(sandbox, now, PEOPLE[:4])
     sandbox.google.add_group("tas@example.edu", "i2@example.edu", "i3@example.edu")
     sandbox.google.add_group("faculty@example.edu", "i0@example.edu", "tas@example.edu")
+    sandbox.google.member_page_size = 2  # 4 members (a group among them): two pages
     config = roster_config(sandbox)
     config.write_text(config.read_text().replace(
         f'csv_file = "{sandbox.dir}/roster.csv"',
@@ -306,6 +309,8 @@ def test_a_google_group_nested_and_paged_is_the_roster(sandbox: Sandbox, now: da
     assert officehours(config, "sync").returncode == 0
     for email in ("i0@example.edu", "i2@example.edu", "i3@example.edu"):
         assert linked(sandbox, email, events[email]), email
+    paged = [r for r in sandbox.google.requests("GET", "/members") if r.status == 200]
+    assert len(paged) == 2, paged  # page two read
     assert not linked(sandbox, "i1@example.edu", events["i1@example.edu"])
     shown = json.loads(officehours(config, "roster", "--json").stdout)
     assert shown["source"] == "Google Group faculty@example.edu" and len(shown["roster"]) == 3

@@ -144,6 +144,9 @@ class GoogleCalendarEmulator(Emulator):
     def __init__(self, page_size: int = 50) -> None:
         super().__init__()
         self.page_size = page_size
+        # members.list may give fewer than maxResults ("the maximum number of results to
+        # return": an upper bound, members/list reference above); tests set it to page
+        self.member_page_size = 200
         self.events: dict[str, dict[str, dict[str, Any]]] = {}  # calendar -> id -> event
         self.owners: dict[str, str] = {}  # calendar id -> owner email
         self.shares: dict[str, dict[str, str]] = {}  # calendar id -> user -> access role
@@ -391,7 +394,7 @@ class GoogleCalendarEmulator(Emulator):
             if kind == "GROUP" and derived and member not in seen:
                 seen.add(member)
                 todo += self.groups[member]
-        size = min(int(request.query.get("maxResults", "200")), 200)
+        size = min(int(request.query.get("maxResults", "200")), 200, self.member_page_size)
         start = int(request.query.get("pageToken", "0") or 0)
         body: dict[str, Any] = {"kind": "admin#directory#members",
                                 "members": found[start:start + size]}

@@ -62,6 +62,10 @@ class GraphEmulator(Emulator):
         super().__init__()
         self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
         self.page_size = page_size
+        # a server-side page smaller than $top: "the server might return fewer results
+        # than requested ... always follow @odata.nextLink"
+        # (https://learn.microsoft.com/en-us/graph/paging); tests set it to see page two
+        self.member_page_size = 999
         self.max_concurrent = 4  # per mailbox, as Graph enforces
         self.base_url = ""  # set once served: links in responses are absolute
         self.certificates: dict[str, x509.Certificate] = {}  # thumbprint -> certificate
@@ -388,8 +392,8 @@ class GraphEmulator(Emulator):
             elif member in self.users:
                 found.setdefault(member, self.users[member] if self._may_read_users() else {
                     "@odata.type": "#microsoft.graph.user", "id": member})
-        return self._page_users(list(found.values()), request.path,
-                                min(int(request.query.get("$top", "100")), 999))
+        return self._page_users(list(found.values()), request.path, min(
+            int(request.query.get("$top", "100")), 999, self.member_page_size))
 
     def _may_read_users(self) -> bool:
         return bool(self.app_roles & {"User.ReadBasic.All", "User.Read.All",
