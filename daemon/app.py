@@ -17,10 +17,12 @@ from . import metrics
 from .calendars.base import CalendarProvider
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
-from .config import Config, ConfigError, Instructor, resolve_credential
+from .config import Config, ConfigError
 from .engine import Engine
+from .environment import resolve_credential
 from .errors import CalendarError
 from .http import Outbound
+from .model import Instructor
 from .state import OFFBOARDED, SqlStore, State, StateError
 from .store import Fence, Fenced
 

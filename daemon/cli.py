@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, ConfigError, Instructor, default_config_path, load
+from .config import Config, ConfigError, default_config_path, load
 from .logs import setup_logging
-from .model import same_person
+from .model import Instructor, same_person
 from .state import StateError
 from .store import Fenced
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .config import Config, Instructor
+from .config import Config
 from .engine import Engine
 from .errors import (
     UNLOCK,
@@ -21,6 +21,7 @@ from .errors import (
     ZoomError,
     fix,
 )
+from .model import Instructor
 from .roster import RosterError, read_sources
 from .state import StateError
 from .zoom.policy import describe_meets, meets

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from . import metrics
 from .calendars.base import CalendarProvider
-from .config import Config, Instructor
+from .config import Config
 from .errors import (
     CalendarError,
     Conflict,
@@ -27,7 +27,16 @@ from .errors import (
     ZoomThrottled,
     explain,
 )
-from .model import Event, JoinLink, Kind, KnownEvent, fingerprint, is_office_hours, mask_url
+from .model import (
+    Event,
+    Instructor,
+    JoinLink,
+    Kind,
+    KnownEvent,
+    fingerprint,
+    is_office_hours,
+    mask_url,
+)
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template, strip_blocks
 from .recurrence import Session, sessions

@@ -109,3 +109,19 @@ def share_of(key: str) -> float:
 def mask_url(text: str) -> str:
     """Join URLs with their `pwd=` part masked, for logs, audit and status."""
     return _PWD.sub(r"\1***", text)
+
+
+@dataclass(frozen=True)
+class Instructor:
+    """Someone served: whose calendar (provider, calendar_id) and whose Zoom room."""
+
+    name: str
+    email: str
+    provider: str  # "google" or "microsoft"
+    calendar_id: str
+    zoom_user: str
+
+    @property
+    def key(self) -> str:
+        """Stable identity in the state database: the address as compared (same_person)."""
+        return same_person(self.email)

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .config import Config, Instructor
+from .config import Config
+from .model import Instructor
 from .store import Store
 
 QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .config import Config, Instructor, RosterConfig, email_address
+from .config import Config, RosterConfig, email_address, entry
 from .errors import VendorError, explain
-from .model import same_person
+from .model import Instructor, same_person
 from .store import Store
 
 COLUMNS = ("name", "email", "provider", "calendar_id", "zoom_user")
@@ -38,8 +38,6 @@ def read_csv(path: Path) -> tuple[Instructor, ...]:
     """The members a CSV roster lists (header names without regard to case; a UTF-8 BOM
     and extra columns ignored), each checked as an [[instructors]] entry is. Every bad row
     is named in one RosterError, with its line (the header is line 1) and the reason."""
-    from .config import INSTRUCTOR
-
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -61,23 +59,14 @@ def read_csv(path: Path) -> tuple[Instructor, ...]:
         for row in rows:
             number = rows.line_num
             fields = {c: (row.get(header[c]) or "").strip() for c in COLUMNS if c in header}
-            values, bad = {}, []
-            for column, value in fields.items():
-                if not value and column not in REQUIRED:
-                    continue
-                try:
-                    values[column] = INSTRUCTOR[column][0](value)
-                except ValueError as err:
-                    bad.append(f"{column} {err}")
-            if bad:
+            member, bad = entry({c: v for c, v in fields.items() if v or c in REQUIRED})
+            if member is None:
                 problems.append(f"line {number}: {'; '.join(bad)}")
                 continue
-            if same_person(values["email"]) in members:
-                problems.append(f"line {number}: {values['email']} is listed twice")
+            if member.key in members:
+                problems.append(f"line {number}: {member.email} is listed twice")
                 continue
-            values.setdefault("calendar_id", "primary")
-            values.setdefault("zoom_user", values["email"])
-            members[same_person(values["email"])] = Instructor(**values)
+            members[member.key] = member
     except csv.Error as err:  # an unclosed quote runs to the end of the file
         problems.append(f"line {rows.line_num}: {err} (a quote opened and never closed?)")
     if problems:

@@ -25,11 +25,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import metrics, overview, roster
 from .app import open_engine, state_dsn, utc_now
-from .config import Config, ConfigError, Instructor, load
+from .config import Config, ConfigError, load
 from .engine import EARLY_CHECK, Engine, Result
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
-from .model import share_of
+from .model import Instructor, share_of
 from .recurrence import Session
 from .roster import Serving
 from .state import StateError

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TEST_KEY, clean_env, officehours
@@ -221,13 +225,40 @@ def test_example_config_is_valid_and_shows_every_key(tmp_path: Path) -> None:
     assert result.returncode == 78, result.stderr
     assert sorted(line.split(": ")[1] for line in result.stderr.splitlines()) == [
         "microsoft.client_id", "microsoft.tenant_id", "zoom.account_id", "zoom.client_id"]
-    text = example.read_text()
-    for section, schema in (("service", config.SERVICE), ("links", config.LINKS),
-                            ("zoom", config.ZOOM), ("google", config.GOOGLE),
-                            ("microsoft", config.MICROSOFT), ("instructors", config.INSTRUCTOR),
-                            ("roster", config.ROSTER)):
-        for key in schema:
-            assert f"{key} = " in text, f"{section}.{key} is not in config.example.toml"
+    # every key declared is shown, under its section, with its declared default (a value
+    # the example gives, commented out or not, converts to the default the program uses)
+    shown = example_keys(example.read_text())
+    for section, declaration in config.SECTIONS.items():
+        for key, default in config.declared(declaration).items():
+            assert (section, key) in shown, f"{section}.{key} is not in config.example.toml"
+            field = next(f for f in dataclasses.fields(declaration)
+                         if (f.metadata["name"] or f.name) == key)
+            value = shown[section, key]
+            if default not in (config.REQUIRED, None) and value != "...":
+                assert field.metadata["convert"](value) == default, (section, key, value)
+    declared = {(s, k) for s, d in config.SECTIONS.items() for k in config.declared(d)}
+    assert set(shown) <= declared, set(shown) - declared  # no key the program does not know
+
+
+def example_keys(text: str) -> dict[tuple[str, str], Any]:
+    """(section, key) -> value of every `key = value` line of the example, commented out
+    or not, under the `[section]` (or `# [section]`) above it."""
+    found: dict[tuple[str, str], Any] = {}
+    section = ""
+    for line in text.splitlines():
+        bare = line.removeprefix("# ").strip()
+        heading = re.fullmatch(r"\[\[?(\w+)\]\]?", bare.split("#")[0].strip())
+        if heading:
+            section = heading.group(1)
+            continue
+        assignment = re.match(r"(\w+) = (.+)$", bare)
+        if assignment and not line.startswith("#  "):
+            try:
+                value = tomllib.loads(f"v = {assignment.group(2)}")["v"]
+            except tomllib.TOMLDecodeError:
+                continue  # prose that looks like an assignment
+            found[section, assignment.group(1)] = value
+    return found
 
 
 def test_check_config_without_secrets_is_what_a_reload_checks(tmp_path: Path) -> None:

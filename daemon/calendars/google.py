@@ -27,7 +27,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
-from ..config import GoogleConfig, Instructor
+from ..config import GoogleConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
 from ..http import (
     NETWORK,
@@ -41,7 +41,7 @@ from ..http import (
     retry_after,
     with_retries,
 )
-from ..model import Event, Kind, same_person
+from ..model import Event, Instructor, Kind, same_person
 from .base import Listing, checked, identifier, instant, text
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]

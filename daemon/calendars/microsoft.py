@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..config import Instructor, MicrosoftConfig
+from ..config import MicrosoftConfig
 from ..errors import CalendarError, Conflict, CredentialsRefused, SyncExpired
 from ..http import (
     NETWORK,
@@ -40,7 +40,7 @@ from ..http import (
     retry_after,
     send,
 )
-from ..model import Event, Kind
+from ..model import Event, Instructor, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
 from .base import Listing, checked, identifier, instant, text
