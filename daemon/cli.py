@@ -475,8 +475,8 @@ def cmd_example_monitoring(args: argparse.Namespace) -> int:
 
 def cmd_state_migrate(args: argparse.Namespace) -> int:
     """Copy the whole state from where the configuration keeps it to --to."""
-    from .config import postgres_url
     from .nodes import migrate
+    from .values import postgres_url
 
     config = _config(args, secrets=False)
     if args.to != "sqlite":

@@ -9,27 +9,39 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from . import environment
 from .deploy import DEFAULT_UNIT
 from .environment import Checks
 from .model import Instructor, same_person
+from .values import (
+    Converter,
+    PasscodePolicy,
+    choice,
+    email_address,
+    https_url,
+    int_at_least,
+    metrics_file,
+    nonempty,
+    number_between,
+    optional_path,
+    passcode_policy,
+    path,
+    postgres_url,
+    template,
+    titles,
+    type_name,
+    zoom_user,
+)
 
 DEFAULT_CONFIG_PATH = Path("/etc/officehours/config.toml")
-PLACEHOLDER = "..."  # config.example.toml's stand-in for a value the admin must give
 PROVIDERS = ("google", "microsoft")
 DEFAULT_TEMPLATE = "Join office hours on Zoom: {url}\nMeeting ID: {meeting_id}"
-TEMPLATE_FIELDS = {"url", "meeting_id", "passcode", "name"}
-PasscodePolicy = bool | Literal["auto"]  # links.include_passcode
-Converter = Callable[[Any], Any]
 
 
 class ConfigError(Exception):
@@ -46,151 +58,6 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {_type_name(value)}")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    text = _text(value).strip()
-    if not text:
-        raise ValueError("must not be empty")
-    if text == PLACEHOLDER:
-        raise ValueError(f'is still the example\'s placeholder "{PLACEHOLDER}": fill it in')
-    return text
-
-
-def _number_between(low: float, high: float) -> Converter:
-    def convert(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number, not {_type_name(value)}")
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g}, not {value}")
-        return float(value)
-
-    return convert
-
-
-def _int_at_least(minimum: int) -> Converter:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer, not {_type_name(value)}")
-        if value < minimum:
-            raise ValueError(f"must be >= {minimum}, not {value}")
-        return value
-
-    return convert
-
-
-def _passcode_policy(value: Any) -> PasscodePolicy:
-    if value == "auto" or isinstance(value, bool):
-        return "auto" if value == "auto" else bool(value)
-    raise ValueError(f'must be "auto", true or false, not {value!r}')
-
-
-def _choice(*allowed: str) -> Converter:
-    def convert(value: Any) -> str:
-        text = _text(value)
-        if text not in allowed:
-            raise ValueError(f"must be one of {', '.join(map(repr, allowed))}, not {text!r}")
-        return text
-
-    return convert
-
-
-def _https_url(value: Any) -> str:
-    url = _nonempty(value)
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"must be an https:// URL, not {url!r}")
-    return url.rstrip("/")
-
-
-def postgres_url(value: Any) -> str:
-    url = _nonempty(value)
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        raise ValueError("must be a postgresql://user@host/database URL")
-    if parts.password is not None or "password=" in parts.query.lower():
-        raise ValueError("holds a password: take it out of the URL and put it in the file "
-                         "named by state.password_file")
-    return url
-
-
-def _titles(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise ValueError("must be a string or a non-empty list of strings")
-    titles = tuple(_nonempty(item) for item in items)
-    return titles
-
-
-def email_address(value: Any) -> str:
-    """One @, something before it, a dot inside the domain, no spaces (CONTRACT.md)."""
-    text = _nonempty(value)
-    local, _, domain = text.partition("@")
-    if (text.count("@") != 1 or not local or "." not in domain.strip(".")
-            or domain.startswith(".") or domain.endswith(".") or ".." in domain
-            or any(c.isspace() for c in text)):
-        raise ValueError(f"must be an email address, not {text!r}")
-    return text
-
-
-ZOOM_ADDRESS = re.compile(r"[\w.!$&'*+=^`{|}~-]+@[\w-]+(\.[\w-]+)+")
-
-
-def _zoom_user(value: Any) -> str:
-    """An email address, or a Zoom user id (letters, digits, - and _), nothing else: it is
-    a path segment of Zoom's API (escaped there too), so no "/", "#", "?" or "%"."""
-    text = _nonempty(value)
-    if "@" in text and ZOOM_ADDRESS.fullmatch(text):
-        return email_address(text)
-    if "@" in text or not all(c.isalnum() or c in "-_" for c in text):
-        raise ValueError(f"must be an email address or a Zoom user id, not {text!r}")
-    return text
-
-
-
-def _template(value: Any) -> str:
-    text = _nonempty(value)
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as err:
-        raise ValueError(f"is not a valid template: {err}") from None
-    unknown = fields - TEMPLATE_FIELDS
-    if unknown:
-        raise ValueError(
-            f"uses unknown field(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(TEMPLATE_FIELDS))}"
-        )
-    if "url" not in fields:
-        raise ValueError("must contain {url}")
-    return text
-
-
-def _type_name(value: Any) -> str:
-    return {str: "a string", int: "an integer", bool: "a boolean", float: "a number",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-
-def _path(value: Any) -> Path:
-    return Path(_nonempty(value))
-
-
-def _optional_path(value: Any) -> Path | None:
-    return None if value == "" else _path(value)
-
-
-def _metrics_file(value: Any) -> Path:
-    path = _path(value)
-    if not path.is_absolute() or path.suffix != ".prom":
-        raise ValueError(f"{value!r}: give an absolute path ending in .prom (node_exporter's "
-                         "textfile collector reads only those)")
-    return path
 
 
 def key(convert: Converter, default: Any = REQUIRED, *, name: str | None = None,
@@ -214,22 +81,22 @@ def _toml_name(f: Any) -> str:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    state_dir: Path = key(_path, "/var/lib/officehours", check=environment.state_directory)
-    sync_interval_seconds: int = key(_int_at_least(1), 300)
-    enforce_lead_minutes: int = key(_int_at_least(0), 15)
-    titles: tuple[str, ...] = key(_titles, "Office Hours", name="title")
-    ca_bundle: Path | None = key(_optional_path, "", check=environment.ca_bundle)
-    log_level: str = key(_choice("debug", "info", "warning", "error"), "info")
-    http_timeout_seconds: int = key(_int_at_least(1), 30)
-    concurrency: int = key(_int_at_least(1), 32)
-    max_pages: int = key(_int_at_least(1), 1000)  # pages of one listing: more is a loop
+    state_dir: Path = key(path, "/var/lib/officehours", check=environment.state_directory)
+    sync_interval_seconds: int = key(int_at_least(1), 300)
+    enforce_lead_minutes: int = key(int_at_least(0), 15)
+    titles: tuple[str, ...] = key(titles, "Office Hours", name="title")
+    ca_bundle: Path | None = key(optional_path, "", check=environment.ca_bundle)
+    log_level: str = key(choice("debug", "info", "warning", "error"), "info")
+    http_timeout_seconds: int = key(int_at_least(1), 30)
+    concurrency: int = key(int_at_least(1), 32)
+    max_pages: int = key(int_at_least(1), 1000)  # pages of one listing: more is a loop
 
 
 @dataclass(frozen=True)
 class LinksConfig:
-    template: str = key(_template, DEFAULT_TEMPLATE)
-    include_passcode: PasscodePolicy = key(_passcode_policy, "auto")  # "auto": when the
-    opt_out_marker: str = key(_nonempty, "#no-zoom")                   # URL lacks it
+    template: str = key(template, DEFAULT_TEMPLATE)
+    include_passcode: PasscodePolicy = key(passcode_policy, "auto")  # "auto": when the
+    opt_out_marker: str = key(nonempty, "#no-zoom")                   # URL lacks it
 
 
 SECRET = environment.readable_file(secret=True, content=environment.secret_text)
@@ -237,44 +104,44 @@ SECRET = environment.readable_file(secret=True, content=environment.secret_text)
 
 @dataclass(frozen=True)
 class ZoomConfig:
-    account_id: str = key(_nonempty)
-    client_id: str = key(_nonempty)
-    client_secret_file: Path = key(_path, check=SECRET)
-    api_base_url: str = key(_https_url, "https://api.zoom.us/v2")
-    oauth_base_url: str = key(_https_url, "https://zoom.us")
-    refresh_minutes: int = key(_int_at_least(1), 60)
-    plan: str = key(_choice("pro", "business", "enterprise"), "pro")
+    account_id: str = key(nonempty)
+    client_id: str = key(nonempty)
+    client_secret_file: Path = key(path, check=SECRET)
+    api_base_url: str = key(https_url, "https://api.zoom.us/v2")
+    oauth_base_url: str = key(https_url, "https://zoom.us")
+    refresh_minutes: int = key(int_at_least(1), 60)
+    plan: str = key(choice("pro", "business", "enterprise"), "pro")
 
 
 @dataclass(frozen=True)
 class GoogleConfig:
-    credentials_file: Path = key(_path, check=environment.readable_file(
+    credentials_file: Path = key(path, check=environment.readable_file(
         secret=True, content=environment.google_key))
-    api_base_url: str = key(_https_url, "https://www.googleapis.com/calendar/v3/")
-    send_updates: str = key(_choice("none", "externalOnly", "all"), "none")
+    api_base_url: str = key(https_url, "https://www.googleapis.com/calendar/v3/")
+    send_updates: str = key(choice("none", "externalOnly", "all"), "none")
 
 
 @dataclass(frozen=True)
 class MicrosoftConfig:
-    tenant_id: str = key(_nonempty)
-    client_id: str = key(_nonempty)
-    client_secret_file: Path | None = key(_path, None, check=SECRET)  # this, or:
+    tenant_id: str = key(nonempty)
+    client_id: str = key(nonempty)
+    client_secret_file: Path | None = key(path, None, check=SECRET)  # this, or:
     client_certificate_file: Path | None = key(  # PEM: private key and certificate
-        _path, None, check=environment.readable_file(
+        path, None, check=environment.readable_file(
             secret=True, content=environment.pem_key_and_certificate))
-    authority_host: str = key(_https_url, "https://login.microsoftonline.com")
-    graph_base_url: str = key(_https_url, "https://graph.microsoft.com/v1.0")
+    authority_host: str = key(https_url, "https://login.microsoftonline.com")
+    graph_base_url: str = key(https_url, "https://graph.microsoft.com/v1.0")
 
 
 @dataclass(frozen=True)
 class InstructorEntry:
     """An [[instructors]] table, or a roster's row: made into a model.Instructor."""
 
-    name: str = key(_nonempty)
+    name: str = key(nonempty)
     email: str = key(email_address)
-    provider: str = key(_choice(*PROVIDERS))
-    calendar_id: str = key(_nonempty, "primary")
-    zoom_user: str | None = key(_zoom_user, None)  # default: the email
+    provider: str = key(choice(*PROVIDERS))
+    calendar_id: str = key(nonempty, "primary")
+    zoom_user: str | None = key(zoom_user, None)  # default: the email
 
     def instructor(self) -> Instructor:
         return Instructor(self.name, self.email, self.provider, self.calendar_id,
@@ -285,17 +152,17 @@ class InstructorEntry:
 class RosterConfig:
     # its rows are checked by check-config (roster.problems); at run time a file that
     # cannot be read is a held read, not an unusable configuration
-    csv_file: Path | None = key(_path, None)  # name, email, provider[, calendar_id, zoom_user]
-    entra_group_id: str | None = key(_nonempty, None)  # nested groups included
-    entra_group_provider: str = key(_choice(*PROVIDERS), "microsoft")
+    csv_file: Path | None = key(path, None)  # name, email, provider[, calendar_id, zoom_user]
+    entra_group_id: str | None = key(nonempty, None)  # nested groups included
+    entra_group_provider: str = key(choice(*PROVIDERS), "microsoft")
     google_group: str | None = key(email_address, None)  # a Google Group, nested included
     google_group_admin: str | None = key(email_address, None)  # whom it is read as
-    google_group_provider: str = key(_choice(*PROVIDERS), "google")
-    google_directory_url: str = key(_https_url, "https://admin.googleapis.com/")
-    refresh_minutes: int = key(_int_at_least(1), 60)  # a group's; a file: every pass
-    leave_grace_hours: float = key(_number_between(0, 24 * 365), 24)
-    max_drop_percent: float = key(_number_between(0, 100), 10)
-    max_add_percent: float = key(_number_between(0, 100_000), 50)
+    google_group_provider: str = key(choice(*PROVIDERS), "google")
+    google_directory_url: str = key(https_url, "https://admin.googleapis.com/")
+    refresh_minutes: int = key(int_at_least(1), 60)  # a group's; a file: every pass
+    leave_grace_hours: float = key(number_between(0, 24 * 365), 24)
+    max_drop_percent: float = key(number_between(0, 100), 10)
+    max_add_percent: float = key(number_between(0, 100_000), 50)
 
 
 @dataclass(frozen=True)
@@ -303,16 +170,16 @@ class StateConfig:
     """[state]: the state shared by two or more nodes on PostgreSQL (absent: SQLite)."""
 
     url: str = key(postgres_url)  # postgresql://user@host[:port]/database; no password
-    password_file: Path | None = key(_path, None, check=SECRET)
-    lease_seconds: int = key(_int_at_least(2), 10)  # a silent leader is replaced after it
-    node: str | None = key(_nonempty, None)  # this node's name (default: the host name)
+    password_file: Path | None = key(path, None, check=SECRET)
+    lease_seconds: int = key(int_at_least(2), 10)  # a silent leader is replaced after it
+    node: str | None = key(nonempty, None)  # this node's name (default: the host name)
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
     """[metrics]: Prometheus exposition for node_exporter's textfile collector."""
 
-    textfile: Path = key(_metrics_file, check=environment.textfile)
+    textfile: Path = key(metrics_file, check=environment.textfile)
 
 
 @dataclass(frozen=True)
@@ -381,7 +248,7 @@ class _Collector:
         """The section's values by field name, each converted and checked; what is wrong
         is collected (and left out)."""
         if not isinstance(raw, dict):
-            self.add(prefix.rstrip("."), f"must be a table, not {_type_name(raw)}")
+            self.add(prefix.rstrip("."), f"must be a table, not {type_name(raw)}")
             raw = {}
         self.unknown_keys(raw, {_toml_name(f) for f in fields(declaration)}, prefix)
         values: dict[str, Any] = {}

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .config import Config, RosterConfig, email_address, entry
+from .config import Config, RosterConfig, entry
 from .errors import VendorError, explain
 from .model import Instructor, same_person
 from .store import Store
+from .values import email_address
 
 COLUMNS = ("name", "email", "provider", "calendar_id", "zoom_user")
 REQUIRED = ("name", "email", "provider")

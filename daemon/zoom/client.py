@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..config import PasscodePolicy, ZoomConfig
+from ..config import ZoomConfig
 from ..errors import ZoomCredentialsRefused, ZoomError, ZoomRefused, ZoomThrottled
 from ..http import (
     MAX_RETRY_AFTER,
@@ -32,6 +32,7 @@ from ..http import (
     send,
 )
 from ..model import JoinLink
+from ..values import PasscodePolicy
 from .policy import PmiState, Repair, missing_security, passcode_in_invite, random_passcode
 
 TOKEN_MARGIN_SECONDS = 300  # ask for a new token this long before the old one expires

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..config import PasscodePolicy
 from ..model import JoinLink
+from ..values import PasscodePolicy
 
 
 @dataclass(frozen=True)
