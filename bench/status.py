@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.state import State
+from daemon.store.sqlite import State
 
 BUDGET = 2.0  # seconds, for 5,000 instructors (issue 19)
 

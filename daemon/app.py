@@ -23,11 +23,12 @@ from .environment import resolve_credential
 from .errors import CalendarError
 from .http import Outbound
 from .model import Instructor
-from .state import OFFBOARDED, SqlStore, State, StateError
-from .store import Fence, Fenced
+from .store import Fence, Fenced, StateError
+from .store.sql import SqlStore
+from .store.sqlite import OFFBOARDED, State
 
 if TYPE_CHECKING:
-    from .pgstate import PostgresState
+    from .store.postgres import PostgresState
 from .zoom.client import ZoomClient
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Providers:
 def state_dsn(config: Config, application: str = "officehours") -> str:
     """How to reach the [state] database: the URL, the password from its file (resolved
     like every secret file: a credential name under $CREDENTIALS_DIRECTORY), TLS roots."""
-    from .pgstate import conninfo_for
+    from .store.postgres import conninfo_for
 
     assert config.state is not None
     password = None
@@ -140,7 +141,7 @@ def open_shared(config: Config, fence: Fence | None = None,
                 read_only: bool = False) -> PostgresState:
     """The [state] database. Without a `fence` (an admin command), writes are fenced by
     the epoch in force now: a failover while the command runs refuses its writes."""
-    from .pgstate import FixedEpoch, PostgresState
+    from .store.postgres import FixedEpoch, PostgresState
 
     store = PostgresState(state_dsn(config), fence=fence, read_only=read_only)
     if fence is None and not read_only:

@@ -22,8 +22,7 @@ from . import __version__
 from .config import Config, ConfigError, default_config_path, load
 from .logs import setup_logging
 from .model import Instructor, same_person
-from .state import StateError
-from .store import Fenced
+from .store import Fenced, StateError
 
 if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
     from .engine import Result

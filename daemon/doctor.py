@@ -23,7 +23,7 @@ from .errors import (
 )
 from .model import Instructor
 from .roster import RosterError, read_sources
-from .state import StateError
+from .store import StateError
 from .zoom.policy import describe_meets, meets
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"

@@ -40,8 +40,7 @@ from .model import (
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template, strip_blocks
 from .recurrence import Session, sessions
-from .state import StateError
-from .store import Fence, Fenced, Store
+from .store import Fence, Fenced, StateError, Store
 from .zoom.client import ZoomClient
 from .zoom.links import LinkCache
 from .zoom.policy import PmiState, carries_passcode, meets

@@ -39,8 +39,8 @@ from typing import Any
 
 import psycopg
 
-from .pgstate import reason, unblock
 from .store import Fenced
+from .store.postgres import reason, unblock
 
 log = logging.getLogger(__name__)
 TRUST = 0.75  # share of the lease the leader writes under after a renewal was sent

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .overview import Overview
-from .state import write_atomically
+from .store.files import write_atomically
 
 log = logging.getLogger(__name__)
 RUNTIME = CollectorRegistry()  # this process's counters, kept across reloads and terms

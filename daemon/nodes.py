@@ -11,7 +11,8 @@ from pathlib import Path
 from .app import open_shared, open_state, read_state, state_dsn
 from .config import Config, StateConfig
 from .leader import Lease, TermFence, node_name
-from .state import SqlStore, StateError
+from .store import Shared, StateError
+from .store.sql import SqlStore
 
 
 @contextmanager
@@ -23,7 +24,7 @@ def one_writer(config: Config, dry_run: bool) -> Iterator[TermFence | None]:
         return
     import psycopg
 
-    from .pgstate import PostgresState, reason
+    from .store.postgres import PostgresState, reason
 
     # the schema first, as `run` makes it: a new database has no leader row yet (opening
     # it migrates; its errors already say whether the database cannot be reached)
@@ -56,7 +57,7 @@ def migrate(config: Config, to: str, password_file: Path | None, force: bool) ->
         raise StateError("nothing to migrate: the state is empty (no pass has run)")
     target: SqlStore | None = None
     try:
-        found = getattr(source, "leader", lambda: None)()
+        found = source.leader() if isinstance(source, Shared) else None
         if found is not None and found.live:
             raise StateError(f"{found.node} leads (epoch {found.epoch}): stop the service on every "
                              "node first (systemctl stop officehours), so that nothing is "

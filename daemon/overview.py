@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import Config
 from .model import Instructor
-from .store import Store
+from .store import Lead, Shared, Store
 
 QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
 MISSED_RENEWALS = 2  # a leader renews every lease/5 s: two missed is "not renewing"
@@ -139,14 +139,12 @@ def read(config: Config, state: Store | None, now: datetime) -> Overview:
     quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
     stale = newest if newest and now - datetime.fromisoformat(newest) > quiet else None
     overview = Overview(rows, held, stale)
-    lead = getattr(state, "leader", None)  # two or more nodes (PostgreSQL)
-    if lead is not None and config.state is not None:
-        _nodes(overview, lead(), state.nodes(),  # type: ignore[union-attr]
-               config.state.lease_seconds)
+    if isinstance(state, Shared) and config.state is not None:  # two or more nodes
+        _nodes(overview, state.leader(), state.nodes(), config.state.lease_seconds)
     return overview
 
 
-def _nodes(overview: Overview, lead: Any, seen: list[tuple[str, str, float]],
+def _nodes(overview: Overview, lead: Lead | None, seen: list[tuple[str, str, float]],
            lease_seconds: int) -> None:
     overview.shared = True
     renewing = lead is not None and lead.quiet <= MISSED_RENEWALS * lease_seconds / 5

@@ -194,7 +194,7 @@ def file_verdict(config: Config, store: Store | None) -> tuple[int, str | None]:
     gives, and why the read would be held (None: applied). Only for a roster that is a
     file alone (a group is read with the network: doctor and `roster` do it)."""
     assert config.roster is not None
-    from .state import State
+    from .store.sqlite import State
 
     empty = store is None
     store = State(":memory:") if store is None else store  # before any pass: nobody yet

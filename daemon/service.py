@@ -32,8 +32,7 @@ from .logs import setup_logging
 from .model import Instructor, share_of
 from .recurrence import Session
 from .roster import Serving
-from .state import StateError
-from .store import Fenced
+from .store import Fenced, StateError
 
 log = logging.getLogger(__name__)
 SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead

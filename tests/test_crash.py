@@ -19,7 +19,7 @@ from test_e2e_sync import ADA, BOB, OFFICE, UNTOUCHED, assert_linked, events, se
 
 from daemon.reconcile import START_MARK
 from daemon.sandbox.domain import Sandbox
-from daemon.state import State
+from daemon.store.sqlite import State
 
 
 @pytest.mark.parametrize("kill_after", range(1, 12))  # a pass here makes 11 requests

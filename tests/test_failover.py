@@ -24,14 +24,13 @@ from test_systemd import Notifications, start_like_systemd
 
 from daemon.config import load
 from daemon.leader import Lease, Term, TermFence
-from daemon.pgstate import FixedEpoch, PostgresState, conninfo_for
 from daemon.reconcile import START_MARK
 from daemon.sandbox import postgres
 from daemon.sandbox.domain import Sandbox
 from daemon.sandbox.failover import drill
 from daemon.service import Service
-from daemon.state import StateError
-from daemon.store import Fenced
+from daemon.store import Fenced, StateError
+from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)

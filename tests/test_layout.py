@@ -10,8 +10,9 @@ PACKAGE = Path(__file__).parent.parent / "daemon"
 PURE = ("daemon.plan", "daemon.reconcile", "daemon.model", "daemon.zoom.policy",
         "daemon.recurrence",
         "daemon.calendars.graph_recurrence")
-IO = ("httpx", "sqlite3", "socket", "requests", "googleapiclient", "msal", "daemon.state",
-      "daemon.http", "daemon.zoom.client", "daemon.engine")
+IO = ("httpx", "sqlite3", "socket", "requests", "googleapiclient", "msal",
+      "daemon.store.sqlite", "daemon.store.postgres", "daemon.http", "daemon.zoom.client",
+      "daemon.engine")
 
 
 def module_name(path: Path) -> str:

@@ -9,8 +9,9 @@ import pytest
 from conftest import officehours
 from store_contract import StoreContract
 
-from daemon.state import MIGRATIONS, SCHEMA_VERSION, State, StateError
-from daemon.store import Store
+from daemon.store import StateError, Store
+from daemon.store.sql import MIGRATIONS, SCHEMA_VERSION
+from daemon.store.sqlite import State
 
 
 def database_at(path: Path, version: int) -> None:

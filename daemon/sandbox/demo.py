@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..model import mask_url
-from ..state import State
+from ..store.sqlite import State
 from .domain import Sandbox
 
 ZONE = ZoneInfo("America/New_York")

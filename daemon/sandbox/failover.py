@@ -25,8 +25,8 @@ from typing import Any
 
 import psycopg
 
-from ..pgstate import conninfo_for
 from ..reconcile import START_MARK
+from ..store.postgres import conninfo_for
 from . import postgres
 from .campus import add_session, description, email_of, now_utc, seed_campus
 from .domain import Sandbox

@@ -1,17 +1,35 @@
 """What the program keeps between passes, as an interface: sync tokens, what it knows and
 wrote of each event, each instructor's status, offboarding, and the audit log.
 
-state.py is the SQLite store; another backend (PostgreSQL) is one more module passing
+sql.py holds the SQL both backends speak, sqlite.py the embedded default, postgres.py the
+store shared by two or more nodes (with its lease table); each passes
 tests/store_contract.py. Every method is one transaction: a kill -9 between two calls
 leaves a state that the next pass converges from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from .model import Event, KnownEvent
+from ..model import Event, KnownEvent
+
+
+class StateError(Exception):
+    """The state database cannot be used; the message says what to do.
+
+    `unusable`: no restart can help (a directory that cannot be written, a database from a
+    newer version): the service exits 78 so that systemd stops restarting it."""
+
+    def __init__(self, message: str, unusable: bool = False, damaged: bool = False,
+                 stuck: bool = False) -> None:
+        super().__init__(message)
+        self.unusable = unusable
+        self.damaged = damaged  # the file failed SQLite's integrity check: set aside
+        # the database cannot be used now (full disk, I/O error, lock, damage): a command
+        # stops with 78, the service holds its pass and tries again
+        self.stuck = stuck or damaged
 
 
 class Fenced(Exception):
@@ -29,6 +47,19 @@ class Fence(Protocol):
     def check(self) -> None: ...
 
     def revoke(self) -> None: ...  # a newer epoch was seen: refuse everything from now on
+
+
+@dataclass(frozen=True)
+class InstructorStatus:
+    instructor: str
+    name: str
+    last_pass: str | None
+    last_error: str | None
+    zoom_state: str | None
+    zoom_checked: str | None
+    next_session: str | None
+    pmi: dict[str, bool] | None  # what a student meets, as Engine.enforce recorded it
+    next_session_end: str | None
 
 
 class Store(Protocol):
@@ -51,7 +82,7 @@ class Store(Protocol):
     def error_logged_for(self, instructor: str) -> str | None: ...
     def served_as(self, instructor: str) -> dict[str, str] | None: ...
     def pmi_checked(self, instructor: str) -> bool: ...
-    def statuses(self) -> dict[str, Any]: ...  # instructor -> state.InstructorStatus
+    def statuses(self) -> dict[str, InstructorStatus]: ...
 
     # --- offboarding (remove-links) ---
     def offboard(self, instructor: str, at: datetime, by: str = "remove-links") -> None: ...
@@ -74,3 +105,23 @@ class Store(Protocol):
 
     def abort(self, stuck_for: float | None = None) -> None: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The lease row of a shared store: `live` while its lease holds; `quiet`: seconds
+    since it was renewed (a leader renews every lease/5 seconds)."""
+
+    node: str
+    epoch: int
+    since: str | None
+    live: bool
+    quiet: float
+
+
+@runtime_checkable
+class Shared(Protocol):
+    """A store two or more nodes share: who leads, and every node's heartbeat."""
+
+    def leader(self) -> Lead | None: ...
+    def nodes(self) -> list[tuple[str, str, float]]: ...

@@ -1,27 +1,20 @@
-"""The program's own state in SQLite: sync tokens, known events, status, audit log.
-
-One transaction per unit of work, WAL so `status` can read while `run` writes. Join
-links are stored only as hashes (and masked in the audit log): the pwd= part is a secret.
-"""
+"""The Store in the SQL that SQLite and PostgreSQL both speak (`?` placeholders, ON
+CONFLICT upserts), and the migrations both apply. Join links are stored only as hashes
+(and masked in the audit log): the pwd= part is a secret."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sqlite3
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .model import Event, Kind, KnownEvent, fingerprint, same_person
-from .store import Fenced as Fenced
+from ..model import Event, Kind, KnownEvent, fingerprint, same_person
+from . import InstructorStatus, StateError
+from .files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,71 +65,20 @@ MIGRATIONS: tuple[str, ...] = (
                               at TEXT NOT NULL);
     ALTER TABLE offboarded ADD COLUMN by TEXT;
     """,
-    # 6: two or more nodes on one shared database (PostgreSQL): who leads, since when, at
-    # which epoch (the fencing token), until when the lease holds (the database's clock);
-    # and the epoch each audit line was written under. A single SQLite node leaves them be.
+    # 6: the epoch each audit line was written under (two or more nodes: postgres.py adds
+    # its lease table at this version; a database SQLite made at 6 before has one too,
+    # unused)
     """
-    CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), node TEXT NOT NULL,
-                         epoch BIGINT NOT NULL, since TIMESTAMP WITH TIME ZONE,
-                         expires TIMESTAMP WITH TIME ZONE);
-    INSERT INTO leader (id, node, epoch) VALUES (1, '', 0);
     ALTER TABLE audit ADD COLUMN epoch BIGINT;
     """,
-    # 7: every node's last heartbeat (the database's clock), and when the leader last
-    # renewed its lease, so that `status` lists standbys and a leader that stopped renewing
-    """
-    ALTER TABLE leader ADD COLUMN renewed TIMESTAMP WITH TIME ZONE;
-    CREATE TABLE nodes (node TEXT PRIMARY KEY, seen TIMESTAMP WITH TIME ZONE NOT NULL);
-    """,
+    # 7: nothing both backends keep (postgres.py: the nodes' heartbeats, the renewal time)
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-# what `state migrate` copies: all but the `leader` row and the `nodes` heartbeats, which
-# belong to each database (its epoch never goes back)
+# what `state migrate` copies: the tables both backends keep (the lease and the
+# heartbeats belong to each database: its epoch never goes back)
 TABLES = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",
           "roster_hold")
-
-
-class StateError(Exception):
-    """The state database cannot be used; the message says what to do.
-
-    `unusable`: no restart can help (a directory that cannot be written, a database from a
-    newer version): the service exits 78 so that systemd stops restarting it."""
-
-    def __init__(self, message: str, unusable: bool = False, damaged: bool = False,
-                 stuck: bool = False) -> None:
-        super().__init__(message)
-        self.unusable = unusable
-        self.damaged = damaged  # the file failed SQLite's integrity check: set aside
-        # the database cannot be used now (full disk, I/O error, lock, damage): a command
-        # stops with 78, the service holds its pass and tries again
-        self.stuck = stuck or damaged
-
-
-DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # and their extended codes: a damaged file
-
-
-def sqlite_problem(err: sqlite3.Error, path: object) -> StateError:
-    """An SQLite error as the StateError a caller acts on. Only a damaged file (corrupt,
-    not a database) is damage; a full disk, an I/O error or a lock is a moment to wait
-    out, with the database left as it is."""
-    name = getattr(err, "sqlite_errorname", "") or ""
-    if name.startswith(DAMAGE):
-        return StateError(f"the state database {path} is damaged ({err})", damaged=True)
-    return StateError(f"the state database {path} cannot be used now ({err}); nothing was "
-                      "changed, and the next pass tries again", stuck=True)
-
-
-@dataclass(frozen=True)
-class InstructorStatus:
-    instructor: str
-    name: str
-    last_pass: str | None
-    last_error: str | None
-    zoom_state: str | None
-    zoom_checked: str | None
-    next_session: str | None
-    pmi: dict[str, bool] | None  # what a student meets, as Engine.enforce recorded it
-    next_session_end: str | None
 
 
 def _encode(event: Event) -> str:
@@ -183,8 +125,7 @@ class Counted:
 
 
 class SqlStore:
-    """The Store in the SQL that SQLite and PostgreSQL both speak (`?` placeholders, ON
-    CONFLICT upserts); a backend gives `transaction`, `_rows` and `epoch`."""
+    """The Store in that SQL; a backend gives `transaction`, `_rows` and `epoch`."""
 
     @property
     def epoch(self) -> int | None:
@@ -500,186 +441,3 @@ class SqlStore:
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows
                 if (instructor is None or r[1] == instructor)
                 and (since is None or datetime.fromisoformat(r[0]) >= since)]
-
-
-class State(SqlStore):
-    """The embedded default: one SQLite file in service.state_dir, one node."""
-
-    def __init__(self, path: Path | str, read_only: bool = False) -> None:
-        self._lock = threading.RLock()
-        self._db: sqlite3.Connection
-        self._path = path
-        self._journal: Path | None = None  # the offboardings, kept outside the database
-        target = f"file:{path}?mode=ro" if read_only else str(path)
-        try:
-            if not read_only and str(path) != ":memory:":
-                private(Path(path))  # SQLite gives its -wal and -shm the file's mode
-            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None,
-                                       uri=read_only)
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            if read_only:
-                return
-            if str(path) != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
-        except sqlite3.Error as err:
-            raise sqlite_problem(err, path) from None
-
-    def _migrate(self) -> None:
-        with self.transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise StateError(
-                    f"the state database has schema {version}, newer than this officehours "
-                    f"understands ({SCHEMA_VERSION}): upgrade officehours, or move the state "
-                    "directory away to start afresh", unusable=True)
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[number - 1].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._rows("PRAGMA user_version")[0][0])
-
-    @classmethod
-    def open(cls, state_dir: Path) -> State:
-        """The state in `state_dir`. A database that fails SQLite's integrity check is set
-        aside (never over another copy) and started afresh; anything else that stops it
-        (a full disk, an I/O error, a lock) is a StateError with the file left untouched.
-
-        A fresh start loses nothing that matters: the next pass lists every calendar fully
-        and finds the program's blocks by their markers, and the offboardings are kept in
-        a journal beside the database (OFFBOARDED), which every open takes back in."""
-        path = state_dir / "state.sqlite3"
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not os.access(state_dir, os.W_OK | os.X_OK):
-                raise PermissionError(f"{state_dir} is not writable by this user")
-        except OSError as err:
-            raise StateError(f"the state directory {state_dir} (service.state_dir) cannot be "
-                             f"used: {err.strerror or err}", unusable=True) from None
-        journal = state_dir / OFFBOARDED
-        try:
-            state = cls(path)
-            problem = state._rows("PRAGMA quick_check")[0][0]
-            if problem == "ok":
-                state.keep_offboardings(journal)
-                return state
-            state.close()
-        except StateError as err:
-            if not err.damaged:
-                raise
-            problem = str(err)
-        aside = _set_aside(path)
-        log.error("action=rebuild-state problem=%r moved_to=%s outcome=full-resync "
-                  "offboardings=kept", problem, aside)
-        state = cls(path)
-        state.keep_offboardings(journal)
-        return state
-
-    @classmethod
-    def scratch_copy(cls, state_dir: Path) -> State:
-        """An in-memory copy of the state, for --dry-run: nothing reaches the disk."""
-        scratch = cls(":memory:")
-        path = state_dir / "state.sqlite3"
-        if path.exists():
-            try:
-                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-                with scratch._lock:
-                    source.backup(scratch._db)
-                source.close()
-            except sqlite3.Error as err:
-                raise sqlite_problem(err, path) from None
-            scratch._migrate()
-        return scratch
-
-    @classmethod
-    def scratch_from(cls, store: SqlStore) -> State:
-        """An in-memory copy of another backend's state (PostgreSQL), for --dry-run."""
-        scratch = cls(":memory:")
-        scratch.load(store.dump())
-        return scratch
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield Counted(self._db, self)
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as err:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                raise sqlite_problem(err, self._path) from None
-            self.round_trips += 2
-
-    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with self._lock:
-            self.round_trips += 1
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as err:
-                raise sqlite_problem(err, self._path) from None
-
-
-OFFBOARDED = "offboarded.json"  # beside state.sqlite3: who was offboarded, when, by what
-
-
-def private(path: Path) -> None:
-    """The file (made if absent) readable by its owner only, whatever the umask."""
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
-        for suffix in ("-wal", "-shm"):
-            extra = Path(f"{path}{suffix}")
-            if extra.exists():
-                os.chmod(extra, 0o600)
-    except OSError as err:  # e.g. left root's by `sudo officehours sync`
-        raise StateError(f"the state database {path} cannot be used by this user "
-                         f"({err.strerror or err}): chown it to the service's user",
-                         stuck=True) from None
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write a whole file or nothing (a full disk leaves the old one), with this mode
-    whatever the umask."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(OSError):  # gone already (replaced), or never made
-            os.unlink(temporary)
-
-
-def _set_aside(path: Path) -> Path:
-    """Move a damaged database (and its -wal, -shm) to a name no earlier copy has."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    for n in range(1000):
-        aside = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
-        if not any(Path(f"{aside}{s}").exists() for s in ("", "-wal", "-shm")):
-            break
-    else:
-        raise StateError(f"too many damaged copies beside {path}: remove some", unusable=True)
-    for suffix in ("", "-wal", "-shm"):
-        damaged = Path(f"{path}{suffix}")
-        if damaged.exists():
-            damaged.rename(f"{aside}{suffix}")
-    return aside
