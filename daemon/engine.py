@@ -33,6 +33,7 @@ from .model import (
     JoinLink,
     Kind,
     KnownEvent,
+    Room,
     fingerprint,
     is_office_hours,
     mask_url,
@@ -59,7 +60,8 @@ class Result:
     instructor: Instructor
     changes: list[str] = field(default_factory=list)  # one line per event written (or planned)
     checked_at: datetime | None = None  # the moment the pass looked at this instructor
-    zoom: str = ""
+    zoom: str = ""  # the room's check, in words
+    room: Room | None = None  # ... and as a value (None: not checked)
     error: str | None = None
     next_session: Session | None = None
     sessions: list[Session] | None = None  # ahead, up to HORIZON (None: calendar not read)
@@ -351,7 +353,8 @@ class Engine:
         is read afresh too, so a link changed in Zoom reaches the events in time."""
         blocked = self._throttled.get(instructor.key)
         if blocked is not None and blocked.until > now:
-            result.zoom = self._not_secure(blocked) if blocked.insecure else ""
+            if blocked.insecure:
+                result.zoom, result.room = self._not_secure(blocked), Room.NOT_SECURE
             raise blocked  # a daily limit: no request can help before it lifts
         try:
             with self._zoom_locks[instructor.key]:  # a check and a pass: one after the other
@@ -359,10 +362,10 @@ class Engine:
         except ZoomThrottled as err:
             self._throttled[instructor.key] = err
             if err.insecure:  # said loudly: in the status row, the log and STATUS
-                result.zoom = self._not_secure(err)
-                self._zoom_status(instructor, result.zoom, now, None)
+                result.zoom, result.room = self._not_secure(err), Room.NOT_SECURE
+                self._zoom_status(instructor, result, now, None)
             raise
-        if result.zoom != "REFUSED":  # a refused room is tried again at the next pass
+        if result.room is not Room.REFUSED:  # a refused room is tried again at the next pass
             self._secured_at[instructor.key] = now
         self.links.put(instructor.key, link)
         return link
@@ -388,32 +391,37 @@ class Engine:
         try:
             enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
         except ZoomRefused as err:
-            result.zoom = "REFUSED"
+            result.zoom, result.room = "REFUSED", Room.REFUSED
             result.error = explain(err)
-            self._zoom_status(instructor, f"refused: {err}", now, err.state)
+            self._zoom_status(instructor, result, now, err.state, f"refused: {err}")
             return err.state.link(policy) if err.state else self.zoom.link(user, policy)
         before = enforcement.before.describe()
         if not enforcement.repaired:
-            result.zoom = "secure"
+            result.zoom, result.room = "secure", Room.SECURE
         elif self.dry_run:  # a passcode it would set changes the link shown below
             result.zoom = f"would repair ({before}) before writing the link"
+            result.room = Room.WOULD_REPAIR
         else:
-            result.zoom = f"repaired (was {before})"
+            result.zoom, result.room = f"repaired (was {before})", Room.REPAIRED
             log.warning("instructor=%s zoom_user=%s action=secure-pmi was=%r now=secure",
                         instructor.email, user, before)
             self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
                              {"was": before, "now": "secure"})
-        self._zoom_status(instructor, result.zoom, now, enforcement.after)
+        self._zoom_status(instructor, result, now, enforcement.after)
         link = enforcement.after.link(policy)
         self._warn_no_passcode(instructor, link.url)
         return link
 
-    def _zoom_status(self, instructor: Instructor, text: str, now: datetime,
-                     pmi: PmiState | None) -> None:
+    def _zoom_status(self, instructor: Instructor, result: Result, now: datetime,
+                     pmi: PmiState | None, text: str | None = None) -> None:
+        """The check in the state: the room (a value) and in words (`text`, else the
+        result's), and what a student meets."""
         if self.dry_run:
             return
         found = None if pmi is None else json.dumps(meets(pmi, self.config.links.include_passcode))
-        self.state.record_status(instructor.key, instructor.name, zoom_state=mask_url(text),
+        self.state.record_status(instructor.key, instructor.name,
+                                 zoom_state=mask_url(text or result.zoom),
+                                 room=result.room.value if result.room else None,
                                  zoom_checked=now.isoformat(), pmi=found)
 
     def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:

@@ -13,6 +13,25 @@ from datetime import date, datetime
 from enum import Enum
 
 
+class Room(Enum):
+    """A PMI's state at its last check (its words for people are in the status text)."""
+
+    SECURE = "secure"  # found secure
+    REPAIRED = "repaired"  # made secure, and read back so
+    WOULD_REPAIR = "would repair"  # --dry-run: found insecure, not changed
+    REFUSED = "refused"  # Zoom refused the repair (a setting locked by the account)
+    NOT_SECURE = "not secure"  # a daily limit stopped the repair until it lifts
+
+    @property
+    def secure(self) -> bool:
+        return self in (Room.SECURE, Room.REPAIRED)
+
+    @property
+    def failing(self) -> bool:
+        """Said loudly: status's exit code, the failing count, the metrics."""
+        return self in (Room.REFUSED, Room.NOT_SECURE)
+
+
 class Kind(Enum):
     SERIES = "series"  # a recurring event's master, with its RFC 5545 recurrence lines
     EXCEPTION = "exception"  # a modified occurrence of a series

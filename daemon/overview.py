@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .model import Instructor
+from .model import Instructor, Room
 from .store import Lead, Shared, Store
 
 QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
@@ -21,9 +21,10 @@ class Row:
     instructor: str
     email: str
     source: str  # "config" or "roster"
-    zoom: str  # one word or two: "secure", "repaired", "REFUSED", "NOT SECURE", "not yet"...
+    zoom: str  # in a word or two: "secure", "repaired", "REFUSED", "NOT SECURE", "not yet"...
     failing: bool
     session_under_way: bool
+    room: Room | None = None
     leaves_at: str | None = None  # left the roster: offboarded then
     roster_held: str | None = None
     last_pass: str | None = None
@@ -63,7 +64,7 @@ class Overview:
         live = [r for r in self.rows if not r.offboarded]
         return {"served": len(live),
                 "failing": sum(r.failing for r in self.rows),
-                "refused": sum(r.zoom in ("REFUSED", "NOT SECURE") for r in self.rows),
+                "refused": sum(bool(r.room and r.room.failing) for r in live),
                 "leaving": sum(bool(r.leaves_at) for r in live),
                 "offboarded": len(self.rows) - len(live)}
 
@@ -72,7 +73,7 @@ class Overview:
         found = {"secure": 0, "insecure": 0, "refused": 0, "unchecked": 0}
         for row in self.rows:
             if not row.offboarded:
-                found[ROOM.get(row.zoom, "unchecked")] += 1
+                found[ROOMS.get(row.room, "unchecked") if row.room else "unchecked"] += 1
         return found
 
     def as_json(self) -> dict[str, Any]:
@@ -80,23 +81,14 @@ class Overview:
                 "roster_held": self.held[0] if self.held else None,
                 "no_pass_since": self.stale_since, "leader": self.leader,
                 "nodes": [asdict(n) for n in self.nodes],
-                "instructors": [asdict(r) for r in self.rows]}
+                "instructors": [{**asdict(r), "room": r.room.value if r.room else None}
+                                for r in self.rows]}
 
 
-ROOM = {"secure": "secure", "repaired": "secure", "REFUSED": "refused",
-        "NOT SECURE": "insecure", "insecure": "insecure"}
-
-
-def zoom_word(state: str | None, offboarded: bool) -> str:
-    """The room's state at the last check, in a word or two (the row's error says more)."""
-    if offboarded:
-        return "offboarded"
-    if not state:
-        return "not yet"
-    if state.startswith("NOT secure"):  # a daily limit stopped its repair
-        return "NOT SECURE"
-    word = state.split(" ")[0].rstrip(":")
-    return "REFUSED" if word == "refused" else word
+ROOMS = {Room.SECURE: "secure", Room.REPAIRED: "secure", Room.REFUSED: "refused",
+         Room.NOT_SECURE: "insecure"}  # the metrics' states of a room
+WORDS = {Room.SECURE: "secure", Room.REPAIRED: "repaired", Room.WOULD_REPAIR: "would repair",
+         Room.REFUSED: "REFUSED", Room.NOT_SECURE: "NOT SECURE"}
 
 
 def read(config: Config, state: Store | None, now: datetime) -> Overview:
@@ -115,14 +107,15 @@ def read(config: Config, state: Store | None, now: datetime) -> Overview:
         status = known.get(instructor.key)
         taken_out = gone.get(instructor.key)
         zoom_state = status.zoom_state if status else None
+        room = status.room if status else None
         start = status.next_session if status else None
         end = status.next_session_end if status else None
         error = status.last_error if status else None
         rows.append(Row(
             instructor=instructor.name, email=instructor.email, source=source,
-            zoom=zoom_word(zoom_state, bool(taken_out)),
-            failing=not taken_out and (bool(error) or (zoom_state or "").startswith(
-                ("refused", "NOT secure"))),
+            zoom="offboarded" if taken_out else WORDS[room] if room else "not yet",
+            room=room,
+            failing=not taken_out and (bool(error) or room is not None and room.failing),
             session_under_way=bool(start and datetime.fromisoformat(start) <= now and (
                 not end or now < datetime.fromisoformat(end))),
             leaves_at=(datetime.fromisoformat(left) + grace).isoformat()

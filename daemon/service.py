@@ -437,7 +437,7 @@ class Service:
             with counting:  # progress for `systemctl status`
                 counts["done"] += 1
                 counts["problems"] += result.error is not None
-                counts["insecure"] += result.zoom.startswith(("NOT secure", "REFUSED"))
+                counts["insecure"] += result.room is not None and result.room.failing
                 counts["held"] += result.held
                 if result.held and not stuck:
                     stuck.append(result.error or "")
@@ -519,7 +519,7 @@ class Service:
             log.info("instructor=%s action=pre-session-check", instructor.email)
             result = engine.sync(instructor, secure_first=True)
         if last:
-            secure = result.zoom.startswith(("secure", "repaired"))
+            secure = result.room is not None and result.room.secure
             metrics.SESSIONS.labels("insecure" if not secure else "secured"
                                     if self.clock() <= start else "late").inc()
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import officehours
 from store_contract import StoreContract
 
+from daemon.model import Room
 from daemon.store import StateError, Store
 from daemon.store.sql import MIGRATIONS, SCHEMA_VERSION
 from daemon.store.sqlite import State
@@ -93,3 +94,23 @@ class TestSqliteScratch(StoreContract):
 
     def make(self, tmp_path: Path) -> Store:
         return State.scratch_copy(tmp_path / "nothing-yet")
+
+
+def test_a_room_checked_before_version_8_keeps_its_state_as_a_value(tmp_path: Path) -> None:
+    """The room's state became a value beside its text: an upgrade must not make a refused
+    room look unchecked (status's exit code and the metrics read the value)."""
+    path = tmp_path / "state.sqlite3"
+    database_at(path, 7)
+    db = sqlite3.connect(path)
+    for who, text in (("a@x.edu", "refused: Zoom kept it insecure"),
+                      ("b@x.edu", "NOT secure until 2026-12-08 00:00 UTC: daily limit"),
+                      ("c@x.edu", "repaired (was insecure (waiting_room))"),
+                      ("d@x.edu", "secure"), ("e@x.edu", None)):
+        db.execute("INSERT INTO instructors (instructor, name, zoom_state) VALUES (?, ?, ?)",
+                   (who, who, text))
+    db.commit()
+    db.close()
+    rooms = {k: s.room for k, s in State(path).statuses().items()}
+    assert rooms == {"ada@example.edu": None, "a@x.edu": Room.REFUSED,
+                     "b@x.edu": Room.NOT_SECURE, "c@x.edu": Room.REPAIRED,
+                     "d@x.edu": Room.SECURE, "e@x.edu": None}

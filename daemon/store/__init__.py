@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ..model import Event, KnownEvent
+from ..model import Event, KnownEvent, Room
 
 
 class StateError(Exception):
@@ -60,6 +60,7 @@ class InstructorStatus:
     next_session: str | None
     pmi: dict[str, bool] | None  # what a student meets, as Engine.enforce recorded it
     next_session_end: str | None
+    room: Room | None = None  # the room at the last check; None: not checked yet
 
 
 class Store(Protocol):

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..model import Event, Kind, KnownEvent, fingerprint, same_person
+from ..model import Event, Kind, KnownEvent, Room, fingerprint, same_person
 from . import InstructorStatus, StateError
 from .files import write_atomically
 
@@ -73,6 +73,16 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 7: nothing both backends keep (postgres.py: the nodes' heartbeats, the renewal time)
     "",
+    # 8: the room's state at the last check as a value (model.Room), beside its text; the
+    # rows of earlier versions get theirs from the text
+    """
+    ALTER TABLE instructors ADD COLUMN room TEXT;
+    UPDATE instructors SET room = CASE
+        WHEN substr(zoom_state, 1, 7) = 'refused' THEN 'refused'
+        WHEN substr(zoom_state, 1, 10) = 'NOT secure' THEN 'not secure'
+        WHEN substr(zoom_state, 1, 8) = 'repaired' THEN 'repaired'
+        WHEN substr(zoom_state, 1, 6) = 'secure' THEN 'secure' END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # what `state migrate` copies: the tables both backends keep (the lease and the
@@ -247,7 +257,7 @@ class SqlStore:
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
         columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for", "pmi", "next_session_end", "served_as")
+                   "error_logged_for", "pmi", "next_session_end", "served_as", "room")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -264,11 +274,12 @@ class SqlStore:
         return rows[0][0] if rows else None
 
     _STATUS = ("SELECT instructor, name, last_pass, last_error, zoom_state, zoom_checked, "
-               "next_session, pmi, next_session_end FROM instructors")
+               "next_session, pmi, next_session_end, room FROM instructors")
 
     def statuses(self) -> dict[str, InstructorStatus]:
         return {r[0]: InstructorStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                                       json.loads(r[7]) if r[7] else None, r[8])
+                                       json.loads(r[7]) if r[7] else None, r[8],
+                                       Room(r[9]) if r[9] else None)
                 for r in self._rows(self._STATUS)}
 
     def served_as(self, instructor: str) -> dict[str, str] | None:
