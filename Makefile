@@ -9,14 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./sandbox -e '.[dev]'  # the emulators: a package of their own
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/officehours demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon tests bench
+	$(BIN)/ruff check daemon sandbox tests bench
 	$(BIN)/mypy
 
 test: lint

@@ -1,5 +1,5 @@
 """`make failover`: two nodes on a throwaway PostgreSQL, the leader killed with SIGKILL
-at random points of its passes, N rounds (daemon/sandbox/failover.py); then the steady
+at random points of its passes, N rounds (sandbox/officehours_sandbox/failover.py); then the steady
 pass's database round trips per instructor on PostgreSQL and on SQLite. Prints one
 table; writes JSON. Needs Debian's postgresql package (initdb, pg_ctl).
 
@@ -17,12 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from officehours_sandbox import postgres
+from officehours_sandbox.campus import now_utc, seed_campus
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.failover import drill
+
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.sandbox import postgres
-from daemon.sandbox.campus import now_utc, seed_campus
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.failover import drill
 from daemon.service import run_pass
 
 

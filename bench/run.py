@@ -34,17 +34,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from daemon.app import open_engine
-from daemon.config import load
-from daemon.reconcile import START_MARK
-from daemon.sandbox.campus import (
+from officehours_sandbox.campus import (
     add_session,
     apply_vendor_limits,
     description,
     seed_campus,
 )
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Emulator
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Emulator
+
+from daemon.app import open_engine
+from daemon.config import load
+from daemon.reconcile import START_MARK
 from daemon.service import run_pass
 
 DEFAULT_INTERVAL = 300  # the shipped sync_interval_seconds, for projections

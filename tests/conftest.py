@@ -20,10 +20,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from daemon.sandbox import postgres
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.waiting import wait_for as wait_for
+from officehours_sandbox import postgres
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.waiting import wait_for as wait_for
 
 ZONE = ZoneInfo("America/New_York")
 # a real private key (EC: quick to make) for credential files that must parse

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.faults import ALL_KINDS, GOOGLE_KINDS, ZOOM_KINDS, Chaos
+from officehours_sandbox.server import Request
+
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.model import is_office_hours
 from daemon.reconcile import strip_blocks, visible
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.faults import ALL_KINDS, GOOGLE_KINDS, ZOOM_KINDS, Chaos
-from daemon.sandbox.server import Request
 
 HOUR = timedelta(hours=1)
 TITLES = ("Office Hours", "Office Hours - review", "office hours (room 4)", "Lecture",

@@ -9,14 +9,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from conftest import HOUR, at, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Request, Response
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import EARLY_CHECK, Result
 from daemon.model import share_of
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 from daemon.service import LAST_CHECK, check_moments, run_pass
 
 ADA = "ada@example.edu"

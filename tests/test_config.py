@@ -264,7 +264,7 @@ def example_keys(text: str) -> dict[tuple[str, str], Any]:
 def test_check_config_without_secrets_is_what_a_reload_checks(tmp_path: Path) -> None:
     """The unit's ExecReload runs it where the credentials are the service's: a TOML
     mistake fails the reload, an unreadable secret is the service's own to report."""
-    from daemon.sandbox.domain import Sandbox
+    from officehours_sandbox.domain import Sandbox
 
     box = Sandbox(tmp_path)
     try:

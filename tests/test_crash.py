@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import HOUR, at, clean_env, officehours, sigkill_after, wait_for
+from officehours_sandbox.domain import Sandbox
 from test_e2e_sync import ADA, BOB, OFFICE, UNTOUCHED, assert_linked, events, seed
 
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
 from daemon.store.sqlite import State
 
 

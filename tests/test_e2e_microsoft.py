@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import trustme
 from conftest import HOUR, clean_env, officehours, sigkill_after, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Request, Response
 
 from daemon.reconcile import START_MARK, strip_blocks, visible
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 
 MARY = "mary@example.edu"
 PACIFIC = ZoneInfo("America/Los_Angeles")

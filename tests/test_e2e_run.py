@@ -7,9 +7,9 @@ import signal
 from datetime import datetime, timedelta
 
 from conftest import HOUR, at, officehours, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
 
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
 
 ADA = "ada@example.edu"
 MINUTE = timedelta(minutes=1)

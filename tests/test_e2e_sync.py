@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import HOUR, at, officehours
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Request, Response
 
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 OFFICE = ("series", "exception", "single")

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 from conftest import HOUR, at, officehours
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.google import google_error
+from officehours_sandbox.graph import exchange_rendering
+from officehours_sandbox.server import Emulator, Request, Response, Served
 
 from daemon.app import open_engine
 from daemon.calendars.google import quota_user
 from daemon.config import load
 from daemon.http import ForeignHost, Origins, origin
 from daemon.reconcile import strip_blocks, visible
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.google import google_error
-from daemon.sandbox.graph import exchange_rendering
-from daemon.sandbox.server import Emulator, Request, Response, Served
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"
 MINUTE = timedelta(minutes=1)

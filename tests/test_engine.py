@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import HOUR, at
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Response
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
 from daemon.model import fingerprint
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Response
 
 ADA = "ada@example.edu"
 

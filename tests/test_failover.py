@@ -20,14 +20,14 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
+from officehours_sandbox import postgres
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.failover import drill
 from test_systemd import Notifications, start_like_systemd
 
 from daemon.config import load
 from daemon.leader import Lease, Term, TermFence
 from daemon.reconcile import START_MARK
-from daemon.sandbox import postgres
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.failover import drill
 from daemon.service import Service
 from daemon.store import Fenced, StateError
 from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for

@@ -10,15 +10,15 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import HOUR, at
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.faults import GOOGLE_KINDS, ZOOM_KINDS
+from officehours_sandbox.graph import graph_time
+from officehours_sandbox.server import Emulator, Request
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
 from daemon.reconcile import START_MARK, strip_blocks, visible
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.faults import GOOGLE_KINDS, ZOOM_KINDS
-from daemon.sandbox.graph import graph_time
-from daemon.sandbox.server import Emulator, Request
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"
 GRAPH_KINDS = tuple(k for k in GOOGLE_KINDS if k != "rate-403")

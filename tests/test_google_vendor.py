@@ -17,12 +17,12 @@ from google.auth.exceptions import RefreshError
 from google.oauth2 import service_account
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.google import AUTH
+from officehours_sandbox.server import Request, Response
 
 from daemon.calendars.google import SCOPES, _discovery_document, quota_user
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.google import AUTH
-from daemon.sandbox.server import Request, Response
 
 ADA, BOB, DEAN = "ada@example.edu", "bob@example.edu", "dean@example.edu"
 INSUFFICIENT = {"error": {

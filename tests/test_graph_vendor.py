@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from conftest import HOUR, officehours
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Request, Response
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
 from daemon.http import ssl_context
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 
 MARY = "mary@example.edu"
 PACIFIC = ZoneInfo("America/Los_Angeles")

@@ -10,6 +10,8 @@ import pytest
 from conftest import HOUR, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.graph import exchange_rendering
 
 from daemon.app import open_engine
 from daemon.config import load
@@ -23,8 +25,6 @@ from daemon.reconcile import (
     strip_blocks,
     visible,
 )
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.graph import exchange_rendering
 
 LINK = JoinLink("https://zoom.example/j/1234567890?pwd=abc", "1234567890")
 TEMPLATE = Template("Join office hours on Zoom: {url}\nMeeting ID: {meeting_id}")

@@ -71,6 +71,13 @@ def test_no_import_circles() -> None:
     assert not circles, circles[:5]
 
 
+def test_the_runtime_imports_no_emulator() -> None:
+    """The emulators (officehours_sandbox) use the runtime, never the other way round:
+    `officehours demo` runs them in a process of their own."""
+    for module, deps in imports().items():
+        assert not {d for d in deps if d.startswith("officehours_sandbox")}, module
+
+
 def test_pure_modules_do_no_io() -> None:
     graph = imports()
     for module in PURE:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import yaml
 from conftest import HOUR, at, officehours, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import metrics
 from daemon.engine import EARLY_CHECK
 from daemon.model import share_of
-from daemon.sandbox.domain import Sandbox
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 

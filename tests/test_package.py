@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 from conftest import clean_env
@@ -23,6 +24,10 @@ def test_a_built_wheel_installs_the_command_the_unit_and_the_example(tmp_path: P
                 ROOT, cwd=tmp_path)  # isolated: setuptools as pyproject.toml declares it
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = (tmp_path / "dist").glob("officehours_daemon-*.whl")
+    # the runtime alone: no emulator, seeding, cluster or drill code, no test double
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if "sandbox" in n or n.endswith("memory.py")] == [], names
+    assert all(n.startswith(("daemon/", "officehours_daemon-")) for n in names), names
     venv.create(tmp_path / "venv", with_pip=True)
     bin_dir = tmp_path / "venv" / "bin"
     installed = run(bin_dir / "pip", "install", "--quiet", wheel)
@@ -41,5 +46,6 @@ def test_a_built_wheel_installs_the_command_the_unit_and_the_example(tmp_path: P
     assert f"ExecStart={officehours} --config {config} run" in unit.stdout
     assert "LoadCredential=zoom-secret:/etc/officehours/credentials/zoom-secret" in unit.stdout
     demo = run(officehours, "demo")
-    assert demo.returncode == 1 and "pip install 'officehours-daemon[demo]'" in demo.stderr
+    assert demo.returncode == 1 and "officehours-sandbox package" in demo.stderr
+    assert "make demo" in demo.stderr
     assert "Traceback" not in demo.stderr

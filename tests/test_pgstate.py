@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 from conftest import HOUR, at, officehours, wait_for
+from officehours_sandbox import postgres
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import CertificateAuthority
 from store_contract import StoreContract
 
 from daemon.app import open_state
 from daemon.config import load
 from daemon.leader import Lease
 from daemon.reconcile import START_MARK
-from daemon.sandbox import postgres
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import CertificateAuthority
 from daemon.store import Fenced, StateError, Store
 from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for
 from daemon.store.sql import SCHEMA_VERSION

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from memory_calendar import MemoryCalendar
+from officehours_sandbox.domain import Sandbox
 from provider_contract import ProviderContract
 
 from daemon.app import Providers
 from daemon.calendars.base import CalendarProvider
-from daemon.calendars.memory import MemoryCalendar
 from daemon.config import load
 from daemon.http import Outbound
 from daemon.model import Event, Kind
-from daemon.sandbox.domain import Sandbox
 
 ADA = "ada@example.edu"
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)

@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from conftest import HOUR, at, officehours, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
 
 from daemon.reconcile import START_MARK
 from daemon.roster import CachedGroups
-from daemon.sandbox.domain import Sandbox
 
 PEOPLE = [(f"Instructor {n}", f"i{n}@example.edu") for n in range(10)]
 

@@ -12,10 +12,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from officehours_sandbox.campus import apply_vendor_limits, seed_campus
+from officehours_sandbox.domain import Sandbox
+
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.sandbox.campus import apply_vendor_limits, seed_campus
-from daemon.sandbox.domain import Sandbox
 from daemon.service import run_pass
 
 COUNT = 100

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import HOUR, at, officehours, spawn, wait_for
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.faults import ALL_KINDS, ZOOM_KINDS, Chaos
 
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.faults import ALL_KINDS, ZOOM_KINDS, Chaos
 from daemon.service import run_pass
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"

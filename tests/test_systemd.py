@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from conftest import HOUR, at, clean_env, wait_for
+from officehours_sandbox.domain import Sandbox
 
 from daemon.reconcile import START_MARK
-from daemon.sandbox.domain import Sandbox
 
 UNIT = Path(__file__).parent.parent / "systemd" / "officehours.service"
 ANALYZE = shutil.which("systemd-analyze")

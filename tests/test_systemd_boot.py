@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 from conftest import HOUR, at, clean_env, wait_for
+from officehours_sandbox import postgres
+from officehours_sandbox.domain import Sandbox
 
 from daemon.reconcile import START_MARK
-from daemon.sandbox import postgres
-from daemon.sandbox.domain import Sandbox
 
 ROOT = Path(__file__).parent.parent
 BASE = Path(os.environ.get("OFFICEHOURS_NSPAWN_BASE", "/var/tmp/officehours-nspawn/bookworm"))

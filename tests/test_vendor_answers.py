@@ -14,6 +14,8 @@ import pytest
 from conftest import HOUR, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Request, Response
 from test_edges import Elsewhere
 
 from daemon.app import Providers, outbound_for
@@ -21,8 +23,6 @@ from daemon.calendars.base import instant
 from daemon.config import load
 from daemon.errors import CalendarError, ZoomError
 from daemon.http import Outbound
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Request, Response
 from daemon.zoom.client import ZoomClient
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"

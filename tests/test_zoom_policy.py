@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Response
 
 from daemon.config import ZoomConfig
 from daemon.errors import (
@@ -23,8 +25,6 @@ from daemon.errors import (
 )
 from daemon.http import Outbound, retry_after
 from daemon.model import mask_url
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Response
 from daemon.zoom.client import ZoomClient
 from daemon.zoom.policy import PmiState, Repair, missing_security, random_passcode
 

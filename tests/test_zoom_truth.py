@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import HOUR, at, officehours
-
-from daemon.sandbox.domain import Sandbox
-from daemon.sandbox.server import Response
+from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Response
 
 ADA = "ada@example.edu"
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import psycopg
 
-from ..reconcile import START_MARK
-from ..store.postgres import conninfo_for
+from daemon.reconcile import START_MARK
+from daemon.store.postgres import conninfo_for
+
 from . import postgres
 from .campus import add_session, description, email_of, now_utc, seed_campus
 from .domain import Sandbox

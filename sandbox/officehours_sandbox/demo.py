@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ..model import mask_url
-from ..store.sqlite import State
+from daemon.model import mask_url
+from daemon.store.sqlite import State
+
 from .domain import Sandbox
 
 ZONE = ZoneInfo("America/New_York")
@@ -200,8 +201,8 @@ def _same(moment: datetime) -> datetime:
 def _lead_window_pass(config: Path) -> tuple[int, int]:
     """A dry run per instructor with the clock at their next session's start minus 5
     minutes, as the pre-session check runs: (events it would write, Zoom repairs)."""
-    from ..app import open_engine
-    from ..config import load
+    from daemon.app import open_engine
+    from daemon.config import load
 
     loaded = load(config)
     state = State(loaded.service.state_dir / "state.sqlite3", read_only=True)
@@ -283,3 +284,11 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
             return code or (1 if problems else 0)
         finally:
             sandbox.stop()
+
+
+if __name__ == "__main__":  # `officehours demo` runs this
+    import sys
+
+    from daemon.cli import main
+
+    sys.exit(run_demo(main))

@@ -10,9 +10,9 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-from ..errors import Conflict, Gone, SyncExpired
-from ..model import Event, Kind
-from .base import Listing
+from daemon.calendars.base import Listing
+from daemon.errors import Conflict, Gone, SyncExpired
+from daemon.model import Event, Kind
 
 
 class MemoryCalendar:
