@@ -24,7 +24,7 @@ from officehours_sandbox.failover import drill
 
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.service import run_pass
+from daemon.runtime.passes import run_pass
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -46,7 +46,7 @@ from officehours_sandbox.server import Emulator
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.reconcile import START_MARK
-from daemon.service import run_pass
+from daemon.runtime.passes import run_pass
 
 DEFAULT_INTERVAL = 300  # the shipped sync_interval_seconds, for projections
 GOOGLE_PER_MINUTE, GOOGLE_PER_DAY = 10_000, 1_000_000

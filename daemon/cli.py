@@ -114,7 +114,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from . import metrics, overview
     from .app import open_engine
     from .nodes import one_writer
-    from .service import offboard_leavers, run_pass
+    from .runtime.passes import offboard_leavers, run_pass
 
     config = _config(args)
     with one_writer(config, args.dry_run) as fence:

@@ -5,16 +5,11 @@ SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor as Pool
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -31,7 +26,10 @@ from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import Instructor, share_of
 from .recurrence import Session
-from .roster import Serving
+from .runtime import passes
+from .runtime.notify import notify, watchdog_interval
+from .runtime.passes import offboard_leavers, soonest_first
+from .runtime.slot import EngineSlot
 from .store import Fenced, StateError
 
 log = logging.getLogger(__name__)
@@ -40,62 +38,6 @@ STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
 CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
 LAST_CHECK = timedelta(minutes=1)  # the last check of a room, this long before its session
-
-
-def notify(message: str) -> None:
-    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, if set."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:  # never block the service on a notify socket that is not being read
-            sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
-        except OSError as err:
-            log.warning("action=sd-notify problem=%r", str(err))
-
-
-def watchdog_interval() -> float | None:
-    """Half of systemd's WatchdogSec=, when the watchdog is meant for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid != str(os.getpid())):
-        return None
-    return int(usec) / 2_000_000
-
-
-def run_pass(engine: Engine, instructors: Sequence[Instructor],
-             done: Callable[[Result], None] | None = None,
-             spread_seconds: float = 0.0) -> list[Result]:
-    """A pass over many instructors, `service.concurrency` at a time; in order.
-
-    `done` is called with each instructor's result as soon as it is known, on the worker
-    that made it (the service plans that instructor's checks from it at once).
-
-    With `spread_seconds`, the instructors are started evenly over that time rather
-    than all at once: each calendar is then read at the same point of every pass, so
-    a change waits at most one interval, and the vendors see a steady trickle."""
-    workers = max(1, min(engine.config.service.concurrency, len(instructors)))
-
-    def one(instructor: Instructor) -> Result:
-        if engine.stopping.is_set():  # SIGTERM: finish what is under way, start nothing
-            return Result(instructor, error="not synced: the service is stopping")
-        result = engine.sync(instructor)
-        if done is not None:
-            done(result)
-        return result
-
-    gap = spread_seconds / len(instructors) if instructors else 0.0
-    began = time.monotonic()
-    with Pool(workers, thread_name_prefix="pass") as pool:
-        futures = []
-        for index, instructor in enumerate(instructors):
-            wait = began + index * gap - time.monotonic()
-            if wait > 0 and engine.stopping.wait(wait):
-                break
-            futures.append(pool.submit(one, instructor))
-    return [f.result() for f in futures]
 
 
 def check_moments(start: datetime, lead: timedelta, key: str,
@@ -112,40 +54,6 @@ def check_moments(start: datetime, lead: timedelta, key: str,
     if lead > LAST_CHECK:
         moments.append(("enforce-last", start - LAST_CHECK, start - LAST_CHECK))
     return moments
-
-
-def soonest_first(engine: Engine, instructors: Sequence[Instructor]) -> list[Instructor]:
-    """The instructors by their next session as the state last recorded it, soonest first
-    (a new leader secures the rooms about to open before reading the other calendars)."""
-    try:
-        known = engine.state.statuses()
-    except StateError:
-        return list(instructors)
-    never = datetime.max.replace(tzinfo=UTC)
-
-    def when(instructor: Instructor) -> datetime:
-        status = known.get(instructor.key)
-        return datetime.fromisoformat(status.next_session) if status and \
-            status.next_session else never
-
-    return sorted(instructors, key=when)
-
-
-def offboard_leavers(config: Config, engine: Engine, now: datetime,
-                     groups: roster.GroupReader | None = None) -> Serving:
-    """Read the roster (roster.py), offboard the members whose grace is over, say loudly
-    when a read is held; whom this pass serves."""
-    serving = roster.serving(config, engine.state, now, groups=groups or getattr(
-        engine.provider, "group_users", None))
-    if serving.held:
-        log.error("action=roster-read problem=%r outcome=held-previous-roster-in-force "
-                  "fix=officehours-roster-accept", serving.held)
-    for leaver in serving.leaving:
-        result = engine.remove_links(leaver, by=roster.SOURCE)
-        log.warning("instructor=%s action=offboard reason=left-the-roster changes=%d%s",
-                    leaver.email, len(result.changes),
-                    f" problem={result.error!r}" if result.error else "")
-    return serving
 
 
 class Service:
@@ -169,10 +77,7 @@ class Service:
             executors={"default": ThreadPoolExecutor(4), "checks": ThreadPoolExecutor(CHECKERS),
                        "beat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
-        self._config: Config | None = None
-        self._engine: Engine | None = None
-        self._in_use: Counter[Engine] = Counter()  # jobs running with each engine
-        self._retired: set[Engine] = set()  # replaced by a reload, closed once unused
+        self._slot = EngineSlot()  # the config and engine in force
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
         self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
@@ -191,7 +96,7 @@ class Service:
         if config.state is not None:
             self._lease = Lease(state_dsn(config, "officehours-lease"),
                                 node_name(config.state.node), config.state.lease_seconds)
-        self._config, self._engine = config, self._open(config)
+        self._slot.swap(config, self._open(config))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
@@ -234,7 +139,7 @@ class Service:
         self._scheduler.shutdown(wait=True)
         done.set()
         self._lease.stop()  # after the last write: a standby takes over at once
-        self._engine.close()
+        self._slot.close()
         log.info("action=stopped")
         return self._exit_code
 
@@ -254,11 +159,8 @@ class Service:
     def _end_stuck_calls(self, done: threading.Event) -> None:
         """While the scheduler drains at a stop: end a database call stuck for 2 s."""
         while not done.wait(0.5):
-            with self._planning:
-                engines = (self._engine, *self._retired)
-            for engine in engines:
-                if engine is not None:
-                    engine.state.abort(stuck_for=2.0)
+            for engine in self._slot.engines():
+                engine.state.abort(stuck_for=2.0)
 
     def _follow_lease(self) -> None:
         """Start passes when this node takes the lead, in an engine of that term; stop
@@ -276,18 +178,18 @@ class Service:
             if text != self._standby_status:
                 self._standby_status = text
                 notify(f"STATUS={text}")
-                if self._config is not None:  # officehours_leader 0 on a standby too
-                    self._write_metrics(self._config, None, None)
+                if self._slot.config is not None:  # officehours_leader 0 on a standby too
+                    self._write_metrics(self._slot.config, None, None)
 
     def _take_lead(self) -> None:
-        config = self._config
+        config = self._slot.config
         assert config is not None
         term = self._lease.term
         if isinstance(self._lease, Lease):  # two or more nodes: an engine of this term's own
             if term is None:  # lost again just now
                 return
             try:
-                self._swap(config, self._open(config, term.epoch))
+                self._slot.swap(config, self._open(config, term.epoch))
             except (ConfigError, StateError) as err:
                 log.error("action=lead epoch=%d problem=%r outcome=lead-given-up",
                           term.epoch, str(err))
@@ -324,16 +226,14 @@ class Service:
             for job in self._scheduler.get_jobs():
                 if job.id != "beat":
                     job.remove()
-            engines = (self._engine, *self._retired)
-        for engine in engines:
-            if engine is not None:
-                engine.stopping.set()
-                engine.state.abort()
+        for engine in self._slot.engines():
+            engine.stopping.set()
+            engine.state.abort()
         if not self._lease.leading():  # its renewal may hang on a silent database
             self._lease.abort()
         self._standby_status = ""
-        if self._config is not None:  # officehours_leader 0 from now
-            self._write_metrics(self._config, None, None)
+        if self._slot.config is not None:  # officehours_leader 0 from now
+            self._write_metrics(self._slot.config, None, None)
         log.error("action=lose-lead outcome=standby writes=stopped")
         notify("STATUS=standby: lost the lead, all writes stopped")
 
@@ -347,9 +247,8 @@ class Service:
         """Stop: no job starts, and a pass still running, with an engine a reload replaced
         too, starts no instructor more."""
         self._stop.set()
-        for engine in (self._engine, *tuple(self._retired)):
-            if engine is not None:
-                engine.stopping.set()
+        for engine in self._slot.engines():
+            engine.stopping.set()
 
     def _apply_reload(self) -> None:
         """Re-read the config; a config that does not load leaves the old one in force."""
@@ -364,7 +263,7 @@ class Service:
             notify(f"READY=1\nSTATUS=reload failed, old config in force: {problems[0]}")
             return
         setup_logging(config.service.log_level)
-        self._swap(config, engine)
+        self._slot.swap(config, engine)
         if self._leads:
             self._scheduler.reschedule_job(self._pass_job, trigger=IntervalTrigger(
                 seconds=config.service.sync_interval_seconds))
@@ -372,39 +271,8 @@ class Service:
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
-    def _swap(self, config: Config, engine: Engine) -> None:
-        """Put a new config and engine in force; the old engine is closed once unused."""
-        with self._planning:
-            old, self._config, self._engine = self._engine, config, engine
-            if old is not None and self._in_use[old]:
-                self._retired.add(old)  # a job still runs with it: closed when it ends
-                old = None
-        if old is not None:
-            old.close()  # its state connection, HTTP clients and calendar sessions
-
-    @contextmanager
-    def _current(self) -> Iterator[tuple[Config | None, Engine | None]]:
-        """The config and engine in force, held so that a reload cannot close the engine
-        under a running job (it is closed when the last job using it ends)."""
-        with self._planning:
-            config, engine = self._config, self._engine
-            if engine is not None:
-                self._in_use[engine] += 1
-        try:
-            yield config, engine
-        finally:
-            if engine is not None:
-                with self._planning:
-                    self._in_use[engine] -= 1
-                    done = engine in self._retired and not self._in_use[engine]
-                    if done:
-                        self._retired.discard(engine)
-                        del self._in_use[engine]
-                if done:
-                    engine.close()
-
     def _pass(self) -> None:
-        with self._current() as (config, engine):
+        with self._slot.current() as (config, engine):
             term = self._term
             if config is None or engine is None or not self._leads:
                 return
@@ -427,7 +295,7 @@ class Service:
         stuck: list[str] = []  # why the state database could not be used
         counting = threading.Lock()
 
-        def done(result: Result) -> None:  # on a pass worker, as each instructor ends
+        def done(result: Result) -> None:  # as each instructor ends
             self._plan_enforcement(config, engine, result, term)
             if result.damaged and not self._stop.is_set():  # found damaged while running:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
@@ -452,7 +320,9 @@ class Service:
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
         instructors = serving.instructors if self._passes else soonest_first(
             engine, serving.instructors)  # after a failover: open lead windows first
-        run_pass(engine, [] if self._stop.is_set() else instructors, done, spread)
+        for result in passes.results(engine, [] if self._stop.is_set() else instructors,
+                                     spread):
+            done(result)
         problems = counts["problems"]
         # not the scheduler's own next_run_time: a job must not call into the scheduler
         # (its shutdown holds the job-store lock while it waits for running jobs)
@@ -509,7 +379,7 @@ class Service:
         """The pre-session check: the instructor as the config has them now, their room
         secured before their calendar is read. The `last` check before the session
         `start` counts that session in the metrics."""
-        with self._current() as (config, engine):
+        with self._slot.current() as (config, engine):
             if self._stop.is_set() or not self._leads or config is None or engine is None:
                 return
             instructor = self._served.get(key) or next(

@@ -17,7 +17,8 @@ from daemon.config import load
 from daemon.engine import EARLY_CHECK, Result
 from daemon.model import share_of
 from daemon.reconcile import START_MARK
-from daemon.service import LAST_CHECK, check_moments, run_pass
+from daemon.runtime.passes import results
+from daemon.service import LAST_CHECK, check_moments
 
 ADA = "ada@example.edu"
 OTHERS = [f"busy{n}@example.edu" for n in range(4)]
@@ -33,10 +34,8 @@ def test_a_pass_hands_over_each_result_as_it_is_known_not_after_the_last_start(
     arrived: dict[str, float] = {}
     try:
         began = time.monotonic()
-        run_pass(engine, engine.config.instructors,
-                 lambda result: arrived.setdefault(result.instructor.email,
-                                                   time.monotonic() - began),
-                 spread_seconds=3.0)
+        for result in results(engine, engine.config.instructors, spread_seconds=3.0):
+            arrived.setdefault(result.instructor.email, time.monotonic() - began)
         ended = time.monotonic() - began
     finally:
         engine.close()

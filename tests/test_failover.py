@@ -421,6 +421,12 @@ def test_an_engine_writes_for_its_own_term_only() -> None:
         TermFence(lease, None).check()  # an engine opened before any term
 
 
+def epoch_of(service: Service) -> int | None:
+    """The term the engine in force was opened for."""
+    engine = service._slot.engine
+    return engine.fence.epoch if engine is not None and engine.fence is not None else None
+
+
 def test_a_term_the_main_loop_missed_gets_an_engine_of_its_own(
         campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str) -> None:
     """The lease lost and taken again between two looks of the main loop (epoch 5, then
@@ -431,20 +437,21 @@ def test_a_term_the_main_loop_missed_gets_an_engine_of_its_own(
     clock = [100.0]
     lease = Lease(conninfo_for(pg_url, postgres.PASSWORD, None, "t"), "here/1", LEASE,
                   clock=lambda: clock[0])
-    service._lease, service._config = lease, load(config_path)
-    service._engine = service._open(service._config)
+    service._lease = lease
+    service._slot.swap(load(config_path), service._open(load(config_path)))
     try:
         lease.term, lease._until = Term("here/1", 5, datetime.now(UTC)), 102.0
         service._follow_lease()
         assert (service._term, service._pass_job) == (5, "pass:5")
-        assert service._engine.fence is not None and service._engine.fence.epoch == 5
+        assert epoch_of(service) == 5
         lease.term = Term("here/1", 6, datetime.now(UTC))
         service._follow_lease()
         assert (service._term, service._pass_job) == (6, "pass:6")
-        assert service._engine.fence is not None and service._engine.fence.epoch == 6
-        service._engine.fence.check()
+        assert epoch_of(service) == 6
+        assert service._slot.engine is not None and service._slot.engine.fence is not None
+        service._slot.engine.fence.check()
     finally:
-        service._engine.close()
+        service._slot.close()
 
 
 def test_a_node_that_cannot_serve_its_term_gives_the_lead_up(pg_url: str) -> None:

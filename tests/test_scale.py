@@ -17,7 +17,7 @@ from officehours_sandbox.domain import Sandbox
 
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.service import run_pass
+from daemon.runtime.passes import run_pass
 
 COUNT = 100
 

@@ -19,7 +19,7 @@ from officehours_sandbox.faults import ALL_KINDS, ZOOM_KINDS, Chaos
 
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.service import run_pass
+from daemon.runtime.passes import run_pass
 
 ADA, MARY = "ada@example.edu", "mary@example.edu"
 QUICK = tuple(k for k in ALL_KINDS if k != "timeout")
