@@ -13,47 +13,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
 from . import metrics, overview, roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, load
-from .engine import EARLY_CHECK, Engine, Result
+from .engine import Engine, Result
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
-from .model import Instructor, share_of
-from .recurrence import Session
+from .model import Instructor
 from .runtime import passes
+from .runtime.checks import Schedule
 from .runtime.notify import notify, watchdog_interval
 from .runtime.passes import offboard_leavers, soonest_first
 from .runtime.slot import EngineSlot
 from .store import Fenced, StateError
 
 log = logging.getLogger(__name__)
-SCHEDULE_AHEAD = timedelta(days=1)  # enforcement jobs are planned this far ahead
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
-CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
-LAST_CHECK = timedelta(minutes=1)  # the last check of a room, this long before its session
-
-
-def check_moments(start: datetime, lead: timedelta, key: str,
-                  ) -> list[tuple[str, datetime, datetime]]:
-    """When a session's room is checked: as its lead window opens, up to EARLY_CHECK before,
-    at a point of that minute fixed by the instructor (hundreds of sessions start on the
-    hour: their rooms are read over a minute, not queued behind Zoom's limit); and once
-    more LAST_CHECK before it starts, when the window is longer than that, so that a room
-    opened in the portal after the first check is closed again before anyone joins.
-
-    Each as (job name, the moment it is due for, the moment it runs)."""
-    opens = start - lead
-    moments = [("enforce", opens, opens - EARLY_CHECK * share_of(key))]
-    if lead > LAST_CHECK:
-        moments.append(("enforce-last", start - LAST_CHECK, start - LAST_CHECK))
-    return moments
 
 
 class Service:
@@ -66,17 +42,7 @@ class Service:
         # the SIGHUP handler's own Event.set() hung the service); the main loop acts on them
         self._stop_asked = False
         self._reload_asked = False
-        # APScheduler's shutdown holds its job-store lock while it waits for running jobs,
-        # so a job must never add a job once shutdown may have begun: this lock orders them.
-        # It also guards the swap of config and engine on reload.
-        self._planning = threading.Lock()
-        self._scheduler = BackgroundScheduler(
-            timezone="UTC",
-            # passes on "default"; pre-session checks on workers of their own, so that a
-            # pass holding its workers (a slow vendor, Zoom's pacing) cannot delay them
-            executors={"default": ThreadPoolExecutor(4), "checks": ThreadPoolExecutor(CHECKERS),
-                       "beat": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self._schedule = Schedule(clock, self._enforce)  # passes and pre-session checks
         self._slot = EngineSlot()  # the config and engine in force
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
@@ -87,7 +53,6 @@ class Service:
         self._pass_job = "pass"
         self._beat_at = time.monotonic()  # the scheduler's last sign of life
         self._term: int | None = None  # the epoch this node leads in (None: SQLite)
-        self._sessions: dict[str, list[Session]] = {}  # each instructor's, as last read
         self._exit_code = 0
 
     def run(self) -> int:
@@ -101,10 +66,8 @@ class Service:
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
         every = watchdog_interval()
-        if every:  # the scheduler's own sign of life, which the main loop passes on
-            self._scheduler.add_job(self._beat, IntervalTrigger(seconds=every / 2), id="beat",
-                                    executor="beat")
-        self._scheduler.start()
+        # the scheduler's own sign of life, which the main loop passes on
+        self._schedule.start(self._beat, every / 2 if every else None)
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
         self._lease.start()
@@ -130,13 +93,11 @@ class Service:
             self._follow_lease()
         notify("STOPPING=1")
         log.info("action=stop reason=signal")
-        with self._planning:
-            pass  # no job is adding a job now, and none will: _stop is set
         # a write under way finishes and no new one starts; a database call hung on a
         # database gone silent is ended, so that the service still stops in time
         done = threading.Event()
         threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
-        self._scheduler.shutdown(wait=True)
+        self._schedule.close()
         done.set()
         self._lease.stop()  # after the last write: a standby takes over at once
         self._slot.close()
@@ -198,15 +159,13 @@ class Service:
             log.warning("action=lead node=%s epoch=%d outcome=passes-start", term.node,
                         term.epoch)
             notify(f"STATUS=leading (epoch {term.epoch}): first pass under way")
-        with self._planning:
+        with self._schedule.lock:
             self._leads, self._passes = True, 0
             self._term = term.epoch if term else None
         # a job id of the term's own: a pass of a lost term may still be ending, and the
         # scheduler would skip this term's first pass as a second instance of it
         self._pass_job = f"pass:{term.epoch}" if term else "pass"
-        self._scheduler.add_job(self._pass, IntervalTrigger(
-            seconds=config.service.sync_interval_seconds), id=self._pass_job,
-            next_run_time=self.clock(), replace_existing=True)
+        self._schedule.passes(self._pass_job, config.service.sync_interval_seconds, self._pass)
 
     def _in_term(self, term: int | None) -> bool:
         """Whether this node still leads in the term a job began in."""
@@ -221,11 +180,9 @@ class Service:
     def _step_down(self) -> None:
         """The lead is lost: no job starts, the running pass starts no instructor, every
         write is refused by the fence, and calls hung on a silent database return."""
-        with self._planning:
+        with self._schedule.lock:
             self._leads, self._term = False, None
-            for job in self._scheduler.get_jobs():
-                if job.id != "beat":
-                    job.remove()
+            self._schedule.clear()
         for engine in self._slot.engines():
             engine.stopping.set()
             engine.state.abort()
@@ -265,9 +222,7 @@ class Service:
         setup_logging(config.service.log_level)
         self._slot.swap(config, engine)
         if self._leads:
-            self._scheduler.reschedule_job(self._pass_job, trigger=IntervalTrigger(
-                seconds=config.service.sync_interval_seconds))
-            self._scheduler.modify_job(self._pass_job, next_run_time=self.clock())
+            self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
@@ -295,8 +250,11 @@ class Service:
         stuck: list[str] = []  # why the state database could not be used
         counting = threading.Lock()
 
+        lead = timedelta(minutes=config.service.enforce_lead_minutes)
+
         def done(result: Result) -> None:  # as each instructor ends
-            self._plan_enforcement(config, engine, result, term)
+            self._schedule.plan(result, lead, lambda: not self._stop.is_set()
+                                and self._in_term(term))
             if result.damaged and not self._stop.is_set():  # found damaged while running:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
                           "rebuilds", result.error)  # a restart sets it aside (State.open)
@@ -346,34 +304,6 @@ class Service:
                     f"written, tried again at the next pass{held}")
         notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems{rooms}, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
-
-    def _plan_enforcement(self, config: Config, engine: Engine, result: Result,
-                          term: int | None) -> None:
-        """The checks of each session of the next day (check_moments) still ahead of the
-        moment the pass looked, on the checks' own workers."""
-        lead = timedelta(minutes=config.service.enforce_lead_minutes)
-        key = result.instructor.key
-        checked = result.checked_at or self.clock()
-        if result.sessions is not None:
-            self._sessions[key] = result.sessions
-        # a calendar that could not be read: its sessions as last seen still get checks
-        for session in self._sessions.get(key, []):
-            if session.start - lead > checked + SCHEDULE_AHEAD:
-                break
-            moments = check_moments(session.start, lead, key)
-            for name, due, at in moments:
-                if due <= checked:  # already due when the pass looked: the pass checked it
-                    continue
-                last = name == moments[-1][0]  # the session's outcome, in the metrics
-                with self._planning:
-                    if self._stop.is_set() or not self._in_term(term):
-                        return
-                    # a window that opened while the pass was busy elsewhere runs at once
-                    self._scheduler.add_job(
-                        self._enforce, DateTrigger(run_date=max(at, self.clock())),
-                        args=[key, session.start, last],
-                        id=f"{name}:{key}:{session.start.isoformat()}",
-                        executor="checks", replace_existing=True)
 
     def _enforce(self, key: str, start: datetime, last: bool) -> None:
         """The pre-session check: the instructor as the config has them now, their room

@@ -17,8 +17,8 @@ from daemon.config import load
 from daemon.engine import EARLY_CHECK, Result
 from daemon.model import share_of
 from daemon.reconcile import START_MARK
+from daemon.runtime.checks import LAST_CHECK, check_moments
 from daemon.runtime.passes import results
-from daemon.service import LAST_CHECK, check_moments
 
 ADA = "ada@example.edu"
 OTHERS = [f"busy{n}@example.edu" for n in range(4)]
