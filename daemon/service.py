@@ -22,6 +22,7 @@ from .logs import setup_logging
 from .model import Instructor
 from .runtime import passes
 from .runtime.checks import Schedule
+from .runtime.lead import Change, Leadership
 from .runtime.notify import notify, watchdog_interval
 from .runtime.passes import offboard_leavers, soonest_first
 from .runtime.slot import EngineSlot
@@ -47,20 +48,18 @@ class Service:
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
         self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
-        self._lease: Lease | Solo = Solo()
-        self._standby_status = ""
-        self._leads = False  # this node runs passes (on SQLite: always)
+        self._lead = Leadership(Solo())  # who leads: on SQLite, always this node
         self._pass_job = "pass"
         self._beat_at = time.monotonic()  # the scheduler's last sign of life
-        self._term: int | None = None  # the epoch this node leads in (None: SQLite)
         self._exit_code = 0
 
     def run(self) -> int:
         config = load(self.config_path)
         setup_logging(config.service.log_level)
         if config.state is not None:
-            self._lease = Lease(state_dsn(config, "officehours-lease"),
-                                node_name(config.state.node), config.state.lease_seconds)
+            self._lead = Leadership(Lease(state_dsn(config, "officehours-lease"),
+                                          node_name(config.state.node),
+                                          config.state.lease_seconds))
         self._slot.swap(config, self._open(config))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
@@ -70,12 +69,11 @@ class Service:
         self._schedule.start(self._beat, every / 2 if every else None)
         log.info("action=start instructors=%d interval=%ds lead=%dmin", len(config.instructors),
                  config.service.sync_interval_seconds, config.service.enforce_lead_minutes)
-        self._lease.start()
+        self._lead.lease.start()
         self._follow_lease()
         # a standby is READY too: waiting for the lead is its job (its STATUS, and a new
         # leader's, were just sent by _follow_lease)
-        notify("READY=1\nSTATUS=first pass under way" if isinstance(self._lease, Solo)
-               else "READY=1")
+        notify("READY=1" if self._lead.shared else "READY=1\nSTATUS=first pass under way")
         # the watchdog is fed by this loop while the scheduler beats too: a stuck loop (on
         # a database, say) or a stuck scheduler is what systemd sees and restarts
         fed = 0.0
@@ -99,7 +97,7 @@ class Service:
         threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
         self._schedule.close()
         done.set()
-        self._lease.stop()  # after the last write: a standby takes over at once
+        self._lead.lease.stop()  # after the last write: a standby takes over at once
         self._slot.close()
         log.info("action=stopped")
         return self._exit_code
@@ -107,7 +105,8 @@ class Service:
     def _open(self, config: Config, epoch: int | None = None) -> Engine:
         """An engine for this node: on two or more nodes, bound to the term `epoch` (None:
         it writes nothing; a term opens an engine of its own). Retry waits end at a stop."""
-        fence = None if isinstance(self._lease, Solo) else TermFence(self._lease, epoch)
+        lease = self._lead.lease
+        fence = TermFence(lease, epoch) if isinstance(lease, Lease) else None
         return open_engine(config, clock=self.clock, fence=fence, sleep=self._sleep)
 
     def _beat(self) -> None:
@@ -127,26 +126,23 @@ class Service:
         """Start passes when this node takes the lead, in an engine of that term; stop
         every write when it loses it, or when its lease moved on to a term the engine
         was not opened for (lost and taken again between two looks)."""
-        leading, epoch = self._lease.leading(), self._lease.epoch
-        if self._leads and (not leading or epoch != self._term):
+        change = self._lead.change()
+        if change in (Change.LOSE, Change.RELEAD):
             self._step_down()
-        if leading and not self._leads:
+        if change in (Change.LEAD, Change.RELEAD):
             self._take_lead()
-        elif not leading and isinstance(self._lease, Lease):
-            other = self._lease.other
-            text = (f"standby: {other.node} leads since {other.since:%Y-%m-%d %H:%M:%S %Z} "
-                    f"at epoch {other.epoch}" if other else "standby: no node leads yet")
-            if text != self._standby_status:
-                self._standby_status = text
-                notify(f"STATUS={text}")
-                if self._slot.config is not None:  # officehours_leader 0 on a standby too
-                    self._write_metrics(self._slot.config, None, None)
+        news = self._lead.standby_news()
+        if news is not None:
+            notify(f"STATUS={news}")
+            if self._slot.config is not None:  # officehours_leader 0 on a standby too
+                self._write_metrics(self._slot.config, None, None)
 
     def _take_lead(self) -> None:
         config = self._slot.config
         assert config is not None
-        term = self._lease.term
-        if isinstance(self._lease, Lease):  # two or more nodes: an engine of this term's own
+        lease = self._lead.lease
+        term = lease.term
+        if isinstance(lease, Lease):  # two or more nodes: an engine of this term's own
             if term is None:  # lost again just now
                 return
             try:
@@ -154,41 +150,30 @@ class Service:
             except (ConfigError, StateError) as err:
                 log.error("action=lead epoch=%d problem=%r outcome=lead-given-up",
                           term.epoch, str(err))
-                self._lease.give_up()  # another node may do better; this one waits a lease
+                lease.give_up()  # another node may do better; this one waits a lease
                 return
             log.warning("action=lead node=%s epoch=%d outcome=passes-start", term.node,
                         term.epoch)
             notify(f"STATUS=leading (epoch {term.epoch}): first pass under way")
         with self._schedule.lock:
-            self._leads, self._passes = True, 0
-            self._term = term.epoch if term else None
+            self._lead.took(term.epoch if term else None)
+            self._passes = 0
         # a job id of the term's own: a pass of a lost term may still be ending, and the
         # scheduler would skip this term's first pass as a second instance of it
         self._pass_job = f"pass:{term.epoch}" if term else "pass"
         self._schedule.passes(self._pass_job, config.service.sync_interval_seconds, self._pass)
 
-    def _in_term(self, term: int | None) -> bool:
-        """Whether this node still leads in the term a job began in."""
-        return self._leads and self._term == term
-
-    def _leading_as(self) -> str:
-        """How STATUS begins on a node of two or more: which term it leads."""
-        term = self._lease.term
-        return "" if term is None else (f"leading since {term.since.astimezone():%H:%M} "
-                                        f"(epoch {term.epoch}): ")
-
     def _step_down(self) -> None:
         """The lead is lost: no job starts, the running pass starts no instructor, every
         write is refused by the fence, and calls hung on a silent database return."""
         with self._schedule.lock:
-            self._leads, self._term = False, None
+            self._lead.lost()
             self._schedule.clear()
         for engine in self._slot.engines():
             engine.stopping.set()
             engine.state.abort()
-        if not self._lease.leading():  # its renewal may hang on a silent database
-            self._lease.abort()
-        self._standby_status = ""
+        if not self._lead.lease.leading():  # its renewal may hang on a silent database
+            self._lead.lease.abort()
         if self._slot.config is not None:  # officehours_leader 0 from now
             self._write_metrics(self._slot.config, None, None)
         log.error("action=lose-lead outcome=standby writes=stopped")
@@ -212,7 +197,7 @@ class Service:
         notify("RELOADING=1")
         try:
             config = load(self.config_path)
-            engine = self._open(config, self._term if self._leads else None)
+            engine = self._open(config, self._lead.term if self._lead.leads else None)
         except (ConfigError, StateError) as err:
             problems = err.problems if isinstance(err, ConfigError) else [str(err)]
             for problem in problems:
@@ -221,15 +206,15 @@ class Service:
             return
         setup_logging(config.service.log_level)
         self._slot.swap(config, engine)
-        if self._leads:
+        if self._lead.leads:
             self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
     def _pass(self) -> None:
         with self._slot.current() as (config, engine):
-            term = self._term
-            if config is None or engine is None or not self._leads:
+            term = self._lead.term
+            if config is None or engine is None or not self._lead.leads:
                 return
             try:
                 self._pass_with(config, engine, term)
@@ -254,7 +239,7 @@ class Service:
 
         def done(result: Result) -> None:  # as each instructor ends
             self._schedule.plan(result, lead, lambda: not self._stop.is_set()
-                                and self._in_term(term))
+                                and self._lead.in_term(term))
             if result.damaged and not self._stop.is_set():  # found damaged while running:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
                           "rebuilds", result.error)  # a restart sets it aside (State.open)
@@ -267,11 +252,11 @@ class Service:
                 counts["held"] += result.held
                 if result.held and not stuck:
                     stuck.append(result.error or "")
-                if not self._leads or time.monotonic() - last_status[0] < STATUS_EVERY:
+                if not self._lead.leads or time.monotonic() - last_status[0] < STATUS_EVERY:
                     return
                 last_status[0] = time.monotonic()
-            notify(f"STATUS={self._leading_as()}{label}: {counts['done']}/{total} instructors, "
-                   f"{counts['problems']} problems")
+            notify(f"STATUS={self._lead.leading_as()}{label}: {counts['done']}/{total} "
+                   f"instructors, {counts['problems']} problems")
 
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
@@ -294,15 +279,15 @@ class Service:
         if stuck:  # a full disk, an I/O error, a lock: nothing was changed for them
             log.error("action=pass outcome=held instructors=%d problem=%r retry=next-pass",
                       counts["held"], stuck[0])
-        if not self._in_term(term):  # the lead was lost during the pass: STATUS and the
-            return  # count of passes belong to the standby or a new term
+        if not self._lead.in_term(term):  # the lead was lost during the pass: STATUS and
+            return  # the count of passes belong to the standby or a new term
         self._passes += 1
         held = f", ROSTER HELD: {serving.held}" if serving.held else ""
         rooms = f", {counts['insecure']} rooms NOT SECURE" if counts["insecure"] else ""
         if stuck:
             held = (f", PASS HELD for {counts['held']}: the state database cannot be "
                     f"written, tried again at the next pass{held}")
-        notify(f"STATUS={self._leading_as()}{total} instructors, {problems} problems{rooms}, "
+        notify(f"STATUS={self._lead.leading_as()}{total} instructors, {problems} problems{rooms}, "
                f"next pass {upcoming.astimezone():%H:%M}{held}")
 
     def _enforce(self, key: str, start: datetime, last: bool) -> None:
@@ -310,7 +295,7 @@ class Service:
         secured before their calendar is read. The `last` check before the session
         `start` counts that session in the metrics."""
         with self._slot.current() as (config, engine):
-            if self._stop.is_set() or not self._leads or config is None or engine is None:
+            if self._stop.is_set() or not self._lead.leads or config is None or engine is None:
                 return
             instructor = self._served.get(key) or next(
                 (i for i in config.instructors if i.key == key), None)
@@ -329,9 +314,9 @@ class Service:
         if config.metrics is None:
             return
         seen = None
-        if engine is not None and self._in_term(term):
+        if engine is not None and self._lead.in_term(term):
             try:
                 seen = overview.read(config, engine.state, self.clock())
             except (Fenced, StateError) as err:
                 log.warning("action=write-metrics problem=%r outcome=counters-only", str(err))
-        metrics.write(config.metrics.textfile, seen, self._in_term(term), term)
+        metrics.write(config.metrics.textfile, seen, self._lead.in_term(term), term)

@@ -28,6 +28,7 @@ from test_systemd import Notifications, start_like_systemd
 from daemon.config import load
 from daemon.leader import Lease, Term, TermFence
 from daemon.reconcile import START_MARK
+from daemon.runtime.lead import Leadership
 from daemon.service import Service
 from daemon.store import Fenced, StateError
 from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for
@@ -437,16 +438,16 @@ def test_a_term_the_main_loop_missed_gets_an_engine_of_its_own(
     clock = [100.0]
     lease = Lease(conninfo_for(pg_url, postgres.PASSWORD, None, "t"), "here/1", LEASE,
                   clock=lambda: clock[0])
-    service._lease = lease
+    service._lead = Leadership(lease)
     service._slot.swap(load(config_path), service._open(load(config_path)))
     try:
         lease.term, lease._until = Term("here/1", 5, datetime.now(UTC)), 102.0
         service._follow_lease()
-        assert (service._term, service._pass_job) == (5, "pass:5")
+        assert (service._lead.term, service._pass_job) == (5, "pass:5")
         assert epoch_of(service) == 5
         lease.term = Term("here/1", 6, datetime.now(UTC))
         service._follow_lease()
-        assert (service._term, service._pass_job) == (6, "pass:6")
+        assert (service._lead.term, service._pass_job) == (6, "pass:6")
         assert epoch_of(service) == 6
         assert service._slot.engine is not None and service._slot.engine.fence is not None
         service._slot.engine.fence.check()
