@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import metrics
-from .calendars.base import CalendarProvider
+from .calendars.base import CalendarProvider, FencedCalendar
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
 from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
 from .config import Config, ConfigError
@@ -70,9 +70,9 @@ def utc_now() -> datetime:
 class Providers:
     """Makes each instructor's calendar provider; shares what can be shared per vendor."""
 
-    def __init__(self, config: Config, outbound: Outbound) -> None:
+    def __init__(self, config: Config, outbound: Outbound, fence: Fence | None = None) -> None:
         guard_secrets()  # the Google key and the Graph secret are read below
-        self._config = config
+        self._config, self._fence = config, fence
         self._sleep = outbound.sleep
         # a roster may bring instructors of any provider whose section is configured
         used = ({i.provider for i in config.instructors} if config.roster is None
@@ -91,6 +91,11 @@ class Providers:
             raise ConfigError([f"{config.path}: credentials: {err}"]) from None
 
     def __call__(self, instructor: Instructor) -> CalendarProvider:
+        """The instructor's calendar; its writes fenced when the node has a fence."""
+        calendar = self._calendar(instructor)
+        return calendar if self._fence is None else FencedCalendar(calendar, self._fence)
+
+    def _calendar(self, instructor: Instructor) -> CalendarProvider:
         config = self._config
         if instructor.provider == "google" and self._google:
             return GoogleCalendar(self._google, instructor, self._sleep)
@@ -198,8 +203,10 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
     the service's lease, checked before every calendar and Zoom write."""
     secret = read_secret(config.zoom.client_secret_file, "zoom.client_secret_file")
     outbound = outbound_for(config, sleep)
+    # every calendar and Zoom write asks the fence first: the wrappers made here
     zoom = ZoomClient(config.zoom, secret, outbound.httpx(
-        "zoom", config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep)
+        "zoom", config.zoom.api_base_url, config.zoom.oauth_base_url), sleep=sleep,
+        before_write=fence.check if fence is not None else lambda: None)
     state: SqlStore
     if not dry_run:
         state = open_state(config, fence)
@@ -211,6 +218,6 @@ def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datet
             state = State.scratch_from(shared) if shared.schema_version else State(":memory:")
         finally:
             shared.close()
-    return Engine(config, state, zoom, Providers(config, outbound), clock, dry_run=dry_run,
-                  fence=fence)
+    return Engine(config, state, zoom, Providers(config, outbound, fence), clock,
+                  dry_run=dry_run, fence=fence)
 

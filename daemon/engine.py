@@ -114,9 +114,8 @@ class Engine:
         self._refused: dict[str, str] = {}  # event -> the write refused (_attempt)
         self.stopping = threading.Event()
         self.links = LinkCache(config.zoom.refresh_minutes)
-        self.fence = fence  # two nodes: checked before every calendar and Zoom write
-        if fence is not None:
-            zoom.before_write = fence.check
+        self.fence = fence  # two nodes: the term it writes for (app.open_engine fences the
+        # calendar and Zoom writes with it; the store fences its own)
 
     def close(self) -> None:
         for calendar in self._providers.values():
@@ -496,9 +495,7 @@ class Engine:
         # settled after: no write the vendor may have taken is missing from the log
         entry = self.state.audit(self.clock(), key, f"event:{event.id}", action.action,
                                  {"title": event.title, "change": line, "pending": True})
-        try:
-            if self.fence is not None:
-                self.fence.check()  # the lead can run out between the state write and here
+        try:  # Fenced when the lead ran out since the state write (app.Providers)
             calendar.patch(event, action.description, action.location)
         except (CalendarError, Fenced) as err:
             if isinstance(err, Fenced) or _not_written(err):  # not written: no line for it

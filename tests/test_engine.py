@@ -16,6 +16,7 @@ from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
 from daemon.model import fingerprint
+from daemon.store import Fenced
 
 ADA = "ada@example.edu"
 
@@ -260,3 +261,41 @@ def test_the_state_cannot_give_back_a_passcode_shown_in_invites(
     guesses = {fingerprint(f"{url} passcode:{code}") for code in ("428571", "")}
     guesses |= {fingerprint(url), fingerprint(f"{url} 428571")}
     assert known.link_hash is not None and known.link_hash not in guesses
+
+
+class Closed:
+    """A node's fence once its lead is over: the state allows writes (one node on SQLite
+    here), so only the wrappers made where the engine is built can stop the vendor's."""
+
+    epoch = 3
+    asked = 0
+
+    def check(self) -> None:
+        self.asked += 1
+        raise Fenced("not written: the lead of epoch 3 is over")
+
+    def revoke(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("room", ["secure", "open"])
+def test_a_node_out_of_its_term_writes_to_no_calendar_and_no_zoom(
+        sandbox: Sandbox, now: datetime, room: str) -> None:
+    """The fence is applied where the engine is built (app.open_engine): every calendar
+    write and every Zoom write asks it first, whatever path the engine takes (a secure
+    room: only a link to write; an open one: a repair first)."""
+    user = sandbox.add_instructor("Ada Lovelace", ADA, 8123456789,
+                                  require_password_for_pmi_meetings="all",
+                                  pmi_password="123456", waiting_room=True)
+    user.pmi_waiting_room = room == "secure"
+    sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                             end=at(now + 2 * HOUR))
+    fence = Closed()
+    engine = open_engine(load(sandbox.write_config()), fence=fence)
+    try:
+        result = engine.sync(engine.config.instructors[0])
+    finally:
+        engine.close()
+    assert fence.asked >= 1 and result.changes == [] and result.error
+    assert sandbox.google.writes() == [] and zoom_writes(sandbox) == []
+    assert user.secure == (room == "secure")  # left as found: this node may not write

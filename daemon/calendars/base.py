@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import CalendarError
 from ..model import Event
+from ..store import Fence
 
 T = TypeVar("T")
 
@@ -44,6 +45,40 @@ class CalendarProvider(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class FencedCalendar:
+    """A provider whose every write first asks the node's fence (leader.py): on two or
+    more nodes, an event is written only while this node leads in its engine's term.
+    Applied where the engine is built (app.Providers), so no caller can forget it."""
+
+    def __init__(self, inner: CalendarProvider, fence: Fence) -> None:
+        self._inner, self._fence = inner, fence
+        self.description_limit = inner.description_limit
+
+    @property
+    def requests(self) -> int:
+        return self._inner.requests
+
+    @requests.setter
+    def requests(self, value: int) -> None:
+        self._inner.requests = value
+
+    def changes(self, sync_token: str | None) -> Listing:
+        return self._inner.changes(sync_token)
+
+    def get(self, event_id: str) -> Event | None:
+        return self._inner.get(event_id)
+
+    def patch(self, event: Event, description: str, location: str) -> Event:
+        self._fence.check()  # Fenced: not written
+        return self._inner.patch(event, description, location)
+
+    def access(self) -> str:
+        return self._inner.access()
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def checked(vendor: str, item: Any, convert: Callable[[Mapping[str, Any]], T]) -> T:

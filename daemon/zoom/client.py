@@ -153,7 +153,8 @@ def _delay(outcome: httpx.Response | Exception, attempt: int) -> float | None:
 class ZoomClient:
     def __init__(self, config: ZoomConfig, secret: str, http: httpx.Client,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 before_write: Callable[[], None] = lambda: None) -> None:
         self._base = config.api_base_url
         self._http = http
         self._auth = _TokenAuth(config, secret, clock)
@@ -161,9 +162,9 @@ class ZoomClient:
         self._limits = {category: RateLimiter(rate, sleep)
                         for category, rate in RATE_LIMITS[config.plan].items()}
         self.requests = 0
-        # the engine's fence: before every attempt of every write (leader.py); Fenced if
-        # the node no longer leads
-        self.before_write: Callable[[], None] = lambda: None
+        # the node's fence, given where the engine is built: before every attempt of every
+        # write (leader.py); Fenced once the node no longer leads
+        self.before_write = before_write
 
     def close(self) -> None:
         self._http.close()
