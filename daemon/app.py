@@ -7,7 +7,8 @@ import ctypes
 import logging
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +195,42 @@ def read_state(config: Config) -> SqlStore | None:
                 "kept" if err.damaged else "try again once the disk or lock is cleared")
         raise StateError(f"{path} cannot be read ({err}); {then}", stuck=True) from None
     return state
+
+
+@contextmanager
+def reading(config: Config) -> Iterator[SqlStore | None]:
+    """The state read-only for one command (None before any pass), closed after it."""
+    state = read_state(config)
+    try:
+        yield state
+    finally:
+        if state is not None:
+            state.close()
+
+
+@contextmanager
+def writing(config: Config) -> Iterator[SqlStore]:
+    """The state to write, for one admin command, closed after it."""
+    state = open_state(config)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+@contextmanager
+def roster_groups(config: Config) -> Iterator[Callable[[str], list[dict[str, str]]] | None]:
+    """What reads the roster's groups (the apps' clients, closed after), or None when the
+    roster has no group."""
+    roster = config.roster
+    if roster is None or not (roster.entra_group_id or roster.google_group):
+        yield None
+        return
+    providers = Providers(config, outbound_for(config))
+    try:
+        yield providers.group_users
+    finally:
+        providers.close()
 
 
 def open_engine(config: Config, dry_run: bool = False, clock: Callable[[], datetime] = utc_now,

@@ -73,19 +73,15 @@ def _roster_file_verdict(config: Config) -> tuple[int | None, str | None]:
     """A roster that is a file alone, on SQLite: its members, and whether `run` would hold
     the read against the roster last applied (no network: groups and a shared database
     are for `roster` and doctor)."""
-    from .app import read_state
+    from .app import reading
     from .roster import file_verdict
 
     roster = config.roster
     if roster is None or roster.csv_file is None or roster.entra_group_id or \
             roster.google_group or config.state is not None:
         return None, None
-    state = read_state(config)
-    try:
+    with reading(config) as state:
         return file_verdict(config, state)
-    finally:
-        if state is not None:
-            state.close()
 
 
 def _report(results: list[Result], dry_run: bool) -> int:
@@ -167,7 +163,7 @@ def _everyone(config: Config) -> list[Instructor]:
     """Everyone the program serves or has served, once each: [[instructors]], the roster's
     CSV as it reads now, the roster as last applied (leavers included), and every address
     the state knows (CONTRACT.md: remove-links without --instructor)."""
-    from .app import read_state
+    from .app import reading
     from .roster import RosterError, read_csv
 
     found = {i.key: i for i in config.instructors}
@@ -175,14 +171,11 @@ def _everyone(config: Config) -> list[Instructor]:
         with contextlib.suppress(RosterError):  # unreadable: the state still knows them
             found.update((m.key, m) for m in read_csv(config.roster.csv_file)
                          if m.key not in found)
-    state = read_state(config)
-    if state is None:
-        return list(found.values())
-    try:
-        known = [served for served, _ in state.roster().values()]
-        known += [s for key in state.statuses() if (s := state.served_as(key)) is not None]
-    finally:
-        state.close()
+    known: list[dict[str, str]] = []
+    with reading(config) as state:
+        if state is not None:
+            known = [served for served, _ in state.roster().values()]
+            known += [s for key in state.statuses() if (s := state.served_as(key)) is not None]
     for served in known:
         member = Instructor(**served)
         found.setdefault(member.key, member)
@@ -191,27 +184,19 @@ def _everyone(config: Config) -> list[Instructor]:
 
 def _remembered(config: Config, key: str) -> Instructor | None:
     """An instructor as their last pass was served, from the state."""
-    from .app import read_state
+    from .app import reading
 
-    state = read_state(config)
-    if state is None:
-        return None
-    try:
-        served = state.served_as(key)
-    finally:
-        state.close()
+    with reading(config) as state:
+        served = state.served_as(key) if state else None
     return Instructor(**served) if served else None
 
 
 def cmd_reinstate(args: argparse.Namespace) -> int:
-    from .app import open_state
+    from .app import writing
 
     config = _config(args, secrets=False)
-    state = open_state(config)
-    try:
+    with writing(config) as state:
         back = state.reinstate(same_person(args.instructor) if args.instructor else None)
-    finally:
-        state.close()
     for key in back:
         print(f"{key}: served again from the next pass (a running service picks it up)")
     if not back:
@@ -240,16 +225,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from . import overview
-    from .app import read_state
+    from .app import reading
     from .zoom.policy import describe_meets
 
     config = _config(args, secrets=False)
-    state = read_state(config)
-    try:
+    with reading(config) as state:
         seen = overview.read(config, state, datetime.now(UTC))
-    finally:
-        if state:
-            state.close()
     failing = seen.failing  # the exit code is the campus's, whatever the filters show
     wanted = None if args.instructor is None else same_person(args.instructor)
     seen.rows = [r for r in seen.rows if (not args.failing or r.failing)
@@ -344,16 +325,12 @@ def _since(text: str) -> datetime:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .app import read_state
+    from .app import reading
 
     config = _config(args, secrets=False)
-    state = read_state(config)
-    try:
+    with reading(config) as state:
         entries = state.audit_log(same_person(args.instructor) if args.instructor else None,
                                   args.since) if state else []
-    finally:
-        if state:
-            state.close()
     if args.json:
         print(json.dumps([{"at": at, "instructor": who, "target": target, "action": action,
                            "detail": detail} for at, who, target, action, detail in entries],
@@ -372,22 +349,17 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_roster(args: argparse.Namespace) -> int:
     from . import roster
-    from .app import open_state
+    from .app import roster_groups, writing
 
     config = _config(args, secrets=False)
     if config.roster is None:
         print(f"{config.path}: no [roster] section: the instructors are the "
               "[[instructors]] list", file=sys.stderr)
         return EXIT_CONFIG
-    groups, providers, sources = None, None, config.roster
+    sources = config.roster
     if sources.entra_group_id or sources.google_group:  # read with the apps' secrets
-        from .app import Providers, outbound_for
-
         config = _config(args)
-        providers = Providers(config, outbound_for(config))
-        groups = providers.group_users
-    state = open_state(config)
-    try:
+    with writing(config) as state, roster_groups(config) as groups:
         members, change = roster.compare(state, sources, config.instructors, groups)
         if args.accept:
             if members is None or not members:  # nothing readable: nothing to accept
@@ -401,10 +373,6 @@ def cmd_roster(args: argparse.Namespace) -> int:
             return EXIT_OK
         applied = state.roster()
         held = state.held()
-    finally:
-        state.close()
-        if providers is not None:
-            providers.close()
     report: dict[str, Any] = {
         "source": " and ".join(s for s in (
             str(sources.csv_file) if sources.csv_file else "",
