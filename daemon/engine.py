@@ -248,16 +248,21 @@ class Engine:
             secured = self._secured_link(instructor, result, now)
         link = secured or self._cached_link(instructor)
         stale = self._stale(office, listed, link)
-        if secured is None and (stale or any(
-                isinstance(self._plan(instructor, calendar, e, link).action, Write)
-                for e in listed.values())) and self._ahead(known, upcoming, now):
+        # each listed event planned once: the plan says whether a link is about to be
+        # written, and is carried out unless securing first changed the link
+        plans = {e.id: self._plan(instructor, calendar, e, link) for e in listed.values()}
+        if secured is None and (stale or any(isinstance(p.action, Write)
+                                             for p in plans.values())) and self._ahead(
+                known, upcoming, now):
             # a link is about to be written: secure first, so that it is the final one
-            link = self._secured_link(instructor, result, now)
+            fresh = self._secured_link(instructor, result, now)
+            plans, link = (plans if fresh == link else {}), fresh
             stale = self._stale(office, listed, link)
         failures = 0
         for event in [*listed.values(), *[k.event for k in stale]]:
             try:
-                self._apply(instructor, calendar, event, link, result, fetch=event.id not in listed)
+                self._apply(instructor, calendar, event, link, result,
+                            fetch=event.id not in listed, planned=plans.get(event.id))
             except Refused as refused:  # said once; not tried again until the event changes
                 self._refused[refused.event.id] = refused.attempt
                 result.error = result.error or (f"event {refused.event.id}: "
@@ -435,8 +440,10 @@ class Engine:
                     "fix=links.include_passcode=auto", instructor.email)
 
     def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-               link: JoinLink | None, result: Result, fetch: bool) -> None:
-        """Read (when asked), plan, execute one event; 412 -> read, plan, execute again.
+               link: JoinLink | None, result: Result, fetch: bool,
+               planned: EventPlan | None = None) -> None:
+        """Read (when asked), plan (unless `planned` already), execute one event; 412 ->
+        read, plan, execute again.
 
         `link` None takes out what the program wrote (remove-links)."""
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -445,7 +452,8 @@ class Engine:
                 if fresh is None or not self.is_office_event(fresh):
                     return
                 event = fresh
-            planned = self._plan(instructor, calendar, event, link)
+            if planned is None or fetch:
+                planned = self._plan(instructor, calendar, event, link)
             if isinstance(planned.action, Write) and self._refused.get(event.id) == _attempt(
                     event, planned.action):
                 result.error = result.error or (  # still so: status and sync say it

@@ -299,3 +299,29 @@ def test_a_node_out_of_its_term_writes_to_no_calendar_and_no_zoom(
     assert fence.asked >= 1 and result.changes == [] and result.error
     assert sandbox.google.writes() == [] and zoom_writes(sandbox) == []
     assert user.secure == (room == "secure")  # left as found: this node may not write
+
+
+def test_a_changed_event_is_planned_once(sandbox: Sandbox, now: datetime,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each changed event was planned twice (once to see whether a link is about to be
+    written, once to write it): one state read too many per event."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    event = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                     end=at(now + 2 * HOUR))
+    engine = open_engine(load(sandbox.write_config()))
+    try:
+        ada = engine.config.instructors[0]
+        assert engine.sync(ada).error is None
+        sandbox.google.edit_event(ADA, event, summary="Office Hours - room 4")
+        reads: list[str] = []
+        known_event = engine.state.known_event
+
+        def counted(instructor: str, event_id: str) -> object:
+            reads.append(event_id)
+            return known_event(instructor, event_id)
+
+        monkeypatch.setattr(engine.state, "known_event", counted)
+        result = engine.sync(ada)
+    finally:
+        engine.close()
+    assert result.error is None and reads == [event]
