@@ -16,7 +16,7 @@ from types import FrameType
 from . import metrics, overview, roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, load
-from .engine import Engine, Result
+from .engine import Engine
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import Instructor
@@ -222,7 +222,7 @@ class Service:
                 log.warning("action=pass problem=%r outcome=skipped", str(err))
 
     def _pass_with(self, config: Config, engine: Engine, term: int | None) -> None:
-        started, last_status = time.monotonic(), [0.0]
+        started, said = time.monotonic(), 0.0
         label = "first pass" if self._passes == 0 else "pass"
         if self._groups is None or self._groups[0] is not engine:
             reader = getattr(engine.provider, "group_users", None)
@@ -230,34 +230,8 @@ class Service:
             self._groups = (engine, roster.CachedGroups(reader, minutes) if reader else None)
         serving = offboard_leavers(config, engine, self.clock(), self._groups[1])
         self._served = {i.key: i for i in serving.instructors}
-        total = len(serving.instructors)
-        counts = {"done": 0, "problems": 0, "insecure": 0, "held": 0}
-        stuck: list[str] = []  # why the state database could not be used
-        counting = threading.Lock()
-
+        report = passes.Report(len(serving.instructors), serving.held)
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
-
-        def done(result: Result) -> None:  # as each instructor ends
-            self._schedule.plan(result, lead, lambda: not self._stop.is_set()
-                                and self._lead.in_term(term))
-            if result.damaged and not self._stop.is_set():  # found damaged while running:
-                log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
-                          "rebuilds", result.error)  # a restart sets it aside (State.open)
-                self._exit_code = 1  # not 78: systemd restarts the service
-                self._request_stop()  # and this pass starts nobody more
-            with counting:  # progress for `systemctl status`
-                counts["done"] += 1
-                counts["problems"] += result.error is not None
-                counts["insecure"] += result.room is not None and result.room.failing
-                counts["held"] += result.held
-                if result.held and not stuck:
-                    stuck.append(result.error or "")
-                if not self._lead.leads or time.monotonic() - last_status[0] < STATUS_EVERY:
-                    return
-                last_status[0] = time.monotonic()
-            notify(f"STATUS={self._lead.leading_as()}{label}: {counts['done']}/{total} "
-                   f"instructors, {counts['problems']} problems")
-
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
@@ -265,30 +239,33 @@ class Service:
             engine, serving.instructors)  # after a failover: open lead windows first
         for result in passes.results(engine, [] if self._stop.is_set() else instructors,
                                      spread):
-            done(result)
-        problems = counts["problems"]
-        # not the scheduler's own next_run_time: a job must not call into the scheduler
-        # (its shutdown holds the job-store lock while it waits for running jobs)
+            self._schedule.plan(result, lead, lambda: not self._stop.is_set()
+                                and self._lead.in_term(term))
+            if result.damaged and not self._stop.is_set():  # found damaged while running:
+                log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
+                          "rebuilds", result.error)  # a restart sets it aside (State.open)
+                self._exit_code = 1  # not 78: systemd restarts the service
+                self._request_stop()  # and this pass starts nobody more
+            report.add(result)
+            if self._lead.leads and time.monotonic() - said >= STATUS_EVERY:
+                said = time.monotonic()
+                notify(f"STATUS={self._lead.leading_as()}{report.progress(label)}")
         elapsed = time.monotonic() - started
-        interval = config.service.sync_interval_seconds
-        upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
-        log.info("action=pass instructors=%d problems=%d seconds=%.1f", total, problems,
-                 elapsed)
+        log.info("action=pass instructors=%d problems=%d seconds=%.1f", report.total,
+                 report.problems, elapsed)
         metrics.pass_ended(elapsed)
         self._write_metrics(config, engine, term)
-        if stuck:  # a full disk, an I/O error, a lock: nothing was changed for them
+        if report.stuck is not None:  # a full disk, an I/O error, a lock: nothing changed
             log.error("action=pass outcome=held instructors=%d problem=%r retry=next-pass",
-                      counts["held"], stuck[0])
+                      report.held, report.stuck)
         if not self._lead.in_term(term):  # the lead was lost during the pass: STATUS and
             return  # the count of passes belong to the standby or a new term
         self._passes += 1
-        held = f", ROSTER HELD: {serving.held}" if serving.held else ""
-        rooms = f", {counts['insecure']} rooms NOT SECURE" if counts["insecure"] else ""
-        if stuck:
-            held = (f", PASS HELD for {counts['held']}: the state database cannot be "
-                    f"written, tried again at the next pass{held}")
-        notify(f"STATUS={self._lead.leading_as()}{total} instructors, {problems} problems{rooms}, "
-               f"next pass {upcoming.astimezone():%H:%M}{held}")
+        # not the scheduler's own next_run_time: a job must not call into the scheduler
+        # (its shutdown holds the job-store lock while it waits for running jobs)
+        interval = config.service.sync_interval_seconds
+        upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
+        notify(f"STATUS={self._lead.leading_as()}{report.summary(upcoming)}")
 
     def _enforce(self, key: str, start: datetime, last: bool) -> None:
         """The pre-session check: the instructor as the config has them now, their room

@@ -14,6 +14,7 @@ import queue
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor as Pool
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import roster
@@ -77,6 +78,39 @@ def run_pass(engine: Engine, instructors: Sequence[Instructor],
     order = {instructor.key: n for n, instructor in enumerate(instructors)}
     return sorted(results(engine, instructors, spread_seconds),
                   key=lambda result: order[result.instructor.key])
+
+
+@dataclass
+class Report:
+    """A pass as it goes and as it ended, for the log and `systemctl status`."""
+
+    total: int
+    roster_held: str | None = None  # a roster read held: the previous roster in force
+    done: int = 0
+    problems: int = 0
+    insecure: int = 0  # rooms Zoom refused, or a daily limit left insecure
+    held: int = 0  # instructors the state database could not record: nothing done
+    stuck: str | None = None  # ... and why
+
+    def add(self, result: Result) -> None:
+        self.done += 1
+        self.problems += result.error is not None
+        self.insecure += result.room is not None and result.room.failing
+        self.held += result.held
+        if result.held and self.stuck is None:
+            self.stuck = result.error or ""
+
+    def progress(self, label: str) -> str:
+        return f"{label}: {self.done}/{self.total} instructors, {self.problems} problems"
+
+    def summary(self, next_pass: datetime) -> str:
+        held = f", ROSTER HELD: {self.roster_held}" if self.roster_held else ""
+        rooms = f", {self.insecure} rooms NOT SECURE" if self.insecure else ""
+        if self.stuck is not None:
+            held = (f", PASS HELD for {self.held}: the state database cannot be written, "
+                    f"tried again at the next pass{held}")
+        return (f"{self.total} instructors, {self.problems} problems{rooms}, next pass "
+                f"{next_pass.astimezone():%H:%M}{held}")
 
 
 def soonest_first(engine: Engine, instructors: Sequence[Instructor]) -> list[Instructor]:
