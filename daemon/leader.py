@@ -12,8 +12,9 @@ succeeded: the database set `expires` later than that, so the leader stops writi
 before any standby can take the row, even when its database stopped answering or the
 process was paused (SIGSTOP). A virtual machine frozen by its hypervisor may not see the
 time it lost until its clock is corrected; the epoch still fences its state writes, and
-its next heartbeat finds the row taken. The epoch fences the state (store/postgres.py: writes under
-an older epoch are refused), and a TermFence stops calendar and Zoom writes: each engine
+its next heartbeat finds the row taken. The epoch fences the state (store/postgres.py:
+writes under an older epoch are refused), and a TermFence stops calendar and Zoom writes
+(app.open_engine wraps both with it): each engine
 writes for one term only, so a thread still running from a lost term never writes under
 a later one. A vendor write already under way when the lease runs out
 (the process paused mid-request) lands late and cannot be called back: a calendar write
