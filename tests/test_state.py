@@ -11,7 +11,7 @@ from store_contract import StoreContract
 
 from daemon.model import Room
 from daemon.store import StateError, Store
-from daemon.store.sql import MIGRATIONS, SCHEMA_VERSION
+from daemon.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from daemon.store.sqlite import State
 
 

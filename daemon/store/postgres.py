@@ -28,7 +28,8 @@ import psycopg
 from psycopg import conninfo
 
 from . import Fence, Fenced, Lead, StateError
-from .sql import MIGRATIONS, SCHEMA_VERSION, Counted, SqlStore, Tx
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .sql import Counted, SqlStore, Tx
 
 log = logging.getLogger(__name__)
 

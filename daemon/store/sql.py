@@ -15,80 +15,9 @@ from typing import Any, Protocol
 from ..model import Event, Kind, KnownEvent, Room, fingerprint, same_person
 from . import InstructorStatus, StateError
 from .files import write_atomically
+from .migrations import TABLES
 
 log = logging.getLogger(__name__)
-
-# Each entry brings the database from the previous version to the next; applied on open,
-# in one transaction, so an upgrade is just a restart. Never edit a released entry.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema
-    """
-    CREATE TABLE sync_tokens (
-        instructor TEXT NOT NULL, calendar TEXT NOT NULL, token TEXT NOT NULL,
-        PRIMARY KEY (instructor, calendar));
-    CREATE TABLE events (
-        instructor TEXT NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL,
-        series_id TEXT, body TEXT NOT NULL,
-        link_hash TEXT,            -- hash of the join URL the event offers, as last written/seen
-        owned_location_hash TEXT,  -- hash of the location the program wrote there, if it did
-        PRIMARY KEY (instructor, event_id));
-    CREATE TABLE instructors (
-        instructor TEXT PRIMARY KEY, name TEXT NOT NULL, last_pass TEXT, last_error TEXT,
-        zoom_state TEXT, zoom_checked TEXT, next_session TEXT);
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, instructor TEXT NOT NULL,
-        target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
-    """,
-    # 2: for which session an instructor's failure was last logged at error level
-    """
-    ALTER TABLE instructors ADD COLUMN error_logged_for TEXT;
-    """,
-    # 3: what a student meets at the PMI at its last check (JSON), judged by the PMI
-    # meeting itself; NULL until the first check under that rule, so an upgrade re-checks.
-    # And when the next session ends, so that status can tell one under way.
-    """
-    ALTER TABLE instructors ADD COLUMN pmi TEXT;
-    ALTER TABLE instructors ADD COLUMN next_session_end TEXT;
-    """,
-    # 4: instructors taken out by remove-links (the service serves them no more until
-    # reinstated), and how each instructor is served, so that remove-links works for an
-    # address the configuration no longer lists
-    """
-    CREATE TABLE offboarded (instructor TEXT PRIMARY KEY, at TEXT NOT NULL);
-    ALTER TABLE instructors ADD COLUMN served_as TEXT;
-    """,
-    # 5: the roster as last applied (who, how served, since when gone), a held read, and
-    # who offboarded whom (the roster brings back only those it offboarded itself)
-    """
-    CREATE TABLE roster (instructor TEXT PRIMARY KEY, served_as TEXT NOT NULL, left_at TEXT);
-    CREATE TABLE roster_hold (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL,
-                              at TEXT NOT NULL);
-    ALTER TABLE offboarded ADD COLUMN by TEXT;
-    """,
-    # 6: the epoch each audit line was written under (two or more nodes: postgres.py adds
-    # its lease table at this version; a database SQLite made at 6 before has one too,
-    # unused)
-    """
-    ALTER TABLE audit ADD COLUMN epoch BIGINT;
-    """,
-    # 7: nothing both backends keep (postgres.py: the nodes' heartbeats, the renewal time)
-    "",
-    # 8: the room's state at the last check as a value (model.Room), beside its text; the
-    # rows of earlier versions get theirs from the text
-    """
-    ALTER TABLE instructors ADD COLUMN room TEXT;
-    UPDATE instructors SET room = CASE
-        WHEN substr(zoom_state, 1, 7) = 'refused' THEN 'refused'
-        WHEN substr(zoom_state, 1, 10) = 'NOT secure' THEN 'not secure'
-        WHEN substr(zoom_state, 1, 8) = 'repaired' THEN 'repaired'
-        WHEN substr(zoom_state, 1, 6) = 'secure' THEN 'secure' END;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-# what `state migrate` copies: the tables both backends keep (the lease and the
-# heartbeats belong to each database: its epoch never goes back)
-TABLES = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",
-          "roster_hold")
 
 
 def _encode(event: Event) -> str:

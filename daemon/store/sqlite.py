@@ -19,7 +19,8 @@ from typing import Any
 
 from . import StateError
 from .files import private
-from .sql import MIGRATIONS, SCHEMA_VERSION, Counted, SqlStore, Tx
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .sql import Counted, SqlStore, Tx
 
 log = logging.getLogger(__name__)
 
