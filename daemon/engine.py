@@ -23,8 +23,6 @@ from .errors import (
     Conflict,
     SyncExpired,
     ZoomError,
-    ZoomRefused,
-    ZoomThrottled,
     explain,
 )
 from .model import (
@@ -41,18 +39,15 @@ from .model import (
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template, strip_blocks
 from .recurrence import Session, sessions
+from .rooms import EARLY_CHECK as EARLY_CHECK
+from .rooms import Rooms
 from .store import Fence, Fenced, StateError, Store
 from .zoom.client import ZoomClient
-from .zoom.links import LinkCache
-from .zoom.policy import PmiState, carries_passcode, meets
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
 FAR_AHEAD = timedelta(days=400)  # how far ahead a session still calls for a secured PMI
 MAX_CONFLICT_RETRIES = 5
-# a pre-session check may run this much before its window opens (the service spreads the
-# checks of sessions that start at the same time) and still counts for that window
-EARLY_CHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -101,19 +96,14 @@ class Engine:
         self.provider = provider
         self.clock = clock
         self.dry_run = dry_run
-        # when each instructor's room was last secured (or found secure), by this engine: a
-        # lead window's room is checked once, not at every pass inside it
-        self._secured_at: dict[str, datetime] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._zoom_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
         self._no_room: set[str] = set()
-        self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
         self._passcode_missing: set[str] = set()  # events warned: their own bare link
-        self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self._refused: dict[str, str] = {}  # event -> the write refused (_attempt)
         self.stopping = threading.Event()
-        self.links = LinkCache(config.zoom.refresh_minutes)
+        self.rooms = Rooms(config, state, zoom, dry_run)  # the Zoom side
+        self.links = self.rooms.links
         self.fence = fence  # two nodes: the term it writes for (app.open_engine fences the
         # calendar and Zoom writes with it; the store fences its own)
 
@@ -152,7 +142,7 @@ class Engine:
             if self.state.is_offboarded(instructor.key):  # remove-links took them out
                 return Result(instructor, checked_at=now, offboarded=True)
             known = self.links.known(instructor.key)
-            secured = self._caught(instructor, result, lambda: self._secured_link(
+            secured = self._caught(instructor, result, lambda: self.rooms.secured_link(
                 instructor, result, now)) if secure_first else None
             # a check whose room gives the link the invites already carry: the calendar is
             # the pass's to read (a check is then 3 Zoom reads and nothing else)
@@ -243,10 +233,10 @@ class Engine:
             return
         first_sight = not self.state.pmi_checked(instructor.key) and self._ahead(
             known, upcoming, now)
-        if secured is None and (first_sight or self._window_unchecked(instructor, upcoming,
+        if secured is None and (first_sight or self.rooms.window_unchecked(instructor, upcoming,
                                                                       now)):
-            secured = self._secured_link(instructor, result, now)
-        link = secured or self._cached_link(instructor)
+            secured = self.rooms.secured_link(instructor, result, now)
+        link = secured or self.rooms.cached_link(instructor)
         stale = self._stale(office, listed, link)
         # each listed event planned once: the plan says whether a link is about to be
         # written, and is carried out unless securing first changed the link
@@ -255,7 +245,7 @@ class Engine:
                                              for p in plans.values())) and self._ahead(
                 known, upcoming, now):
             # a link is about to be written: secure first, so that it is the final one
-            fresh = self._secured_link(instructor, result, now)
+            fresh = self.rooms.secured_link(instructor, result, now)
             plans, link = (plans if fresh == link else {}), fresh
             stale = self._stale(office, listed, link)
         failures = 0
@@ -282,18 +272,6 @@ class Engine:
                           or k.event.kind in (Kind.EXCEPTION, Kind.CANCELLED)), now, horizon)
         return [s for s in found if s.event_id in known
                 and self.is_office_event(known[s.event_id].event)]
-
-    def _window_unchecked(self, instructor: Instructor, upcoming: list[Session],
-                          now: datetime) -> bool:
-        """Whether a session's lead window is open and its room not checked since it opened
-        (by the pre-session check, or a pass inside the window): once per window, since a
-        pass inside every window would read Zoom for each room at every pass."""
-        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
-        opened = [s.start - lead for s in upcoming if s.start - lead <= now < s.end]
-        if not opened:
-            return False
-        checked = self._secured_at.get(instructor.key)
-        return checked is None or checked < max(opened) - EARLY_CHECK
 
     def _ahead(self, known: dict[str, KnownEvent], upcoming: list[Session],
                now: datetime) -> bool:
@@ -347,97 +325,6 @@ class Engine:
             return listing.events, listing.sync_token, known
         self.state.replace_events(instructor.key, keep, listing.full, gone)
         return listing.events, listing.sync_token, self.state.known_events(instructor.key)
-
-    def _secured_link(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
-        """The PMI secured (see `enforce`), and its link read afresh and cached.
-
-        Secured at first sight (a session ahead, the PMI never checked) and before any
-        link is written, since a passcode set now changes the link and it must not change
-        after the students got it; again in each session's lead window, where the link
-        is read afresh too, so a link changed in Zoom reaches the events in time."""
-        blocked = self._throttled.get(instructor.key)
-        if blocked is not None and blocked.until > now:
-            if blocked.insecure:
-                result.zoom, result.room = self._not_secure(blocked), Room.NOT_SECURE
-            raise blocked  # a daily limit: no request can help before it lifts
-        try:
-            with self._zoom_locks[instructor.key]:  # a check and a pass: one after the other
-                link = self.enforce(instructor, result, now)
-        except ZoomThrottled as err:
-            self._throttled[instructor.key] = err
-            if err.insecure:  # said loudly: in the status row, the log and STATUS
-                result.zoom, result.room = self._not_secure(err), Room.NOT_SECURE
-                self._zoom_status(instructor, result, now, None)
-            raise
-        if result.room is not Room.REFUSED:  # a refused room is tried again at the next pass
-            self._secured_at[instructor.key] = now
-        self.links.put(instructor.key, link)
-        return link
-
-    @staticmethod
-    def _not_secure(err: ZoomThrottled) -> str:
-        return (f"NOT secure until {err.until:%Y-%m-%d %H:%M} UTC: Zoom's daily limit of "
-                "meeting updates stopped the repair; tried again then")
-
-    def _cached_link(self, instructor: Instructor) -> JoinLink:
-        """The current link, from the cache (zoom/links.py) or read from Zoom."""
-        link = self.links.get(instructor.key)
-        if link is None:
-            link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
-            self._warn_no_passcode(instructor, link.url)
-            self.links.put(instructor.key, link)
-        return link
-
-    def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
-        """Make the PMI secure (read, repair, read back), record what students meet, and
-        return the link for invites."""
-        user, policy = instructor.zoom_user, self.config.links.include_passcode
-        try:
-            enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
-        except ZoomRefused as err:
-            result.zoom, result.room = "REFUSED", Room.REFUSED
-            result.error = explain(err)
-            self._zoom_status(instructor, result, now, err.state, f"refused: {err}")
-            return err.state.link(policy) if err.state else self.zoom.link(user, policy)
-        before = enforcement.before.describe()
-        if not enforcement.repaired:
-            result.zoom, result.room = "secure", Room.SECURE
-        elif self.dry_run:  # a passcode it would set changes the link shown below
-            result.zoom = f"would repair ({before}) before writing the link"
-            result.room = Room.WOULD_REPAIR
-        else:
-            result.zoom, result.room = f"repaired (was {before})", Room.REPAIRED
-            log.warning("instructor=%s zoom_user=%s action=secure-pmi was=%r now=secure",
-                        instructor.email, user, before)
-            self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
-                             {"was": before, "now": "secure"})
-        self._zoom_status(instructor, result, now, enforcement.after)
-        link = enforcement.after.link(policy)
-        self._warn_no_passcode(instructor, link.url)
-        return link
-
-    def _zoom_status(self, instructor: Instructor, result: Result, now: datetime,
-                     pmi: PmiState | None, text: str | None = None) -> None:
-        """The check in the state: the room (a value) and in words (`text`, else the
-        result's), and what a student meets."""
-        if self.dry_run:
-            return
-        found = None if pmi is None else json.dumps(meets(pmi, self.config.links.include_passcode))
-        self.state.record_status(instructor.key, instructor.name,
-                                 zoom_state=mask_url(text or result.zoom),
-                                 room=result.room.value if result.room else None,
-                                 zoom_checked=now.isoformat(), pmi=found)
-
-    def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:
-        """Say once per process when links.include_passcode = false leaves an invite that
-        cannot get a student in on its own."""
-        if (self.config.links.include_passcode is not False or carries_passcode(url)
-                or instructor.key in self._no_passcode):
-            return
-        self._no_passcode.add(instructor.key)
-        log.warning("instructor=%s action=write-link problem=link-without-passcode "
-                    "outcome=students-asked-for-a-passcode-the-invite-does-not-give "
-                    "fix=links.include_passcode=auto", instructor.email)
 
     def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
                link: JoinLink | None, result: Result, fetch: bool,

@@ -1,0 +1,144 @@
+"""An engine's Zoom side: each instructor's PMI made secure (read, repaired, read back)
+before its link is written and in each session's lead window, its link cached, a daily
+limit remembered until it lifts, and what was found recorded in the state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .config import Config
+from .errors import ZoomRefused, ZoomThrottled, explain
+from .model import Instructor, JoinLink, Room, mask_url
+from .recurrence import Session
+from .store import Store
+from .zoom.client import ZoomClient
+from .zoom.links import LinkCache
+from .zoom.policy import PmiState, carries_passcode, meets
+
+if TYPE_CHECKING:
+    from .engine import Result
+
+log = logging.getLogger("daemon.engine")
+# a pre-session check may run this much before its window opens (the service spreads the
+# checks of sessions that start at the same time) and still counts for that window
+EARLY_CHECK = timedelta(minutes=1)
+
+
+class Rooms:
+    def __init__(self, config: Config, state: Store, zoom: ZoomClient, dry_run: bool) -> None:
+        self.config, self.state, self.zoom, self.dry_run = config, state, zoom, dry_run
+        self.links = LinkCache(config.zoom.refresh_minutes)
+        # when each instructor's room was last secured (or found secure), by this engine: a
+        # lead window's room is checked once, not at every pass inside it
+        self._secured_at: dict[str, datetime] = {}
+        self._zoom_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
+        self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
+
+    def window_unchecked(self, instructor: Instructor, upcoming: list[Session],
+                          now: datetime) -> bool:
+        """Whether a session's lead window is open and its room not checked since it opened
+        (by the pre-session check, or a pass inside the window): once per window, since a
+        pass inside every window would read Zoom for each room at every pass."""
+        lead = timedelta(minutes=self.config.service.enforce_lead_minutes)
+        opened = [s.start - lead for s in upcoming if s.start - lead <= now < s.end]
+        if not opened:
+            return False
+        checked = self._secured_at.get(instructor.key)
+        return checked is None or checked < max(opened) - EARLY_CHECK
+
+    def secured_link(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
+        """The PMI secured (see `enforce`), and its link read afresh and cached.
+
+        Secured at first sight (a session ahead, the PMI never checked) and before any
+        link is written, since a passcode set now changes the link and it must not change
+        after the students got it; again in each session's lead window, where the link
+        is read afresh too, so a link changed in Zoom reaches the events in time."""
+        blocked = self._throttled.get(instructor.key)
+        if blocked is not None and blocked.until > now:
+            if blocked.insecure:
+                result.zoom, result.room = self._not_secure(blocked), Room.NOT_SECURE
+            raise blocked  # a daily limit: no request can help before it lifts
+        try:
+            with self._zoom_locks[instructor.key]:  # a check and a pass: one after the other
+                link = self.enforce(instructor, result, now)
+        except ZoomThrottled as err:
+            self._throttled[instructor.key] = err
+            if err.insecure:  # said loudly: in the status row, the log and STATUS
+                result.zoom, result.room = self._not_secure(err), Room.NOT_SECURE
+                self._zoom_status(instructor, result, now, None)
+            raise
+        if result.room is not Room.REFUSED:  # a refused room is tried again at the next pass
+            self._secured_at[instructor.key] = now
+        self.links.put(instructor.key, link)
+        return link
+
+    @staticmethod
+    def _not_secure(err: ZoomThrottled) -> str:
+        return (f"NOT secure until {err.until:%Y-%m-%d %H:%M} UTC: Zoom's daily limit of "
+                "meeting updates stopped the repair; tried again then")
+
+    def cached_link(self, instructor: Instructor) -> JoinLink:
+        """The current link, from the cache (zoom/links.py) or read from Zoom."""
+        link = self.links.get(instructor.key)
+        if link is None:
+            link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
+            self._warn_no_passcode(instructor, link.url)
+            self.links.put(instructor.key, link)
+        return link
+
+    def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
+        """Make the PMI secure (read, repair, read back), record what students meet, and
+        return the link for invites."""
+        user, policy = instructor.zoom_user, self.config.links.include_passcode
+        try:
+            enforcement = self.zoom.enforce(user, dry_run=self.dry_run)
+        except ZoomRefused as err:
+            result.zoom, result.room = "REFUSED", Room.REFUSED
+            result.error = explain(err)
+            self._zoom_status(instructor, result, now, err.state, f"refused: {err}")
+            return err.state.link(policy) if err.state else self.zoom.link(user, policy)
+        before = enforcement.before.describe()
+        if not enforcement.repaired:
+            result.zoom, result.room = "secure", Room.SECURE
+        elif self.dry_run:  # a passcode it would set changes the link shown below
+            result.zoom = f"would repair ({before}) before writing the link"
+            result.room = Room.WOULD_REPAIR
+        else:
+            result.zoom, result.room = f"repaired (was {before})", Room.REPAIRED
+            log.warning("instructor=%s zoom_user=%s action=secure-pmi was=%r now=secure",
+                        instructor.email, user, before)
+            self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
+                             {"was": before, "now": "secure"})
+        self._zoom_status(instructor, result, now, enforcement.after)
+        link = enforcement.after.link(policy)
+        self._warn_no_passcode(instructor, link.url)
+        return link
+
+    def _zoom_status(self, instructor: Instructor, result: Result, now: datetime,
+                     pmi: PmiState | None, text: str | None = None) -> None:
+        """The check in the state: the room (a value) and in words (`text`, else the
+        result's), and what a student meets."""
+        if self.dry_run:
+            return
+        found = None if pmi is None else json.dumps(meets(pmi, self.config.links.include_passcode))
+        self.state.record_status(instructor.key, instructor.name,
+                                 zoom_state=mask_url(text or result.zoom),
+                                 room=result.room.value if result.room else None,
+                                 zoom_checked=now.isoformat(), pmi=found)
+
+    def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:
+        """Say once per process when links.include_passcode = false leaves an invite that
+        cannot get a student in on its own."""
+        if (self.config.links.include_passcode is not False or carries_passcode(url)
+                or instructor.key in self._no_passcode):
+            return
+        self._no_passcode.add(instructor.key)
+        log.warning("instructor=%s action=write-link problem=link-without-passcode "
+                    "outcome=students-asked-for-a-passcode-the-invite-does-not-give "
+                    "fix=links.include_passcode=auto", instructor.email)
