@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,34 +64,11 @@ def _since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="officehours", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"officehours {__version__}")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="configuration file (default: $OFFICEHOURS_CONFIG, "
-                             "then /etc/officehours/config.toml)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Add = Callable[[str, object, str, str], argparse.ArgumentParser]
 
-    def add(name: str, func: object, help: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=description)
-        sub.set_defaults(func=func)
-        if name != "demo":  # `officehours status --config FILE` works too
-            sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
-                             help="configuration file (as before the command)")
-        return sub
 
-    sync = add("sync", cmd_sync, "one pass over every instructor, then exit",
-               "Read every instructor's calendar, put the PMI link into each Office Hours "
-               "event, and secure the PMI of instructors whose session is within "
-               "service.enforce_lead_minutes (or under way). Exit 1 if any instructor failed.")
-    sync.add_argument("--dry-run", action="store_true",
-                      help="print what would change; write nothing to calendars, Zoom or state")
-    add("run", cmd_run, "the service: sync on a schedule, secure Zoom before each session",
-        "Run until SIGTERM/SIGINT: a pass every service.sync_interval_seconds, and a Zoom "
-        "check service.enforce_lead_minutes before each session. SIGHUP (systemctl reload) "
-        "re-reads the configuration; a configuration that does not load is logged and the "
-        "old one stays in force. Speaks systemd's notify protocol (READY, STATUS, WATCHDOG).")
+def _setup_commands(add: Add) -> None:
+    """Installing and checking: the configuration, the unit, examples, the demo."""
     check = add("check-config", cmd_check_config, "validate the configuration; no network",
                 "Validate the file and the files it names, as the service will see them: "
                 "secrets must exist, parse, be readable, and not be readable by others; a "
@@ -109,15 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         "LoadCredential= for exactly the secrets it names (from /etc/officehours/"
         "credentials), the hardening, the notify protocol. Install it with: "
         "officehours --config FILE unit | sudo tee /etc/systemd/system/officehours.service")
-    roster_cmd = add("roster", cmd_roster, "the roster: who it serves, what the next read "
-                     "would change", "Show the instructors from [[instructors]] and from the "
-                     "[roster] source, who is leaving, and what the next read would add or "
-                     "take out, without applying it. A read that failed, was empty or dropped "
-                     "more than roster.max_drop_percent is held until --accept. Exit 1 while "
-                     "a read is held or would be.")
-    roster_cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    roster_cmd.add_argument("--accept", action="store_true",
-                            help="apply the roster file as it is now, whatever it drops")
     add("example-config", cmd_example_config, "print the example configuration",
         "Print the example configuration, every key with its default and meaning.")
     monitoring = add(
@@ -129,39 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
         "every metric.")
     monitoring.add_argument("--dashboard", action="store_true",
                             help="the Grafana dashboard instead of the alert rules")
-    doctor_cmd = add(
-        "doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
-        "Check, per instructor ([[instructors]] and every roster member), everything a pass "
-        "needs: the configuration and secret files, each token endpoint and the "
-        "credentials, read and write access to each calendar (nothing is written), each "
-        "Zoom user and PMI, and whether a setting the program must change is locked by the "
-        "Zoom account. A terminal shows how far it got. Exit 0 only when every check passes.")
-    doctor_cmd.add_argument("--sample", type=_positive, metavar="N",
-                            help="check N instructors drawn at random, not all of them (a "
-                                 "campus of thousands: a few calendar and Zoom reads each)")
-    status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
-                 "Read the state database (safe while `run` runs; no secret needed) and show "
-                 "one row per instructor: last pass, next session, the PMI's state at its "
-                 "last check, and what a student meets there; first a summary line, and with "
-                 "[state] url the leader and every node's last heartbeat. Exit 1 while any "
-                 "instructor's last pass failed, their PMI could not be secured, a roster "
-                 "read is held or no pass was recorded for long (the filters do not change "
-                 "the exit code), for monitoring.")
-    status.add_argument("--json", action="store_true",
-                        help="machine-readable output: summary, leader, nodes, instructors")
-    status.add_argument("--failing", action="store_true",
-                        help="only the instructors whose last pass or room check failed")
-    status.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
-    status.add_argument("--source", choices=("config", "roster"),
-                        help="only those from [[instructors]], or from the roster")
-    history = add("history", cmd_history, "what the program changed: the audit log",
-                  "Show what the program wrote and repaired (events, Zoom settings), oldest "
-                  "first, from the state database; safe while `run` runs.")
-    history.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
-    history.add_argument("--since", type=_since, metavar="WHEN",
-                         help="from this date or time (2026-11-01, 2026-11-01T08:00) or this "
-                              "long ago (30m, 12h, 7d)")
-    history.add_argument("--json", action="store_true", help="machine-readable output")
+    add("demo", cmd_demo, "the whole pipeline against built-in local emulators",
+        "Start local Google Calendar and Zoom emulators with a seeded domain, run a real "
+        "pass, and show what changed in each calendar and in Zoom.")
+
+
+def _pass_commands(add: Add) -> None:
+    """The passes: one now, or the service."""
+    sync = add("sync", cmd_sync, "one pass over every instructor, then exit",
+               "Read every instructor's calendar, put the PMI link into each Office Hours "
+               "event, and secure the PMI of instructors whose session is within "
+               "service.enforce_lead_minutes (or under way). Exit 1 if any instructor failed.")
+    sync.add_argument("--dry-run", action="store_true",
+                      help="print what would change; write nothing to calendars, Zoom or state")
+    add("run", cmd_run, "the service: sync on a schedule, secure Zoom before each session",
+        "Run until SIGTERM/SIGINT: a pass every service.sync_interval_seconds, and a Zoom "
+        "check service.enforce_lead_minutes before each session. SIGHUP (systemctl reload) "
+        "re-reads the configuration; a configuration that does not load is logged and the "
+        "old one stays in force. Speaks systemd's notify protocol (READY, STATUS, WATCHDOG).")
+
+
+def _people_commands(add: Add) -> None:
+    """Who is served: the roster, offboarding and back, the state's home."""
+    roster_cmd = add("roster", cmd_roster, "the roster: who it serves, what the next read "
+                     "would change", "Show the instructors from [[instructors]] and from the "
+                     "[roster] source, who is leaving, and what the next read would add or "
+                     "take out, without applying it. A read that failed, was empty or dropped "
+                     "more than roster.max_drop_percent is held until --accept. Exit 1 while "
+                     "a read is held or would be.")
+    roster_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    roster_cmd.add_argument("--accept", action="store_true",
+                            help="apply the roster file as it is now, whatever it drops")
     remove = add("remove-links", cmd_remove_links, "take out everything the program wrote",
                  "Remove the program's block from descriptions and the locations it set, "
                  "leaving text the instructor added. For offboarding or uninstalling. The "
@@ -197,9 +163,66 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the database password (default: state.password_file)")
     migrate.add_argument("--force", action="store_true",
                          help="replace a state the target already holds")
-    add("demo", cmd_demo, "the whole pipeline against built-in local emulators",
-        "Start local Google Calendar and Zoom emulators with a seeded domain, run a real "
-        "pass, and show what changed in each calendar and in Zoom.")
+
+
+def _report_commands(add: Add) -> None:
+    """Looking: the live checks, the state, the audit log."""
+    doctor_cmd = add(
+        "doctor", cmd_doctor, "live checks of credentials, calendars and Zoom, with fixes",
+        "Check, per instructor ([[instructors]] and every roster member), everything a pass "
+        "needs: the configuration and secret files, each token endpoint and the "
+        "credentials, read and write access to each calendar (nothing is written), each "
+        "Zoom user and PMI, and whether a setting the program must change is locked by the "
+        "Zoom account. A terminal shows how far it got. Exit 0 only when every check passes.")
+    doctor_cmd.add_argument("--sample", type=_positive, metavar="N",
+                            help="check N instructors drawn at random, not all of them (a "
+                                 "campus of thousands: a few calendar and Zoom reads each)")
+    status = add("status", cmd_status, "per instructor: last pass, next session, Zoom state",
+                 "Read the state database (safe while `run` runs; no secret needed) and show "
+                 "one row per instructor: last pass, next session, the PMI's state at its "
+                 "last check, and what a student meets there; first a summary line, and with "
+                 "[state] url the leader and every node's last heartbeat. Exit 1 while any "
+                 "instructor's last pass failed, their PMI could not be secured, a roster "
+                 "read is held or no pass was recorded for long (the filters do not change "
+                 "the exit code), for monitoring.")
+    status.add_argument("--json", action="store_true",
+                        help="machine-readable output: summary, leader, nodes, instructors")
+    status.add_argument("--failing", action="store_true",
+                        help="only the instructors whose last pass or room check failed")
+    status.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    status.add_argument("--source", choices=("config", "roster"),
+                        help="only those from [[instructors]], or from the roster")
+    history = add("history", cmd_history, "what the program changed: the audit log",
+                  "Show what the program wrote and repaired (events, Zoom settings), oldest "
+                  "first, from the state database; safe while `run` runs.")
+    history.add_argument("--instructor", metavar="EMAIL", help="only this instructor")
+    history.add_argument("--since", type=_since, metavar="WHEN",
+                         help="from this date or time (2026-11-01, 2026-11-01T08:00) or this "
+                              "long ago (30m, 12h, 7d)")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="officehours", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"officehours {__version__}")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="configuration file (default: $OFFICEHOURS_CONFIG, "
+                             "then /etc/officehours/config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: object, help: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=description)
+        sub.set_defaults(func=func)
+        if name != "demo":  # `officehours status --config FILE` works too
+            sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                             help="configuration file (as before the command)")
+        return sub
+
+    _pass_commands(add)
+    _setup_commands(add)
+    _people_commands(add)
+    _report_commands(add)
     return parser
 
 
