@@ -147,7 +147,8 @@ def open_shared(config: Config, fence: Fence | None = None,
                 read_only: bool = False) -> PostgresState:
     """The [state] database. Without a `fence` (an admin command), writes are fenced by
     the epoch in force now: a failover while the command runs refuses its writes."""
-    from .store.postgres import FixedEpoch, PostgresState
+    from .leader import FixedEpoch
+    from .store.postgres import PostgresState
 
     store = PostgresState(state_dsn(config), fence=fence, read_only=read_only)
     if fence is None and not read_only:

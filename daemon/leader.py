@@ -93,6 +93,22 @@ class TermFence:
             self._lease.revoke()
 
 
+class FixedEpoch:
+    """An admin command's fence: the epoch in force when it began (a failover since then
+    refuses its writes, and the command says to run it again)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch: int | None = epoch
+        self._revoked = False
+
+    def check(self) -> None:
+        if self._revoked:
+            raise Fenced(f"not written: another node took the lead after epoch {self.epoch}")
+
+    def revoke(self) -> None:
+        self._revoked = True
+
+
 def node_name(configured: str | None) -> str:
     return f"{configured or socket.gethostname()}/{os.getpid()}"
 

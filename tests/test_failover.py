@@ -26,12 +26,12 @@ from officehours_sandbox.failover import drill
 from test_systemd import Notifications, start_like_systemd
 
 from daemon.config import load
-from daemon.leader import Lease, Term, TermFence
+from daemon.leader import FixedEpoch, Lease, Term, TermFence
 from daemon.reconcile import START_MARK
 from daemon.runtime.lead import Leadership
 from daemon.service import Service
 from daemon.store import Fenced, StateError
-from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for
+from daemon.store.postgres import PostgresState, conninfo_for
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)

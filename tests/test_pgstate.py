@@ -17,11 +17,11 @@ from store_contract import StoreContract
 
 from daemon.app import open_state
 from daemon.config import load
-from daemon.leader import Lease
+from daemon.leader import FixedEpoch, Lease
 from daemon.reconcile import START_MARK
 from daemon.store import Fenced, StateError, Store
 from daemon.store.migrations import SCHEMA_VERSION
-from daemon.store.postgres import FixedEpoch, PostgresState, conninfo_for
+from daemon.store.postgres import PostgresState, conninfo_for
 from daemon.store.sqlite import State
 
 T0 = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)

@@ -55,22 +55,6 @@ POSTGRES_ONLY = {
 _MIGRATION_LOCK = 0x6F6869  # pg_advisory_xact_lock key: two nodes starting never both migrate
 
 
-class FixedEpoch:
-    """An admin command's fence: the epoch in force when it began (a failover since then
-    refuses its writes, and the command says to run it again)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch: int | None = epoch
-        self._revoked = False
-
-    def check(self) -> None:
-        if self._revoked:
-            raise Fenced(f"not written: another node took the lead after epoch {self.epoch}")
-
-    def revoke(self) -> None:
-        self._revoked = True
-
-
 def conninfo_for(url: str, password: str | None, ca_bundle: Path | None,
                  application: str, lease_seconds: int = 10) -> str:
     """The libpq connection string: TLS as the URL's sslmode says, service.ca_bundle as
