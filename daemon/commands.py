@@ -91,7 +91,7 @@ def _report(results: list[Result], dry_run: bool) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from . import metrics, overview
+    from . import metrics
     from .app import open_engine
     from .nodes import one_writer
     from .runtime.passes import offboard_leavers, run_pass
@@ -103,10 +103,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             began = time.monotonic()
             serving = offboard_leavers(engine.config, engine, datetime.now(UTC))
             results = run_pass(engine, serving.instructors)
-            if config.metrics is not None and not args.dry_run:
+            if not args.dry_run:
                 metrics.pass_ended(time.monotonic() - began)
-                metrics.write(config.metrics.textfile, overview.read(
-                    config, engine.state, datetime.now(UTC)), True, fence.epoch if fence else None)
+                metrics.publish(config, engine.state, True, fence.epoch if fence else None,
+                                datetime.now(UTC))
         finally:
             engine.close()
     code = _report(results, args.dry_run)

@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from . import overview
+from .config import Config
 from .overview import Overview
+from .store import Fenced, StateError, Store
 from .store.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,22 @@ def exposition(seen: Overview | None, leading: bool, epoch: int | None) -> bytes
     registry.register(_Now(seen, leading, epoch))
     registry.register(_Runtime())
     return generate_latest(registry)
+
+
+def publish(config: Config, state: Store | None, leading: bool, epoch: int | None,
+            now: datetime) -> None:
+    """[metrics] textfile, when the config has one: the state's view (`state` None: a
+    standby, which reads no state; a state that cannot be read: the counters alone) and
+    this process's counters. For `sync` and `run` alike."""
+    if config.metrics is None:
+        return
+    seen = None
+    if state is not None:
+        try:
+            seen = overview.read(config, state, now)
+        except (Fenced, StateError) as err:
+            log.warning("action=write-metrics problem=%r outcome=counters-only", str(err))
+    write(config.metrics.textfile, seen, leading, epoch)
 
 
 def write(path: Path, seen: Overview | None, leading: bool, epoch: int | None) -> None:

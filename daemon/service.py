@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from . import metrics, overview, roster
+from . import metrics, roster
 from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, load
 from .engine import Engine
@@ -288,12 +288,6 @@ class Service:
     def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
         """[metrics] textfile: the state's view (not on a standby: it reads no state) and
         this process's counters."""
-        if config.metrics is None:
-            return
-        seen = None
-        if engine is not None and self._lead.in_term(term):
-            try:
-                seen = overview.read(config, engine.state, self.clock())
-            except (Fenced, StateError) as err:
-                log.warning("action=write-metrics problem=%r outcome=counters-only", str(err))
-        metrics.write(config.metrics.textfile, seen, self._lead.in_term(term), term)
+        leading = self._lead.in_term(term)
+        metrics.publish(config, engine.state if engine is not None and leading else None,
+                        leading, term, self.clock())
