@@ -39,7 +39,6 @@ from .model import (
 from .plan import EventPlan, Remember, Write, plan_event
 from .reconcile import Template, strip_blocks
 from .recurrence import Session, sessions
-from .rooms import EARLY_CHECK as EARLY_CHECK
 from .rooms import Rooms
 from .store import Fence, Fenced, StateError, Store
 from .zoom.client import ZoomClient

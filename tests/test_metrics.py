@@ -18,8 +18,8 @@ from officehours_sandbox.domain import Sandbox
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import metrics
-from daemon.engine import EARLY_CHECK
 from daemon.model import share_of
+from daemon.rooms import EARLY_CHECK
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 

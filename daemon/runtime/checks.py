@@ -18,9 +18,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ..engine import EARLY_CHECK, Result
+from ..engine import Result
 from ..model import share_of
 from ..recurrence import Session
+from ..rooms import EARLY_CHECK
 
 SCHEDULE_AHEAD = timedelta(days=1)  # checks are planned this far ahead
 CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
