@@ -73,7 +73,7 @@ class Overview:
         found = {"secure": 0, "insecure": 0, "refused": 0, "unchecked": 0}
         for row in self.rows:
             if not row.offboarded:
-                found[ROOMS.get(row.room, "unchecked") if row.room else "unchecked"] += 1
+                found[ROOMS.get(row.room, "unchecked")] += 1
         return found
 
     def as_json(self) -> dict[str, Any]:
@@ -85,8 +85,9 @@ class Overview:
                                 for r in self.rows]}
 
 
-ROOMS = {Room.SECURE: "secure", Room.REPAIRED: "secure", Room.REFUSED: "refused",
-         Room.NOT_SECURE: "insecure"}  # the metrics' states of a room
+ROOMS: dict[Room | None, str] = {  # the metrics' states of a room (else: unchecked)
+    Room.SECURE: "secure", Room.REPAIRED: "secure", Room.REFUSED: "refused",
+    Room.NOT_SECURE: "insecure"}
 WORDS = {Room.SECURE: "secure", Room.REPAIRED: "repaired", Room.WOULD_REPAIR: "would repair",
          Room.REFUSED: "REFUSED", Room.NOT_SECURE: "NOT SECURE"}
 

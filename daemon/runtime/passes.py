@@ -35,7 +35,8 @@ def results(engine: Engine, instructors: Sequence[Instructor],
     With `spread_seconds`, the instructors are started evenly over that time rather than
     all at once: each calendar is then read at the same point of every pass, so a change
     waits at most one interval, and the vendors see a steady trickle. A stopping engine
-    (SIGTERM) starts nobody more; who was not started gets a result saying so."""
+    (SIGTERM) starts nobody more: one queued before the stop gets a result saying it was
+    not synced, one not yet due gets none."""
     workers = max(1, min(engine.config.service.concurrency, len(instructors)))
     ended: queue.Queue[Result | BaseException] = queue.Queue()
 
