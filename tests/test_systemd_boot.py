@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -123,6 +124,19 @@ class Container:
         except subprocess.TimeoutExpired:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+@contextmanager
+def booted(tree: Path) -> Iterator[Container]:
+    """The tree booted; its journal printed when the test fails; powered off after."""
+    container = Container(tree)
+    try:
+        yield container
+    except BaseException:
+        print(container.journal())
+        raise
+    finally:
+        container.poweroff()
 
 
 def in_chroot(tree: Path, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -241,8 +255,7 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
     dropin.mkdir(parents=True)
     (dropin / "watchdog.conf").write_text("[Service]\nWatchdogSec=4\n")
 
-    container = Container(tree)
-    try:
+    with booted(tree) as container:
         # READY and STATUS reach systemd; the credentials arrive (Google and Microsoft);
         # TLS and Python run under the hardening
         wait_for(lambda: container.show("StatusText")["StatusText"].startswith(
@@ -314,11 +327,6 @@ def test_the_service_under_systemd(installed: tuple[Path, Sandbox], now: datetim
         assert not state.exists()
         journal = container.journal()
         assert "Traceback" not in journal and box.zoom_secret not in journal
-    except BaseException:
-        print(container.journal())
-        raise
-    finally:
-        container.poweroff()
 
 
 def test_a_roster_campus_uninstalled_as_the_readme_says(installed: tuple[Path, Sandbox],
@@ -350,8 +358,7 @@ def test_a_roster_campus_uninstalled_as_the_readme_says(installed: tuple[Path, S
     in_chroot(tree, f"{OH} --config {CONFIG} unit > /etc/systemd/system/officehours.service"
                     f" && {OH} --config {CONFIG} check-config && systemctl enable officehours")
 
-    container = Container(tree)
-    try:
+    with booted(tree) as container:
         wait_for(lambda: all(linked(box, email, event) for email, event in events.items()),
                  timeout=90, what="every instructor's link, the roster's members' too")
         uninstall = readme_lines("### Uninstall")
@@ -366,11 +373,6 @@ def test_a_roster_campus_uninstalled_as_the_readme_says(installed: tuple[Path, S
         assert not (tree / "var" / "lib" / "private" / "officehours").exists()
         journal = container.journal()
         assert "Traceback" not in journal and box.zoom_secret not in journal
-    except BaseException:
-        print(container.journal())
-        raise
-    finally:
-        container.poweroff()
 
 
 def test_two_nodes_under_systemd(installed: tuple[Path, Sandbox], now: datetime) -> None:
