@@ -12,14 +12,12 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import Config, ConfigError, load
 from .logs import setup_logging
 from .model import Instructor, same_person
-
-if TYPE_CHECKING:  # the engine (and the vendors' libraries) only for commands that run it
-    from .engine import Result
+from .result import Result
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 

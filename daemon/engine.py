@@ -12,76 +12,33 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from . import metrics
 from .calendars.base import CalendarProvider
 from .config import Config
-from .errors import (
-    CalendarError,
-    Conflict,
-    SyncExpired,
-    ZoomError,
-    explain,
-)
+from .errors import CalendarError, SyncExpired, ZoomError, explain
 from .model import (
     Event,
     Instructor,
     JoinLink,
     Kind,
     KnownEvent,
-    Room,
     fingerprint,
     is_office_hours,
     mask_url,
 )
-from .plan import EventPlan, Remember, Write, plan_event
-from .reconcile import Template, strip_blocks
+from .plan import Write
 from .recurrence import Session, sessions
+from .result import Result
 from .rooms import Rooms
 from .store import Fence, Fenced, StateError, Store
+from .writes import Refused, Writer
 from .zoom.client import ZoomClient
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=35)  # how far ahead sessions are known (status, scheduling)
 FAR_AHEAD = timedelta(days=400)  # how far ahead a session still calls for a secured PMI
-MAX_CONFLICT_RETRIES = 5
-
-
-@dataclass
-class Result:
-    instructor: Instructor
-    changes: list[str] = field(default_factory=list)  # one line per event written (or planned)
-    checked_at: datetime | None = None  # the moment the pass looked at this instructor
-    zoom: str = ""  # the room's check, in words
-    room: Room | None = None  # ... and as a value (None: not checked)
-    error: str | None = None
-    next_session: Session | None = None
-    sessions: list[Session] | None = None  # ahead, up to HORIZON (None: calendar not read)
-    offboarded: bool = False  # taken out by remove-links: not served
-    held: bool = False  # the state database could not be used: nothing done, tried again
-    damaged: bool = False  # ... because it is damaged: only a restart sets it aside
-
-
-class Refused(CalendarError):
-    """A write the vendor refused for what it carried (400: a description too long, ...)."""
-
-    def __init__(self, event: Event, attempt: str) -> None:
-        super().__init__(f"event {event.id}: the vendor refused the write", status=400)
-        self.event, self.attempt = event, attempt
-
-
-def _attempt(event: Event, write: Write) -> str:
-    """One write to one version of an event: the same again would be refused again."""
-    return fingerprint(f"{event.etag}\0{write.description}\0{write.location}")
-
-
-def _not_written(err: CalendarError) -> bool:
-    """Whether the vendor certainly did not take a write: an answer refusing it (a 412, or
-    a 4xx other than a time-out or a throttle). A time-out or a 5xx may hide a write done."""
-    return isinstance(err, Conflict) or (err.status is not None and 400 <= err.status < 500
-                                         and err.status not in (408, 429))
 
 
 class Engine:
@@ -97,12 +54,11 @@ class Engine:
         self.dry_run = dry_run
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._providers: dict[str, CalendarProvider] = {}
-        self._no_room: set[str] = set()
-        self._passcode_missing: set[str] = set()  # events warned: their own bare link
-        self._refused: dict[str, str] = {}  # event -> the write refused (_attempt)
         self.stopping = threading.Event()
         self.rooms = Rooms(config, state, zoom, dry_run)  # the Zoom side
         self.links = self.rooms.links
+        self.writer = Writer(config, state, clock, dry_run, self._identity,
+                             self.is_office_event)  # the calendar side
         self.fence = fence  # two nodes: the term it writes for (app.open_engine fences the
         # calendar and Zoom writes with it; the store fences its own)
 
@@ -114,10 +70,6 @@ class Engine:
             close_shared()
         self.zoom.close()
         self.state.close()
-
-    def template(self, instructor: Instructor) -> Template:
-        links = self.config.links
-        return Template(links.template, links.opt_out_marker, instructor.name)
 
     def is_office_event(self, event: Event) -> bool:
         return (event.kind in (Kind.SERIES, Kind.EXCEPTION, Kind.SINGLE)
@@ -239,7 +191,7 @@ class Engine:
         stale = self._stale(office, listed, link)
         # each listed event planned once: the plan says whether a link is about to be
         # written, and is carried out unless securing first changed the link
-        plans = {e.id: self._plan(instructor, calendar, e, link) for e in listed.values()}
+        plans = {e.id: self.writer.plan(instructor, calendar, e, link) for e in listed.values()}
         if secured is None and (stale or any(isinstance(p.action, Write)
                                              for p in plans.values())) and self._ahead(
                 known, upcoming, now):
@@ -250,10 +202,9 @@ class Engine:
         failures = 0
         for event in [*listed.values(), *[k.event for k in stale]]:
             try:
-                self._apply(instructor, calendar, event, link, result,
-                            fetch=event.id not in listed, planned=plans.get(event.id))
+                self.writer.apply(instructor, calendar, event, link, result,
+                                  fetch=event.id not in listed, planned=plans.get(event.id))
             except Refused as refused:  # said once; not tried again until the event changes
-                self._refused[refused.event.id] = refused.attempt
                 result.error = result.error or (f"event {refused.event.id}: "
                                                 f"{refused.__cause__}; not tried again until "
                                                 "the event changes")
@@ -325,107 +276,6 @@ class Engine:
         self.state.replace_events(instructor.key, keep, listing.full, gone)
         return listing.events, listing.sync_token, self.state.known_events(instructor.key)
 
-    def _apply(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-               link: JoinLink | None, result: Result, fetch: bool,
-               planned: EventPlan | None = None) -> None:
-        """Read (when asked), plan (unless `planned` already), execute one event; 412 ->
-        read, plan, execute again.
-
-        `link` None takes out what the program wrote (remove-links)."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            if fetch:
-                fresh = calendar.get(event.id)
-                if fresh is None or not self.is_office_event(fresh):
-                    return
-                event = fresh
-            if planned is None or fetch:
-                planned = self._plan(instructor, calendar, event, link)
-            if isinstance(planned.action, Write) and self._refused.get(event.id) == _attempt(
-                    event, planned.action):
-                result.error = result.error or (  # still so: status and sync say it
-                    f"event {event.id}: the vendor refused this write before; not tried "
-                    "again until the event or the link changes")
-                return  # the vendor refused this very write to this very event: not again
-            if planned.no_room:
-                self._note_no_room(instructor, calendar, event)
-            if planned.passcode_missing and event.id not in self._passcode_missing:
-                self._passcode_missing.add(event.id)
-                log.warning("instructor=%s event=%s action=keep-instructor-text "
-                            "problem=their-link-without-the-passcode outcome=students-asked-"
-                            "for-a-passcode fix=add-the-passcode-to-the-text-or-remove-the-"
-                            "link-and-let-officehours-add-its-block", instructor.email, event.id)
-            if self._execute(instructor, calendar, planned.action, link, result):
-                return
-            log.info("instructor=%s event=%s action=retry reason=conflict", instructor.email,
-                     event.id)
-            fetch = True
-        raise CalendarError(f"event {event.id} kept changing under us; will retry next pass")
-
-    def _plan(self, instructor: Instructor, calendar: CalendarProvider, event: Event,
-              link: JoinLink | None) -> EventPlan:
-        return plan_event(event, self.state.known_event(instructor.key, event.id), link,
-                          self.template(instructor), calendar.description_limit)
-
-    def _execute(self, instructor: Instructor, calendar: CalendarProvider,
-                 action: Write | Remember, link: JoinLink | None, result: Result) -> bool:
-        """Carry out one action with the journal writes that make a kill -9 safe: a location
-        about to be written is remembered before the write, the link after it. False when
-        the event changed meanwhile."""
-        key, event = instructor.key, action.event
-        remembered = self._identity(link) if link else None
-        if isinstance(action, Remember):
-            if not self.dry_run:
-                self.state.mark_link(key, event.id, remembered, action.owned_location)
-            return True
-        if self.dry_run:
-            result.changes.append(action.line)
-            return True
-        if not action.removing and self.state.is_offboarded(key):
-            return True  # remove-links took the instructor out while this pass ran
-        if action.owned_location:
-            self.state.add_pending_location(key, event.id, action.owned_location)
-        line = mask_url(action.line)
-        # in the audit log before the write (a state that cannot be written stops it here),
-        # settled after: no write the vendor may have taken is missing from the log
-        entry = self.state.audit(self.clock(), key, f"event:{event.id}", action.action,
-                                 {"title": event.title, "change": line, "pending": True})
-        try:  # Fenced when the lead ran out since the state write (app.Providers)
-            calendar.patch(event, action.description, action.location)
-        except (CalendarError, Fenced) as err:
-            if isinstance(err, Fenced) or _not_written(err):  # not written: no line for it
-                self._settle(entry, done=False)
-            if isinstance(err, Conflict):
-                return False
-            if isinstance(err, CalendarError) and err.status == 400:
-                raise Refused(event, _attempt(event, action)) from err  # the same next time
-            raise
-        self.state.mark_link(key, event.id, remembered, action.owned_location)
-        self._settle(entry, done=True)
-        if event.changed is not None and not action.removing and \
-                strip_blocks(event.description) == event.description:  # its first link
-            metrics.REACTION.observe(max((self.clock() - event.changed).total_seconds(), 0))
-        log.info("instructor=%s event=%s action=%s %s", instructor.email, event.id,
-                 action.action, line)
-        result.changes.append(action.line)
-        return True
-
-    def _settle(self, entry: int, done: bool) -> None:
-        """Settle a pending audit line; one that cannot be settled now stays pending."""
-        try:
-            self.state.settle_audit(entry, done)
-        except (Fenced, StateError) as err:
-            log.warning("action=audit entry=%d problem=%r outcome=left-pending", entry, str(err))
-
-    def _note_no_room(self, instructor: Instructor, calendar: CalendarProvider,
-                      event: Event) -> None:
-        """Say once per event and process when its description leaves no room for the block."""
-        if event.id in self._no_room:
-            return
-        self._no_room.add(event.id)
-        log.warning("instructor=%s event=%s action=skip-block reason=description-too-long "
-                    "length=%d limit=%d outcome=link-in-location-only", instructor.email,
-                    event.id, len(event.description), calendar.description_limit)
-
     def remove_links(self, instructor: Instructor, by: str = "remove-links") -> Result:
         """Take out every block and location the program wrote for one instructor, who is
         served no more (by this process or a running service) until reinstated.
@@ -439,7 +289,7 @@ class Engine:
         try:
             for event in calendar.changes(None).events:
                 if self.is_office_event(event):
-                    self._apply(instructor, calendar, event, None, result, fetch=False)
+                    self.writer.apply(instructor, calendar, event, None, result, fetch=False)
             if not self.dry_run:
                 self.state.forget_instructor_events(instructor.key)
         except (CalendarError, ZoomError) as err:

@@ -9,19 +9,16 @@ import logging
 import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from .config import Config
 from .errors import ZoomRefused, ZoomThrottled, explain
 from .model import Instructor, JoinLink, Room, mask_url
 from .recurrence import Session
+from .result import Result
 from .store import Store
 from .zoom.client import ZoomClient
 from .zoom.links import LinkCache
 from .zoom.policy import PmiState, carries_passcode, meets
-
-if TYPE_CHECKING:
-    from .engine import Result
 
 log = logging.getLogger("daemon.engine")
 # a pre-session check may run this much before its window opens (the service spreads the

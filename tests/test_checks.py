@@ -14,9 +14,9 @@ from officehours_sandbox.server import Request, Response
 
 from daemon.app import open_engine
 from daemon.config import load
-from daemon.engine import Result
 from daemon.model import share_of
 from daemon.reconcile import START_MARK
+from daemon.result import Result
 from daemon.rooms import EARLY_CHECK
 from daemon.runtime.checks import LAST_CHECK, check_moments
 from daemon.runtime.passes import results

@@ -18,9 +18,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ..engine import Result
 from ..model import share_of
 from ..recurrence import Session
+from ..result import Result
 from ..rooms import EARLY_CHECK
 
 SCHEDULE_AHEAD = timedelta(days=1)  # checks are planned this far ahead

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 
 from .. import roster
 from ..config import Config
-from ..engine import Engine, Result
+from ..engine import Engine
 from ..model import Instructor
+from ..result import Result
 from ..roster import Serving
 from ..store import StateError
 
