@@ -16,8 +16,9 @@ import httpx
 
 from . import metrics
 from .calendars.base import CalendarProvider, FencedCalendar
+from .calendars.entra import GraphApp, group_users
 from .calendars.google import GoogleAccount, GoogleCalendar, load_credentials
-from .calendars.microsoft import GraphApp, OutlookCalendar, group_users
+from .calendars.microsoft import OutlookCalendar
 from .config import Config, ConfigError
 from .engine import Engine
 from .environment import resolve_credential
