@@ -18,6 +18,7 @@ from .config import Config, ConfigError, load
 from .logs import setup_logging
 from .model import Instructor, same_person
 from .result import Result
+from .roster import Change, compare, serving
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 78
 
@@ -206,7 +207,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_roster(args: argparse.Namespace) -> int:
-    from . import roster
     from .app import roster_groups, writing
 
     config = loaded(args, secrets=False)
@@ -218,19 +218,27 @@ def cmd_roster(args: argparse.Namespace) -> int:
     if sources.entra_group_id or sources.google_group:  # read with the apps' secrets
         config = loaded(args)
     with writing(config) as state, roster_groups(config) as groups:
-        members, change = roster.compare(state, sources, config.instructors, groups)
+        members, change = compare(state, sources, config.instructors, groups)
         if args.accept:
             if members is None or not members:  # nothing readable: nothing to accept
                 print(f"nothing to accept: {change.held}; the roster in force stays",
                       file=sys.stderr)
                 return EXIT_FAILED
-            serving = roster.serving(config, state, datetime.now(UTC), accept=True,
-                                     groups=groups)
-            print(f"roster applied: {len(serving.instructors)} instructor(s) served from the "
+            served = serving(config, state, datetime.now(UTC), accept=True, groups=groups)
+            print(f"roster applied: {len(served.instructors)} instructor(s) served from the "
                   "next pass (a running service picks it up)")
             return EXIT_OK
         applied = state.roster()
         held = state.held()
+    _say_roster(config, applied, held, change, args.json)
+    return EXIT_FAILED if change.held else EXIT_OK
+
+
+def _say_roster(config: Config, applied: dict[str, tuple[dict[str, str], str | None]],
+                held: tuple[str, str] | None, change: Change, as_json: bool) -> None:
+    """The roster in force, what the next read would do, and a read held now."""
+    sources = config.roster
+    assert sources is not None
     report: dict[str, Any] = {
         "source": " and ".join(s for s in (
             str(sources.csv_file) if sources.csv_file else "",
@@ -242,7 +250,7 @@ def cmd_roster(args: argparse.Namespace) -> int:
         "next_read": {"joins": change.joins, "leaves": change.leaves, "held": change.held},
         "held_now": held[0] if held else None,
     }
-    if args.json:
+    if as_json:
         print(json.dumps(report, indent=2))
     else:
         print(f"{len(report['instructors'])} from [[instructors]], {len(report['roster'])} "
@@ -257,7 +265,6 @@ def cmd_roster(args: argparse.Namespace) -> int:
         elif held:  # the verdict of the read made just now is what counts
             print(f"held earlier ({held[0]}); the source reads well now: the next pass "
                   "applies it")
-    return EXIT_FAILED if change.held else EXIT_OK
 
 
 def cmd_unit(args: argparse.Namespace) -> int:

@@ -8,16 +8,15 @@ import json
 import shutil
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
+from . import overview
 from .commands import EXIT_FAILED, EXIT_OK, loaded
 from .model import same_person
+from .zoom.policy import describe_meets
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import overview
     from .app import reading
-    from .zoom.policy import describe_meets
 
     config = loaded(args, secrets=False)
     with reading(config) as state:
@@ -41,6 +40,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"ROSTER HELD since {_when(seen.held[1])}: {seen.held[0]}; the previous roster "
               "stays in force (officehours roster shows it, officehours roster --accept "
               "applies it)")
+    for line in _table(seen):
+        print(line)
+    return EXIT_FAILED if failing else EXIT_OK
+
+
+def _table(seen: overview.Overview) -> list[str]:
+    """One row per instructor shown, each with the lines that explain it."""
+    lines: list[str] = []
     header = ("INSTRUCTOR", "LAST PASS", "NEXT SESSION", "ZOOM", "STUDENTS MEET")
     table: list[tuple[str, ...]] = [header]
     # names are cut only to fit a terminal's width, never in a pipe or a file
@@ -57,17 +64,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                       if r.students_meet and not taken_out else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for line, shown in zip(table, [None, *seen.rows], strict=True):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if shown is not None and shown.leaves_at:
-            print(f"    left the roster: offboarded at {_when(shown.leaves_at)}")
+            lines.append(f"    left the roster: offboarded at {_when(shown.leaves_at)}")
         elif shown is not None and shown.source == "roster":
-            print("    from the roster")
+            lines.append("    from the roster")
         if shown is not None and shown.last_error:
-            print(f"    last error: {shown.last_error}")
-    return EXIT_FAILED if failing else EXIT_OK
+            lines.append(f"    last error: {shown.last_error}")
+    return lines
 
 
-def _lead_lines(seen: Any) -> list[str]:
+def _lead_lines(seen: overview.Overview) -> list[str]:
     """Which node leads and every node's last heartbeat, with [state] url (on SQLite one
     node always leads: nothing to say)."""
     lead = seen.leader

@@ -226,6 +226,40 @@ def _lead_window_pass(config: Path) -> tuple[int, int]:
     return written, changed
 
 
+def _intro(sandbox: Sandbox) -> None:
+    print("officehours demo: local emulators on 127.0.0.1 "
+          f"(Google Calendar {sandbox.google_server.url}, Microsoft Graph "
+          f"{sandbox.graph_server.url}, Zoom {sandbox.zoom_server.url})")
+    print("Every instructor with office hours ahead has their PMI secured before their "
+          "link is written,\nso the link students receive is final. Alan's user "
+          "default has the waiting room on,\nbut his Personal Room's own is off: "
+          "that is the one students meet.\nTwo more Outlook instructors come from "
+          f"an Entra group, {ROSTER_GROUP} (the roster); {JOINS} has office hours "
+          "too, but joins the group only in pass 4.\n")
+
+
+def _first_two_passes(main: Callable[[list[str]], int], sandbox: Sandbox, config: Path) -> int:
+    """Pass 1 links and secures everyone; pass 2, with nothing changed, writes nothing."""
+    before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
+    print("=== Pass 1: officehours sync ===")
+    code = main(["--config", str(config), "sync"])
+    emulators = (sandbox.google, sandbox.graph, sandbox.zoom)
+    first = [len(e.log) for e in emulators]
+    first_writes = sum(len(e.writes()) for e in emulators)
+    _report(sandbox, before, zoom_before)
+    print("\n=== Pass 2: officehours sync (nothing changed since) ===")
+    code = main(["--config", str(config), "sync"]) or code
+    total = [len(e.log) for e in emulators]
+    second_writes = sum(len(e.writes()) for e in emulators) - first_writes
+    names = ("Google", "Graph", "Zoom")
+    print("\nRequests, first pass: " + ", ".join(
+        f"{n} {c}" for n, c in zip(names, first, strict=True)) + f" ({first_writes} "
+        "writes); second pass: " + ", ".join(
+        f"{n} {t - c}" for n, c, t in zip(names, first, total, strict=True))
+        + f" ({second_writes} writes).")
+    return code
+
+
 def run_demo(main: Callable[[list[str]], int]) -> int:
     """`main` is the CLI's entry point, which runs each pass as an admin would."""
     with tempfile.TemporaryDirectory(prefix="officehours-demo-") as directory:
@@ -236,32 +270,8 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
             config.write_text(config.read_text() + f'\n[roster]\nentra_group_id = '
                               f'"{ROSTER_GROUP}"\nleave_grace_hours = 0\n'
                               "max_drop_percent = 50\n")
-            print("officehours demo: local emulators on 127.0.0.1 "
-                  f"(Google Calendar {sandbox.google_server.url}, Microsoft Graph "
-                  f"{sandbox.graph_server.url}, Zoom {sandbox.zoom_server.url})")
-            print("Every instructor with office hours ahead has their PMI secured before their "
-                  "link is written,\nso the link students receive is final. Alan's user "
-                  "default has the waiting room on,\nbut his Personal Room's own is off: "
-                  "that is the one students meet.\nTwo more Outlook instructors come from "
-                  f"an Entra group, {ROSTER_GROUP} (the roster); {JOINS} has office hours "
-                  "too, but joins the group only in pass 4.\n")
-            before, zoom_before = _snapshot(sandbox), _zoom_state(sandbox)
-            print("=== Pass 1: officehours sync ===")
-            code = main(["--config", str(config), "sync"])
-            emulators = (sandbox.google, sandbox.graph, sandbox.zoom)
-            first = [len(e.log) for e in emulators]
-            first_writes = sum(len(e.writes()) for e in emulators)
-            _report(sandbox, before, zoom_before)
-            print("\n=== Pass 2: officehours sync (nothing changed since) ===")
-            code = main(["--config", str(config), "sync"]) or code
-            total = [len(e.log) for e in emulators]
-            second_writes = sum(len(e.writes()) for e in emulators) - first_writes
-            names = ("Google", "Graph", "Zoom")
-            print("\nRequests, first pass: " + ", ".join(
-                f"{n} {c}" for n, c in zip(names, first, strict=True)) + f" ({first_writes} "
-                "writes); second pass: " + ", ".join(
-                f"{n} {t - c}" for n, c, t in zip(names, first, total, strict=True))
-                + f" ({second_writes} writes).")
+            _intro(sandbox)
+            code = _first_two_passes(main, sandbox, config)
             print("\n=== Pass 3 (dry run): each instructor inside their next session's lead "
                   "window ===")
             third = _lead_window_pass(config)
@@ -278,7 +288,8 @@ def run_demo(main: Callable[[list[str]], int]) -> int:
                 print(f"  {email}: 'Office Hours' {shown}")
             print("\n=== officehours status ===")
             main(["--config", str(config), "status"])
-            problems = [p for e in emulators for p in e.schema_errors]
+            problems = [p for e in (sandbox.google, sandbox.graph, sandbox.zoom)
+                        for p in e.schema_errors]
             for problem in problems:
                 print(f"SCHEMA: {problem}")
             return code or (1 if problems else 0)
