@@ -1,5 +1,6 @@
 """The shape of the code: no import circles among the program's modules (imports inside
-functions count too), and the pure modules import no I/O."""
+functions count too), each module importing only its own layer and those below, and the
+pure modules importing no I/O."""
 
 from __future__ import annotations
 
@@ -8,11 +9,34 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "daemon"
 PURE = ("daemon.plan", "daemon.reconcile", "daemon.model", "daemon.zoom.policy",
-        "daemon.recurrence",
+        "daemon.recurrence", "daemon.result", "daemon.values",
         "daemon.calendars.graph_recurrence")
 IO = ("httpx", "sqlite3", "socket", "requests", "googleapiclient", "msal",
       "daemon.store.sqlite", "daemon.store.postgres", "daemon.http", "daemon.zoom.client",
-      "daemon.engine")
+      "daemon.engine", "daemon.rooms", "daemon.writes")
+# Bottom to top (README, "How the code is laid out"): a module imports from its own layer
+# (acyclically) and the layers below, never from one above.
+LAYERS: tuple[tuple[str, set[str]], ...] = (
+    ("vocabulary", {"daemon", "daemon.model", "daemon.values", "daemon.errors", "daemon.logs",
+                    "daemon.recurrence", "daemon.reconcile", "daemon.plan", "daemon.result",
+                    "daemon.zoom", "daemon.zoom.policy", "daemon.zoom.links",
+                    "daemon.calendars", "daemon.calendars.graph_recurrence",
+                    "daemon.deploy"}),
+    ("configuration and state", {
+        "daemon.config", "daemon.environment", "daemon.http", "daemon.store",
+        "daemon.store.files", "daemon.store.migrations", "daemon.store.sql",
+        "daemon.store.sqlite", "daemon.store.postgres", "daemon.leader", "daemon.overview",
+        "daemon.metrics"}),
+    ("vendors", {"daemon.calendars.base", "daemon.calendars.entra", "daemon.calendars.google",
+                 "daemon.calendars.microsoft", "daemon.zoom.client"}),
+    ("one instructor's pass", {"daemon.rooms", "daemon.writes", "daemon.engine",
+                               "daemon.roster"}),
+    ("the runtime", {"daemon.app", "daemon.runtime", "daemon.runtime.passes",
+                     "daemon.runtime.checks", "daemon.runtime.slot", "daemon.runtime.lead",
+                     "daemon.runtime.notify", "daemon.nodes", "daemon.doctor",
+                     "daemon.service"}),
+    ("commands", {"daemon.commands", "daemon.reports", "daemon.cli"}),
+)
 
 
 def module_name(path: Path) -> str:
@@ -69,6 +93,18 @@ def test_no_import_circles() -> None:
     for module in sorted(edges):
         visit(module, [module])
     assert not circles, circles[:5]
+
+
+def test_each_module_imports_only_its_layer_and_those_below() -> None:
+    graph = imports()
+    layer = {module: n for n, (_, modules) in enumerate(LAYERS) for module in modules}
+    assert set(graph) == set(layer), "each module in one layer: " + ", ".join(
+        sorted(set(graph) ^ set(layer)))
+    upward = [f"{module} ({LAYERS[layer[module]][0]}) imports {dependency} "
+              f"({LAYERS[layer[dependency]][0]})"
+              for module, deps in sorted(graph.items()) for dependency in sorted(deps)
+              if dependency in layer and layer[dependency] > layer[module]]
+    assert not upward, upward
 
 
 def test_the_runtime_imports_no_emulator() -> None:
