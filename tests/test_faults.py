@@ -12,7 +12,6 @@ import pytest
 from conftest import HOUR, at
 from officehours_sandbox.domain import Sandbox
 from officehours_sandbox.faults import GOOGLE_KINDS, ZOOM_KINDS
-from officehours_sandbox.graph import graph_time
 from officehours_sandbox.server import Emulator, Request
 
 from daemon.app import open_engine
@@ -123,6 +122,3 @@ def test_every_retry_fails_gives_a_clear_final_error_and_others_go_on(
     assert START_MARK in next(iter(sandbox.graph.events[MARY].values()))["body"]["content"]
     assert len(sandbox.google.requests("GET", "/events")) == 4  # bounded: 4 attempts
 
-
-def test_graph_time_is_utc() -> None:
-    assert graph_time(datetime(2026, 1, 1, 12).astimezone())["timeZone"] == "UTC"

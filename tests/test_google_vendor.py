@@ -4,108 +4,20 @@ on every request, and an event deleted under us is gone, not a failure."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import google_auth_httplib2
-import httplib2
 import pytest
-from conftest import HOUR, at, officehours
-from google.auth.exceptions import RefreshError
-from google.oauth2 import service_account
-from googleapiclient.discovery import build_from_document
-from googleapiclient.errors import HttpError
+from conftest import officehours
+from officehours_sandbox.campus import office_hours
 from officehours_sandbox.domain import Sandbox
-from officehours_sandbox.google import AUTH
 from officehours_sandbox.server import Request, Response
 
-from daemon.calendars.google import SCOPES, _discovery_document, quota_user
+from daemon.calendars.google import quota_user
 from daemon.reconcile import START_MARK
 
 ADA, BOB, DEAN = "ada@example.edu", "bob@example.edu", "dean@example.edu"
-INSUFFICIENT = {"error": {
-    "code": 403, "message": "Request had insufficient authentication scopes.",
-    "errors": [{"message": "Insufficient Permission", "domain": "global",
-                "reason": "insufficientPermissions"}],
-    "status": "PERMISSION_DENIED"}}
 
-
-def office_hours(sandbox: Sandbox, email: str, now: datetime, pmi: int) -> list[str]:
-    """An instructor with a daily office-hours series and a single session."""
-    sandbox.add_instructor(email.split("@")[0].title(), email, pmi)
-    start = now + 3 * HOUR
-    return [sandbox.google.add_event(email, summary="Office Hours", description="Welcome.",
-                                     start=at(start), end=at(start + HOUR),
-                                     recurrence=["RRULE:FREQ=DAILY"]),
-            sandbox.google.add_event(email, summary="Office Hours - review", description="",
-                                     start=at(start + 26 * HOUR),
-                                     end=at(start + 27 * HOUR))]
-
-
-Api = Callable[..., tuple[Any, httplib2.Http]]
-
-
-@pytest.fixture
-def calendar_api(sandbox: Sandbox) -> Iterator[Api]:
-    """Makes the Calendar API acting as `subject` with `scopes` through a service account
-    whose domain-wide delegation grants `delegated` (None: the sandbox's own key, which
-    grants calendar.events); closes every connection afterwards."""
-    connections: list[httplib2.Http] = []
-
-    def make(subject: str, scopes: list[str],
-             delegated: tuple[str, ...] | None = None) -> tuple[Any, httplib2.Http]:
-        if delegated is None:
-            info = json.loads((sandbox.credentials / "google.json").read_text())
-        else:
-            info = sandbox.google.add_service_account("other@sandbox.iam.gserviceaccount.com",
-                                                      delegated)
-            info["token_uri"] = info["token_uri"].format(url=sandbox.google_server.url)
-        credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-            info, scopes=scopes, subject=subject)
-        connections.append(httplib2.Http(ca_certs=str(sandbox.ca.bundle)))
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=connections[-1])
-        service = build_from_document(
-            _discovery_document(), http=http,
-            client_options={"api_endpoint": f"{sandbox.google_server.url}/calendar/v3/"})
-        return service, http
-
-    yield make
-    for connection in connections:
-        connection.close()
-
-
-def test_calendar_list_get_is_403_with_the_delegated_calendar_events_scope(
-        sandbox: Sandbox, now: datetime, calendar_api: Api) -> None:
-    office_hours(sandbox, ADA, now, 8123456789)
-    service, http = calendar_api(ADA, SCOPES)
-    for request in (service.calendarList().get(calendarId="primary"),
-                    service.calendarList().list()):
-        with pytest.raises(HttpError) as refused:
-            request.execute(http=http)
-        assert refused.value.resp.status == 403
-        assert json.loads(refused.value.content) == INSUFFICIENT
-    page = service.events().list(calendarId="primary", maxResults=1).execute(http=http)
-    assert page["accessRole"] == "owner" and len(page["items"]) == 1
-
-
-def test_scopes_outside_the_delegation_get_no_token_and_readonly_cannot_write(
-        sandbox: Sandbox, now: datetime, calendar_api: Api) -> None:
-    (series, _) = office_hours(sandbox, ADA, now, 8123456789)
-    service, http = calendar_api(ADA, [AUTH + "calendar"])
-    with pytest.raises(RefreshError, match="unauthorized_client"):
-        service.events().list(calendarId="primary").execute(http=http)
-
-    readonly = [AUTH + "calendar.readonly"]
-    service, http = calendar_api(ADA, readonly, delegated=tuple(readonly))
-    entry = service.calendarList().get(calendarId="primary").execute(http=http)
-    assert entry["accessRole"] == "owner"
-    with pytest.raises(HttpError) as refused:
-        service.events().patch(calendarId="primary", eventId=series,
-                               body={"location": "x"}).execute(http=http)
-    assert refused.value.resp.status == 403
-    assert sandbox.google.event(ADA, series).get("location") is None
 
 
 def test_doctor_passes_with_only_the_delegated_calendar_events_scope(
@@ -228,22 +140,4 @@ def remove(sandbox: Sandbox, event_id: str, purged: bool) -> None:
 def assert_no_error(config: Path) -> None:
     (row,) = json.loads(officehours(config, "status", "--json").stdout)["instructors"]
     assert row["last_error"] is None, row
-
-
-def test_deleted_event_reads_as_410_deleted(sandbox: Sandbox, now: datetime,
-                                           calendar_api: Api) -> None:
-    series, single = office_hours(sandbox, ADA, now, 8123456789)
-    sandbox.google.delete_event(ADA, single)
-    service, http = calendar_api(ADA, SCOPES)
-    for request in (service.events().get(calendarId="primary", eventId=single),
-                    service.events().patch(calendarId="primary", eventId=single,
-                                           body={"location": "x"})):
-        with pytest.raises(HttpError) as gone:
-            request.execute(http=http)
-        assert gone.value.resp.status == 410
-        assert json.loads(gone.value.content)["error"]["errors"][0]["reason"] == "deleted"
-    assert service.events().get(calendarId="primary", eventId=series).execute(http=http)
-    with pytest.raises(HttpError) as missing:
-        service.events().get(calendarId="primary", eventId="nosuch").execute(http=http)
-    assert missing.value.resp.status == 404
 

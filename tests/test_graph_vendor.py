@@ -7,44 +7,21 @@ HTTPS Graph and Zoom emulators; `status --json` runs as the real CLI."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from conftest import HOUR, officehours
+from conftest import officehours
+from officehours_sandbox.campus import weekly_evening_series
 from officehours_sandbox.domain import Sandbox
 from officehours_sandbox.server import Request, Response
 
 from daemon.app import open_engine
 from daemon.config import load
 from daemon.engine import Engine
-from daemon.http import ssl_context
 
 MARY = "mary@example.edu"
-PACIFIC = ZoneInfo("America/Los_Angeles")
-WEEK = timedelta(days=7)
-
-
-def weekly_evening_series(sandbox: Sandbox, now: datetime) -> tuple[str, list[datetime]]:
-    """Office hours every week at 18:30 Pacific from tomorrow: 01:30 or 02:30 UTC the
-    next day, so a cancelled occurrence's date differs in UTC and where it recurs."""
-    local = (now.astimezone(PACIFIC) + timedelta(days=1)).replace(hour=18, minute=30,
-                                                                  second=0, microsecond=0)
-    starts = [local + i * WEEK for i in range(6)]  # same wall time across a DST change
-    master = sandbox.graph.add_event(
-        MARY, starts[0], starts[0] + HOUR, occurrences=[(s, s + HOUR) for s in starts],
-        subject="Office Hours", body={"contentType": "text", "content": "Drop in."},
-        originalStartTimeZone="Pacific Standard Time",
-        recurrence={"pattern": {"type": "weekly", "interval": 1, "firstDayOfWeek": "sunday",
-                                "daysOfWeek": [local.strftime("%A").lower()]},
-                    "range": {"type": "noEnd", "startDate": local.date().isoformat(),
-                              "recurrenceTimeZone": "Pacific Standard Time"}})
-    return master, [s.astimezone(UTC) for s in starts]
 
 
 @pytest.fixture
@@ -67,7 +44,7 @@ def zoom_calls(sandbox: Sandbox) -> list[str]:
 
 def test_master_get_selects_every_field_read_including_cancelled_occurrences(
         engine: Engine, sandbox: Sandbox, now: datetime) -> None:
-    master, _ = weekly_evening_series(sandbox, now)
+    master, _ = weekly_evening_series(sandbox, MARY, now)
     queries: list[dict[str, str]] = []
 
     def record(request: Request) -> Response | None:
@@ -85,48 +62,9 @@ def test_master_get_selects_every_field_read_including_cancelled_occurrences(
             "originalStartTimeZone"} <= selected
 
 
-def test_emulator_returns_cancelled_occurrences_only_when_selected_by_id(
-        sandbox: Sandbox, now: datetime) -> None:
-    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
-    master, starts = weekly_evening_series(sandbox, now)
-    sandbox.graph.cancel_occurrence(MARY, master, starts[1])
-    token = "test-token"
-    sandbox.graph.access_tokens[token] = time.time() + 600
-    base = f"{sandbox.graph_server.url}/v1.0/users/{MARY}"
-    with httpx.Client(verify=ssl_context(sandbox.ca.bundle),
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        def get(url: str, **params: str) -> Any:
-            response = http.get(url, params=params)
-            return response.status_code, response.json()
-
-        status, plain = get(f"{base}/events/{master}")
-        assert status == 200 and "cancelledOccurrences" not in plain
-        assert plain["recurrence"] and plain["subject"] == "Office Hours"
-
-        status, chosen = get(f"{base}/events/{master}", **{"$select": "subject,"
-                                                            "cancelledOccurrences"})
-        assert status == 200
-        assert set(chosen) == {"id", "@odata.etag", "subject", "cancelledOccurrences"}
-        # the occurrence's date where the series recurs (Pacific), not its UTC date
-        local_day = starts[1].astimezone(PACIFIC).date()
-        assert chosen["cancelledOccurrences"] == [f"OID.{master}.{local_day}"]
-        assert local_day != starts[1].date()
-
-        status, _ = get(f"{base}/events/{master}", **{"$select": "subject,noSuchThing"})
-        assert status == 400
-
-        window = {"startDateTime": f"{now - HOUR:%Y-%m-%dT%H:%M:%SZ}",
-                  "endDateTime": f"{now + 30 * WEEK:%Y-%m-%dT%H:%M:%SZ}"}
-        status, listed = get(f"{base}/calendarView/delta", **window)
-        assert status == 200 and listed["value"]
-        assert not any("cancelledOccurrences" in item for item in listed["value"])
-        status, _ = get(f"{base}/calendarView/delta", **window, **{"$select": "subject"})
-        assert status == 400  # "$select is not supported" on calendarView delta
-
-
 def test_occurrence_deleted_in_outlook_is_not_a_session(
         engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
-    master, starts = weekly_evening_series(sandbox, now)
+    master, starts = weekly_evening_series(sandbox, MARY, now)
     (mary,) = engine.config.instructors
     for _ in range(2):  # the second pass reads back our own write of the link
         first = engine.sync(mary)
@@ -159,7 +97,7 @@ def test_occurrence_deleted_in_outlook_is_not_a_session(
 def test_series_deleted_in_outlook_has_no_sessions_left(
         engine: Engine, sandbox: Sandbox, now: datetime, clock: list[datetime]) -> None:
     """The delta names only the deleted occurrences; the series is read again and is gone."""
-    master, starts = weekly_evening_series(sandbox, now)
+    master, starts = weekly_evening_series(sandbox, MARY, now)
     (mary,) = engine.config.instructors
     for _ in range(2):
         assert engine.sync(mary).error is None
@@ -176,7 +114,7 @@ def test_series_deleted_in_outlook_has_no_sessions_left(
                          ids=["delta-page", "master-get"])
 def test_412_on_a_get_is_retried_like_a_503(engine: Engine, sandbox: Sandbox, now: datetime,
                                             path: str) -> None:
-    weekly_evening_series(sandbox, now)
+    weekly_evening_series(sandbox, MARY, now)
     sandbox.graph.inject("412", "GET", path, times=2)
     (mary,) = engine.config.instructors
     result = engine.sync(mary)
@@ -189,7 +127,7 @@ def test_412_on_a_get_is_retried_like_a_503(engine: Engine, sandbox: Sandbox, no
 
 def test_412_on_every_get_attempt_is_an_error_not_a_conflict(
         engine: Engine, sandbox: Sandbox, now: datetime) -> None:
-    weekly_evening_series(sandbox, now)
+    weekly_evening_series(sandbox, MARY, now)
     sandbox.graph.inject("412", "GET", "/calendarView/delta", times=4)
     (mary,) = engine.config.instructors
     result = engine.sync(mary)

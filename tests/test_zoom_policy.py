@@ -181,15 +181,6 @@ def test_a_secure_pmi_is_never_patched(
                                       "GET /v2/meetings/8123456789"]
 
 
-def test_a_never_edited_room_follows_the_users_default(sandbox: Sandbox) -> None:
-    user = sandbox.zoom.add_user("ada@example.edu", 8123456789, waiting_room=True)
-    assert user.room_waiting_room
-    user.waiting_room = False
-    assert not user.room_waiting_room
-    user.pmi_waiting_room = True  # written once: the room keeps its own from then on
-    assert user.room_waiting_room
-
-
 def test_link_without_embedded_passcode_carries_it_for_the_invite(
         sandbox: Sandbox, make_client: Callable[[list[float]], ZoomClient]) -> None:
     sandbox.zoom.add_user("ada@example.edu", 8123456789, pmi_password="428571",

@@ -1,6 +1,7 @@
-"""A whole campus for the benchmark and the scale test: many instructors, half on Google and
-half on Outlook, each with office-hours series (one with a moved occurrence), a single
-office-hours event and about twenty other events; and the vendors' published limits."""
+"""Calendars for the tests and the benchmark: a whole campus (many instructors, half on
+Google and half on Outlook, each with office-hours series (one with a moved occurrence), a
+single office-hours event and about twenty other events), the vendors' published limits,
+and the few calendars the tests share."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from .domain import Sandbox
 from .server import RateLimit, Request
 
 ZONE = ZoneInfo("America/Chicago")
+PACIFIC = ZoneInfo("America/Los_Angeles")
+WEEK = timedelta(days=7)
 HOUR = timedelta(hours=1)
 WEEKS = 9  # occurrences the Graph emulator materializes per series
 
@@ -102,6 +105,37 @@ def add_session(box: Sandbox, email: str, start: datetime, title: str = "Office 
         return box.google.add_event(email, summary=title, start=_at(start),
                                     end=_at(start + HOUR))
     return box.graph.add_event(email, start, start + HOUR, subject=title)
+
+
+def office_hours(box: Sandbox, email: str, now: datetime, pmi: int) -> list[str]:
+    """A Google instructor with a daily office-hours series and a single session; their
+    ids."""
+    box.add_instructor(email.split("@")[0].title(), email, pmi)
+    start = now + 3 * HOUR
+    return [box.google.add_event(email, summary="Office Hours", description="Welcome.",
+                                     start=_at(start), end=_at(start + HOUR),
+                                     recurrence=["RRULE:FREQ=DAILY"]),
+            box.google.add_event(email, summary="Office Hours - review", description="",
+                                     start=_at(start + 26 * HOUR),
+                                     end=_at(start + 27 * HOUR))]
+
+
+def weekly_evening_series(box: Sandbox, email: str, now: datetime) -> tuple[str, list[datetime]]:
+    """An Outlook instructor's office hours every week at 18:30 Pacific from tomorrow:
+    01:30 or 02:30 UTC the next day, so a cancelled occurrence's date differs in UTC and
+    where it recurs. The series' id and its starts (UTC)."""
+    local = (now.astimezone(PACIFIC) + timedelta(days=1)).replace(hour=18, minute=30,
+                                                                  second=0, microsecond=0)
+    starts = [local + i * WEEK for i in range(6)]  # same wall time across a DST change
+    master = box.graph.add_event(
+        email, starts[0], starts[0] + HOUR, occurrences=[(s, s + HOUR) for s in starts],
+        subject="Office Hours", body={"contentType": "text", "content": "Drop in."},
+        originalStartTimeZone="Pacific Standard Time",
+        recurrence={"pattern": {"type": "weekly", "interval": 1, "firstDayOfWeek": "sunday",
+                                "daysOfWeek": [local.strftime("%A").lower()]},
+                    "range": {"type": "noEnd", "startDate": local.date().isoformat(),
+                              "recurrenceTimeZone": "Pacific Standard Time"}})
+    return master, [s.astimezone(UTC) for s in starts]
 
 
 def description(box: Sandbox, email: str, event_id: str) -> str:
