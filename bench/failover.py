@@ -103,8 +103,12 @@ def main() -> int:
         "insecure_starts": report.insecure_starts, "sessions": report.sessions_watched,
         "epochs": report.epochs, "epochs_in_order": report.epochs_in_order,
         "round_trips_per_instructor": trips}, indent=2))
+    # each round: one standby takeover within the lease and a poll or two of its end, and
+    # one session watched at its start
     ok = (report.duplicates == report.lost_edits == report.insecure_starts == 0
-          and report.epochs_in_order and report.rounds == args.rounds)
+          and report.epochs_in_order and report.rounds == args.rounds
+          and report.sessions_watched == args.rounds and max(times) < args.lease + 2.5
+          and report.epochs == sorted(set(report.epochs)))
     return 0 if ok else 1
 
 

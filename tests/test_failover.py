@@ -22,7 +22,6 @@ import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
 from officehours_sandbox import postgres
 from officehours_sandbox.domain import Sandbox
-from officehours_sandbox.failover import drill
 from test_systemd import Notifications, start_like_systemd
 
 from daemon.config import load
@@ -341,18 +340,6 @@ def test_a_clean_stop_hands_the_lead_over_at_once(
         stop(first)
         if second is not None:
             stop(second)
-
-
-def test_the_failover_drill_in_short(pg_cluster: postgres.Cluster, tmp_path: Path) -> None:
-    """`make failover` in two rounds (its own cluster): the leader SIGKILLed right after
-    a random vendor write while new sessions, an instructor's edit and an insecure room
-    wait; nothing doubled, nothing lost, no session started insecure, epochs rising."""
-    report = drill(tmp_path, rounds=2, instructors=6, lease=LEASE, say=lambda line: None)
-    assert report.rounds == 2
-    assert (report.duplicates, report.lost_edits, report.insecure_starts) == (0, 0, 0)
-    assert report.sessions_watched == 2 and report.epochs_in_order
-    assert report.epochs == sorted(set(report.epochs)) and len(report.epochs) == 3
-    assert max(report.failover_seconds) < LEASE + 2.5, report.failover_seconds
 
 
 def test_a_leader_cut_off_inside_a_transaction_does_not_hold_the_takeover_up(
