@@ -5,6 +5,7 @@ leader dies, is cut off from the database, or is paused; a lost lead writes noth
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -37,7 +38,7 @@ LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)
 
 
 def two_node_config(sandbox: Sandbox, cluster: postgres.Cluster, url: str,
-                    **service: object) -> Path:
+                    **service: Any) -> Path:
     return sandbox.write_config(sync_interval_seconds=1, **service, state={
         "url": url, "password_file": str(cluster.password_file), "lease_seconds": LEASE})
 
@@ -120,14 +121,18 @@ def test_one_node_leads_and_a_standby_takes_over_after_kill_9(
             assert second.returncode == 0, stderr
 
 
-def owner(port: int, pids: tuple[int, ...]) -> int:
-    """Which of `pids` holds the TCP socket whose local port is `port` (0: neither)."""
+def owner(port: int, server: int, pids: tuple[int, ...]) -> int:
+    """Which of `pids` holds the TCP socket from local `port` to `server`'s port (0:
+    neither). The whole connection, not the local port alone: Linux hands the same
+    ephemeral port to connections to different destinations, so another of a node's
+    sockets (to PostgreSQL, to another emulator) may share it."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as lines:
             for line in list(lines)[1:]:
                 fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                if (local, remote) == (port, server):
                     inodes.add(f"socket:[{fields[9]}]")
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -145,14 +150,15 @@ class Writes:
         self.seen: list[tuple[float, int, str, str]] = []
         self.pids: tuple[int, ...] = ()
         self.on_first: dict[int, Any] = {}  # pid -> called at that process's first write
-        self._emulators = [sandbox.google_server.emulator, sandbox.zoom_server.emulator]
-        for emulator in self._emulators:
-            emulator.after_hooks.append(self._hook)
+        self._hooks = [(server.emulator, functools.partial(self._hook, server.port))
+                       for server in (sandbox.google_server, sandbox.zoom_server)]
+        for emulator, hook in self._hooks:
+            emulator.after_hooks.append(hook)
 
-    def _hook(self, request: Any, response: Any) -> None:
+    def _hook(self, server: int, request: Any, response: Any) -> None:
         if request.method not in ("PATCH", "PUT", "POST", "DELETE") or "token" in request.path:
             return
-        pid = owner(request.peer, self.pids)
+        pid = owner(request.peer, server, self.pids)
         self.seen.append((time.monotonic(), pid, request.method, request.path))
         action = self.on_first.pop(pid, None)
         if action is not None:
@@ -162,8 +168,8 @@ class Writes:
         return [w for w in self.seen if w[1] == pid and w[0] > after]
 
     def close(self) -> None:
-        for emulator in self._emulators:
-            emulator.after_hooks.remove(self._hook)
+        for emulator, hook in self._hooks:
+            emulator.after_hooks.remove(hook)
 
 
 @contextlib.contextmanager
@@ -190,7 +196,10 @@ def trouble_at_first_write(campus: Sandbox, cluster: postgres.Cluster, url: str,
                  what="the standby to lead")
         took_over = time.monotonic()
         wait_for(lambda: len(campus.google.writes()) == 2, what="the new leader's pass")
-        yield first.pid, writes, took_over, lambda: stop(first) and None
+        def ended() -> None:
+            stop(first)
+
+        yield first.pid, writes, took_over, ended
     finally:
         writes.close()
         stop(first)
