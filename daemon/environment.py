@@ -10,6 +10,7 @@ or raises ValueError saying what is wrong, never quoting a secret.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import ssl
@@ -17,8 +18,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .deploy import CREDENTIALS_SOURCE, DEFAULT_UNIT, credential_name, delivered, writable
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 
 @dataclass(frozen=True)
@@ -112,23 +117,30 @@ def google_key(data: bytes) -> None:
     if missing:
         raise ValueError(f"is a {kind} file without {', '.join(missing)}")
     if kind == "service_account":  # the key parsed as the service will parse it
-        from cryptography.hazmat.primitives import serialization
-
         try:
-            serialization.load_pem_private_key(str(info["private_key"]).encode(),
-                                               password=None)
+            private_key(str(info["private_key"]).encode())
         except (ValueError, TypeError):
             raise ValueError("is a service_account file whose private_key does not parse "
                              "(a PEM private key, unencrypted, as Google issues it)") from None
 
 
+@functools.lru_cache(maxsize=2)
+def private_key(pem: bytes) -> PrivateKeyTypes:
+    """An unencrypted PEM private key, loaded and checked once per process: cryptography's
+    check of an RSA key costs about 35 ms, and the config check, the Google account and
+    the Entra certificate each need the same key (ValueError or TypeError: it does not
+    parse). Two at most are kept: a key replaced by a reload drops out."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password=None)
+
+
 def pem_key_and_certificate(data: bytes) -> None:
     """A PEM file holding the app's private key and its certificate (msal needs both)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     try:
-        serialization.load_pem_private_key(data, password=None)
+        private_key(data)
     except (ValueError, TypeError):
         raise ValueError("holds no unencrypted PEM private key") from None
     try:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import MicrosoftConfig
+from ..environment import private_key
 from ..errors import CalendarError, CredentialsRefused
 from ..http import NETWORK, ForeignHost, Outbound, Pages, network_cause, origin, retry_after, send
 
@@ -27,8 +28,8 @@ def client_credential(config: MicrosoftConfig) -> str | dict[str, str]:
         pem = config.client_certificate_file.read_bytes()
         try:
             certificate = x509.load_pem_x509_certificate(pem)
-            key = serialization.load_pem_private_key(pem, password=None)
-        except ValueError:
+            key = private_key(pem)
+        except (ValueError, TypeError):
             key = None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise CalendarError(f"{config.client_certificate_file}: needs an RSA private key "

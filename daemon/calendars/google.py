@@ -22,12 +22,14 @@ import google.auth.exceptions
 import google_auth_httplib2
 import googleapiclient
 import httplib2
+from google.auth import crypt
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
 from ..config import GoogleConfig
+from ..environment import private_key
 from ..errors import CalendarError, Conflict, CredentialsRefused, Gone, SyncExpired
 from ..http import (
     NETWORK,
@@ -86,9 +88,15 @@ class GoogleAccount:
         # (used as is, CONTRACT.md), and the Admin SDK for a roster group
         self._origins = (config.api_base_url, str(info.get("token_uri") or GOOGLE_TOKEN_URI),
                          directory_url)
+        self._base: Any  # google-auth's credentials (untyped)
         if info["type"] == "service_account":
-            self._base = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                info, scopes=SCOPES)
+            # the key checked once per process (environment.private_key), not at each open
+            signer = crypt.RSASigner(private_key(str(info["private_key"]).encode()),  # type: ignore[no-untyped-call]
+                                     info.get("private_key_id"))
+            self._base = service_account.Credentials(  # type: ignore[no-untyped-call]
+                signer, service_account_email=info["client_email"],
+                token_uri=info["token_uri"], project_id=info.get("project_id"),
+                universe_domain=info.get("universe_domain", "googleapis.com"), scopes=SCOPES)
         else:
             creds = user_credentials.Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
                 info, scopes=SCOPES)
