@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from officehours_sandbox import postgres
-from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.domain import Sandbox, checked
 from officehours_sandbox.waiting import wait_for as wait_for
 
 ZONE = ZoneInfo("America/New_York")
@@ -133,11 +133,8 @@ def sigkill_after(config: Path, emulators: list[Any], nth: int,
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path)
-    yield box
-    box.stop()
-    assert box.google.schema_errors == [], box.google.schema_errors
-    assert box.zoom.schema_errors == [], box.zoom.schema_errors
+    with checked(tmp_path) as box:
+        yield box
 
 
 @pytest.fixture

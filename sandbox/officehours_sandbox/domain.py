@@ -5,8 +5,10 @@ Used by `officehours demo` and by the end-to-end tests, so both run the same pip
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,16 @@ class Sandbox:
         self.google_server.stop()
         self.zoom_server.stop()
         self.graph_server.stop()
+
+
+@contextlib.contextmanager
+def checked(directory: Path) -> Iterator[Sandbox]:
+    """A sandbox for one test: stopped at the end, which then fails on any request or
+    answer that broke the vendor's published schema."""
+    box = Sandbox(directory)
+    try:
+        yield box
+    finally:
+        box.stop()
+    assert box.google.schema_errors == [], box.google.schema_errors
+    assert box.zoom.schema_errors == [], box.zoom.schema_errors

@@ -21,7 +21,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from officehours_sandbox.campus import PACIFIC, WEEK, office_hours, weekly_evening_series
-from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.domain import Sandbox, checked
 from officehours_sandbox.google import AUTH
 from officehours_sandbox.graph import graph_time
 
@@ -40,11 +40,8 @@ Api = Callable[..., tuple[Any, httplib2.Http]]
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path)
-    yield box
-    box.stop()
-    assert box.google.schema_errors == [], box.google.schema_errors
-    assert box.zoom.schema_errors == [], box.zoom.schema_errors
+    with checked(tmp_path) as box:
+        yield box
 
 
 @pytest.fixture
