@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import HOUR, at, officehours
 from officehours_sandbox.domain import Sandbox
-from officehours_sandbox.google import google_error
+from officehours_sandbox.google_identity import google_error
 from officehours_sandbox.graph import exchange_rendering
 from officehours_sandbox.server import Emulator, Request, Response, Served
 

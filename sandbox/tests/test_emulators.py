@@ -22,7 +22,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from officehours_sandbox.campus import PACIFIC, WEEK, office_hours, weekly_evening_series
 from officehours_sandbox.domain import Sandbox, checked
-from officehours_sandbox.google import AUTH
+from officehours_sandbox.google_identity import AUTH
 from officehours_sandbox.graph import graph_time
 
 from daemon.calendars.google import SCOPES, _discovery_document
