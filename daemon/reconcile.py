@@ -115,8 +115,10 @@ def desired_description(description: str, link: JoinLink | None, template: Templ
         return head + block + strip_blocks(description[match.end() :])
     if not description:
         return block
-    if not is_html(description):
-        return description + TEXT_SEPARATOR + block
+    if not is_html(description):  # text ending in a lone CR: a CR LF separator, which
+        # strip_blocks takes out whole (found by hypothesis: "\r" + "\n\n" read as one)
+        return description + ("\r\n\r\n" if description.endswith("\r") else
+                              TEXT_SEPARATOR) + block
     body_end = description.lower().rfind("</body>")  # a whole HTML document (Outlook)
     if body_end == -1:
         return description + HTML_SEPARATOR + block

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from daemon.model import JoinLink, is_office_hours
@@ -148,6 +148,7 @@ fragments = st.lists(
 
 
 @given(fragments, st.sampled_from(["", "Room 4", LINK.url]))
+@example("\r", "")  # a lone CR before the separator read as part of it (hypothesis found)
 def test_reconcile_is_idempotent_and_keeps_instructor_text(description: str, location: str) -> None:
     desc, loc, owned = apply(description, location)
     assert reconcile(desc, loc, LINK, owned, TEMPLATE) is None
