@@ -59,6 +59,7 @@ CHECK_LINE = re.compile(r"instructor=(\S+) action=pre-session-check")
 LEAD_MINUTES = 1  # short, so that sessions' windows open while the benchmark runs
 RSS_BUDGET_MB = 250
 ZOOM_BUDGET = 0.05  # Zoom requests of a steady pass, per instructor
+TAMPER_BUDGET = 10.0  # seconds, p99 from a room made insecure to secure again (events)
 LATENESS_BUDGET = 5.0  # seconds, p99 of the pre-session checks after their window opened
 REACTION_SLACK = 10.0  # seconds over the interval, p99 of the link reaching a new event
 
@@ -198,6 +199,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"seeding {args.instructors} instructors ...", file=sys.stderr, flush=True)
     emails = seed_campus(box, args.instructors, now, rng)
     apply_vendor_limits(box, args.zoom_plan)
+    if args.tamper:
+        box.zoom_events()  # [zoom] events: the stream a tampered room is secured by
     config = box.write_config(sync_interval_seconds=args.interval, concurrency=args.concurrency,
                               enforce_lead_minutes=LEAD_MINUTES, log_level="info")
     textfile = box.dir / "officehours.prom"  # as a campus with monitoring runs it
@@ -272,6 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steady = tally(box, since=since, until=until)
     zoom_pass, zoom_checks = zoom_by_kind(box, since, until, {
         who for at, who in process.checks if since - 60 <= at <= until})
+    tampering = tamper(box, rng, [e for e in emails if e not in set(session_emails)
+                                  and e not in reaction_events], args.tamper)
     cpu = process.cpu_seconds()
     process.stop()
     wall = time.monotonic() - started
@@ -316,6 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "started_insecure": len(insecure_at_start)},
         "process": {"peak_rss_mb": process.peak_rss_mb, "cpu_seconds": cpu,
                     "wall_seconds": wall},
+        "tamper": tampering,
         "throttled_429": dict(throttled),
         "metrics": metrics_seen(textfile),
     }
@@ -325,6 +331,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["naive_pass"] = {"requests": dict(naive), "total": naive_total,
                                 "ratio_to_steady": naive_total / max(steady_total, 1)}
     return result
+
+
+TAMPERS = (("pmi_waiting_room", False), ("pmi_password", ""),
+           ("require_password_for_pmi_meetings", "none"))
+
+
+def tamper(box: Sandbox, rng: random.Random, emails: list[str], count: int) -> dict[str, Any]:
+    """Rooms made insecure in the portal at random moments over a minute ([zoom] events:
+    each event re-checks the room): from the change to the room secure again, and the Zoom
+    requests that cost (all of them in that time: no pass reads Zoom in steady state)."""
+    if not count:
+        return {"count": 0}
+    print(f"tampering with {count} rooms over 60 s ...", file=sys.stderr, flush=True)
+    chosen = sorted((rng.uniform(0, 60), email, rng.choice(TAMPERS))
+                    for email in rng.sample(emails, count))
+    began = time.monotonic()
+    requests = len(box.zoom.log)
+    at: dict[str, float] = {}
+    secured: dict[str, float] = {}
+    for offset, email, (field, value) in chosen:
+        time.sleep(max(0.0, began + offset - time.monotonic()))
+        setattr(box.zoom.user(email), field, value)
+        at[email] = time.monotonic()
+        for done in [e for e in at if e not in secured and box.zoom.user(e).secure]:
+            secured[done] = time.monotonic()
+    deadline = time.monotonic() + 60
+    while len(secured) < len(at) and time.monotonic() < deadline:
+        for done in [e for e in at if e not in secured and box.zoom.user(e).secure]:
+            secured[done] = time.monotonic()
+        time.sleep(0.05)
+    took = [secured[e] - at[e] for e in secured]
+    spent = box.zoom.log[requests:]
+    return {"count": count, "secured": len(secured), "p50_s": pct(took, 0.5),
+            "p99_s": pct(took, 0.99), "max_s": max(took, default=float("nan")),
+            "zoom_requests": len(spent),
+            "zoom_writes": sum(r.method != "GET" and "token" not in r.path for r in spent)}
 
 
 def metrics_seen(textfile: Path) -> dict[str, float]:
@@ -372,6 +414,11 @@ def table(r: dict[str, Any]) -> str:
                                  f"p99 {e['lateness_p99_s']:.1f} s, max "
                                  f"{e['lateness_max_s']:.1f} s, {e['secured']}/{e['sessions']} "
                                  f"secured, {e['started_insecure']} started insecure"),
+        ("room tampered to secure (events)", "not measured" if not r["tamper"]["count"] else
+         f"p50 {r['tamper']['p50_s']:.1f} s, p99 {r['tamper']['p99_s']:.1f} s, max "
+         f"{r['tamper']['max_s']:.1f} s ({r['tamper']['secured']}/{r['tamper']['count']} "
+         f"rooms; {r['tamper']['zoom_requests']} Zoom requests, "
+         f"{r['tamper']['zoom_writes']} writes)"),
         ("officehours process", f"peak RSS {r['process']['peak_rss_mb']:.0f} MB, CPU "
                                 f"{r['process']['cpu_seconds']:.0f} s in "
                                 f"{r['process']['wall_seconds']:.0f} s"),
@@ -406,6 +453,10 @@ def broken_budgets(r: dict[str, Any]) -> list[str]:
         ("sessions started insecure", e["started_insecure"], 0),
         ("peak RSS, MB", r["process"]["peak_rss_mb"], RSS_BUDGET_MB),
     ]
+    if r["tamper"]["count"]:
+        figures += [("rooms tampered and never secured", r["tamper"]["count"]
+                     - r["tamper"]["secured"], 0),
+                    ("room tampered to secure, p99 s", r["tamper"]["p99_s"], TAMPER_BUDGET)]
     return [f"{name}: {value:.3f} > {limit}" for name, value, limit in figures
             if not value <= limit]
 
@@ -463,6 +514,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--reaction", type=int, default=50, help="new events to time")
     parser.add_argument("--sessions", type=int, default=50, help="sessions to enforce")
+    parser.add_argument("--tamper", type=int, default=50,
+                        help="rooms made insecure, with [zoom] events (0: events off)")
     parser.add_argument("--naive", action="store_true", help="also time the naive way")
     parser.add_argument("--zoom-plan", choices=("pro", "business", "enterprise"),
                         default="pro", help="Zoom's rate limits, in the emulator and the config")
@@ -478,6 +531,7 @@ def main() -> int:
         return 0
     logging.basicConfig(level=logging.ERROR)  # the naive pass runs in this process
     args.reaction = min(args.reaction, args.instructors // 4)
+    args.tamper = min(args.tamper, args.instructors // 4)
     args.sessions = min(args.sessions, args.instructors // 4)
     result = run(args)
     result["roster_read"] = roster_read(args.instructors, args.latency)

@@ -36,6 +36,7 @@ from .values import (
     template,
     titles,
     type_name,
+    wss_url,
     zoom_user,
 )
 
@@ -111,6 +112,10 @@ class ZoomConfig:
     oauth_base_url: str = key(https_url, "https://zoom.us")
     refresh_minutes: int = key(int_at_least(1), 60)
     plan: str = key(choice("pro", "business", "enterprise"), "pro")
+    # Zoom's account events over WebSocket (README "Zoom events"): absent, no stream
+    events: str | None = key(choice("websocket"), None)
+    events_subscription_id: str | None = key(nonempty, None)
+    events_url: str = key(wss_url, "wss://ws.zoom.us/ws")
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,10 @@ def parse(raw: Mapping[str, Any], path: Path, checks: Checks | None = None) -> C
         if len(given) != 1:
             out.add("microsoft.client_secret_file", "missing (required): give it, or "
                     "client_certificate_file, not both" if given else "missing (required)")
+    zoom = made.get("zoom")
+    if zoom is not None and zoom.events and not zoom.events_subscription_id:
+        out.add("zoom.events_subscription_id", 'missing (required with events = "websocket"): '
+                "the Event Subscription's id, from the app's Marketplace page")
     instructors = _instructors(out, raw.get("instructors", []), "roster" in raw)
     for name in PROVIDERS:
         if name not in raw and any(i.provider == name for i in instructors):

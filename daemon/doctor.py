@@ -84,6 +84,8 @@ def checks(config: Config, engine: Engine, sample: int | None = None,
         yield Check(WARN, "Zoom app", f"cannot read the account's locked settings: {err}",
                     "add the scope account:read:admin to the Zoom app to check them"
                     if scope else fix(err))
+    if config.zoom.events:
+        yield _events_check(config, engine)
     if roster_check is not None:
         yield roster_check
     if sample is not None and sample < len(people):
@@ -94,6 +96,23 @@ def checks(config: Config, engine: Engine, sample: int | None = None,
         yield from _instructor_checks(instructor, engine, locks)
         if progress is not None:
             progress(done, len(people))
+
+
+def _events_check(config: Config, engine: Engine) -> Check:
+    """[zoom] events: the subscription connects and answers a heartbeat."""
+    from .http import https_proxy, ssl_context
+    from .zoom.events import WATCHED, probe
+
+    zoom = config.zoom
+    try:
+        return Check(OK, "Zoom events", probe(
+            zoom.events_url, zoom.events_subscription_id or "", engine.zoom.access_token(),
+            ssl_context(config.service.ca_bundle), https_proxy()))
+    except ZoomError as err:
+        return Check(FAIL, "Zoom events", str(err), "in the Zoom Marketplace, the app's "
+                     "Features -> Event Subscriptions: method WebSocket, the events "
+                     f"{', '.join(WATCHED)}; then zoom.events_subscription_id = its ID and "
+                     "zoom.events_url = the endpoint it shows (README: Zoom events)")
 
 
 def _state_check(config: Config) -> Check:

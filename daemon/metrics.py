@@ -110,6 +110,10 @@ class _Now(Collector):
         yield GaugeMetricFamily("officehours_roster_held", "1 while a roster read is held "
                                 "(officehours roster shows why)",
                                 value=1.0 if self._seen.held else 0.0)
+        if self._seen.events is not None:  # [zoom] events
+            yield GaugeMetricFamily("officehours_zoom_events_up", "1 while Zoom's event "
+                                    "stream is connected, 0 while it is down",
+                                    value=1.0 if self._seen.events["up"] else 0.0)
 
 
 class _Runtime(Collector):

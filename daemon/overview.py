@@ -53,12 +53,15 @@ class Overview:
     shared: bool = False  # two or more nodes on PostgreSQL
     leader: dict[str, Any] | None = None  # then: the `leader` row (None: nobody led yet)
     nodes: list[Node] = field(default_factory=list)
+    # [zoom] events: Zoom's event stream as the leader last saw it: up, since when, and
+    # whether it has been down longer than EVENTS_DOWN_LOUD (None: no stream recorded)
+    events: dict[str, Any] | None = None
 
     @property
     def failing(self) -> bool:
         """What makes `status` exit 1 (CONTRACT.md)."""
         return any(r.failing for r in self.rows) or self.held is not None or \
-            self.stale_since is not None
+            self.stale_since is not None or bool(self.events and self.events["down_too_long"])
 
     def counts(self) -> dict[str, int]:
         live = [r for r in self.rows if not r.offboarded]
@@ -80,11 +83,12 @@ class Overview:
         return {"summary": self.counts(), "rooms": self.rooms(),
                 "roster_held": self.held[0] if self.held else None,
                 "no_pass_since": self.stale_since, "leader": self.leader,
-                "nodes": [asdict(n) for n in self.nodes],
+                "nodes": [asdict(n) for n in self.nodes], "zoom_events": self.events,
                 "instructors": [{**asdict(r), "room": r.room.value if r.room else None}
                                 for r in self.rows]}
 
 
+EVENTS_DOWN_LOUD = 120.0  # seconds Zoom's event stream may be down before it is an error
 ROOMS: dict[Room | None, str] = {  # the metrics' states of a room (else: unchecked)
     Room.SECURE: "secure", Room.REPAIRED: "secure", Room.REFUSED: "refused",
     Room.NOT_SECURE: "insecure"}
@@ -132,10 +136,19 @@ def read(config: Config, state: Store | None, now: datetime) -> Overview:
     newest = max((r.last_pass for r in rows if r.last_pass), default=None)
     quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
     stale = newest if newest and now - datetime.fromisoformat(newest) > quiet else None
-    overview = Overview(rows, held, stale)
+    overview = Overview(rows, held, stale, events=_events(config, state, now))
     if isinstance(state, Shared) and config.state is not None:  # two or more nodes
         _nodes(overview, state.leader(), state.nodes(), config.state.lease_seconds)
     return overview
+
+
+def _events(config: Config, state: Store | None, now: datetime) -> dict[str, Any] | None:
+    stream = state.stream() if state is not None and config.zoom.events else None
+    if stream is None:
+        return None
+    up, since = stream
+    down = (now - datetime.fromisoformat(since)).total_seconds()
+    return {"up": up, "since": since, "down_too_long": not up and down > EVENTS_DOWN_LOUD}
 
 
 def _nodes(overview: Overview, lead: Lead | None, seen: list[tuple[str, str, float]],

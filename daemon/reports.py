@@ -36,6 +36,10 @@ def cmd_status(args: argparse.Namespace) -> int:
           + (", roster HELD" if seen.held else ""))
     for said in _lead_lines(seen):
         print(said)
+    if seen.events is not None:
+        print(("Zoom events: connected since " if seen.events["up"] else "Zoom events: DOWN "
+               "since ") + _when(seen.events["since"]) + ("" if seen.events["up"] else
+                                                           " (rooms checked on schedule only)"))
     if seen.held:
         print(f"ROSTER HELD since {_when(seen.held[1])}: {seen.held[0]}; the previous roster "
               "stays in force (officehours roster shows it, officehours roster --accept "

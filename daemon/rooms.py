@@ -8,15 +8,17 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from .config import Config
 from .errors import ZoomRefused, ZoomThrottled, explain
-from .model import Instructor, JoinLink, Room, mask_url
+from .model import Instructor, JoinLink, Room, mask_url, same_person
 from .recurrence import Session
 from .result import Result
 from .store import Store
 from .zoom.client import ZoomClient
+from .zoom.events import ZoomEvent
 from .zoom.links import LinkCache
 from .zoom.policy import PmiState, carries_passcode, meets
 
@@ -36,6 +38,10 @@ class Rooms:
         self._zoom_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._throttled: dict[str, ZoomThrottled] = {}  # instructor -> a daily limit hit
         self._no_passcode: set[str] = set()  # instructors warned: include_passcode = false
+        # each room as Zoom's events name it, (user id, PMI): from the state at first use
+        # (a new leader knows every room read before), then as rooms are read
+        self._ids: dict[str, tuple[str, str]] | None = None
+        self._ids_lock = threading.Lock()
 
     def window_unchecked(self, instructor: Instructor, upcoming: list[Session],
                           now: datetime) -> bool:
@@ -75,6 +81,21 @@ class Rooms:
         self.links.put(instructor.key, link)
         return link
 
+    def whose(self, event: ZoomEvent, served: Iterable[Instructor]) -> Instructor | None:
+        """The served instructor a Zoom event is about: by the PMI or the user's id as their
+        room was read (by this engine, even mid-check, or by any node before: the state
+        keeps them), the zoom_user itself, or the address; None for anyone else, and for
+        a room never read (its first check, when office hours appear, reads it)."""
+        known, live = self._known_ids(), self.zoom.rooms
+        for instructor in served:
+            user = instructor.zoom_user
+            ids = {*known.get(instructor.key, ()), *live.get(user.casefold(), ())} - {""}
+            if event.meeting_id in ids or event.user_id and event.user_id in (user, *ids):
+                return instructor
+            if event.email and same_person(event.email) == same_person(user):
+                return instructor
+        return None
+
     @staticmethod
     def _not_secure(err: ZoomThrottled) -> str:
         return (f"NOT secure until {err.until:%Y-%m-%d %H:%M} UTC: Zoom's daily limit of "
@@ -87,7 +108,27 @@ class Rooms:
             link = self.zoom.link(instructor.zoom_user, self.config.links.include_passcode)
             self._warn_no_passcode(instructor, link.url)
             self.links.put(instructor.key, link)
+            ids = self._read_ids(instructor, link.meeting_id)
+            if ids is not None and not self.dry_run:  # a room read anew: its ids changed
+                self.state.record_status(instructor.key, instructor.name,
+                                         zoom_ids=json.dumps(ids))
         return link
+
+    def _known_ids(self) -> dict[str, tuple[str, str]]:
+        with self._ids_lock:
+            if self._ids is None:
+                self._ids = self.state.zoom_ids()
+            return self._ids
+
+    def _read_ids(self, instructor: Instructor, pmi: str) -> tuple[str, str] | None:
+        """The room's ids as just read, when they differ from those known (else None)."""
+        ids = (self.zoom.rooms.get(instructor.zoom_user.casefold(), ("", ""))[0], pmi)
+        known = self._known_ids()
+        with self._ids_lock:
+            if known.get(instructor.key) == ids:
+                return None
+            known[instructor.key] = ids
+        return ids
 
     def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
         """Make the PMI secure (read, repair, read back), record what students meet, and
@@ -124,10 +165,12 @@ class Rooms:
         if self.dry_run:
             return
         found = None if pmi is None else json.dumps(meets(pmi, self.config.links.include_passcode))
+        ids = None if pmi is None else self._read_ids(instructor, pmi.meeting_id)
         self.state.record_status(instructor.key, instructor.name,
                                  zoom_state=mask_url(text or result.zoom),
                                  room=result.room.value if result.room else None,
-                                 zoom_checked=now.isoformat(), pmi=found)
+                                 zoom_checked=now.isoformat(), pmi=found,
+                                 **({"zoom_ids": json.dumps(ids)} if ids else {}))
 
     def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:
         """Say once per process when links.include_passcode = false leaves an invite that

@@ -4,6 +4,7 @@ SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -20,13 +21,16 @@ from .engine import Engine
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import Instructor
+from .result import Result
 from .runtime import passes
 from .runtime.checks import Schedule
 from .runtime.lead import Change, Leadership
 from .runtime.notify import notify, watchdog_interval
 from .runtime.passes import offboard_leavers, soonest_first
 from .runtime.slot import EngineSlot
+from .runtime.watch import RoomWatch
 from .store import Fenced, StateError
+from .zoom.events import ZoomEvent
 
 log = logging.getLogger(__name__)
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
@@ -44,6 +48,9 @@ class Service:
         self._stop_asked = False
         self._reload_asked = False
         self._schedule = Schedule(clock, self._enforce)  # passes and pre-session checks
+        self._watch = RoomWatch(self._schedule, self._room_check,  # Zoom's events
+                                lambda: list(self._served.values()),
+                                lambda: not self._stop.is_set() and self._lead.leads)
         self._slot = EngineSlot()  # the config and engine in force
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
@@ -89,12 +96,14 @@ class Service:
                 self._reload_asked = False
                 self._apply_reload()
             self._follow_lease()
+            self._watch.health()  # a stream down too long: said once in the log
         notify("STOPPING=1")
         log.info("action=stop reason=signal")
         # a write under way finishes and no new one starts; a database call hung on a
         # database gone silent is ended, so that the service still stops in time
         done = threading.Event()
         threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
+        self._watch.stop()
         self._schedule.close()
         done.set()
         self._lead.lease.stop()  # after the last write: a standby takes over at once
@@ -162,6 +171,8 @@ class Service:
         # scheduler would skip this term's first pass as a second instance of it
         self._pass_job = f"pass:{term.epoch}" if term else "pass"
         self._schedule.passes(self._pass_job, config.service.sync_interval_seconds, self._pass)
+        if self._slot.engine is not None:
+            self._watch.start(config, self._slot.engine)
 
     def _step_down(self) -> None:
         """The lead is lost: no job starts, the running pass starts no instructor, every
@@ -169,6 +180,7 @@ class Service:
         with self._schedule.lock:
             self._lead.lost()
             self._schedule.clear()
+        self._watch.stop()  # the next leader consumes the stream
         for engine in self._slot.engines():
             engine.stopping.set()
             engine.state.abort()
@@ -208,6 +220,7 @@ class Service:
         self._slot.swap(config, engine)
         if self._lead.leads:
             self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
+            self._watch.start(config, engine)  # the new config's stream, the new engine's app
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
@@ -265,25 +278,44 @@ class Service:
         # (its shutdown holds the job-store lock while it waits for running jobs)
         interval = config.service.sync_interval_seconds
         upcoming = self.clock() + timedelta(seconds=max(interval - elapsed, 0))
-        notify(f"STATUS={self._lead.leading_as()}{report.summary(upcoming)}")
+        down = self._watch.health()
+        notify(f"STATUS={self._lead.leading_as()}{report.summary(upcoming)}"
+               + (f"; {down}" if down else ""))
 
     def _enforce(self, key: str, start: datetime, last: bool) -> None:
-        """The pre-session check: the instructor as the config has them now, their room
-        secured before their calendar is read. The `last` check before the session
-        `start` counts that session in the metrics."""
-        with self._slot.current() as (config, engine):
-            if self._stop.is_set() or not self._lead.leads or config is None or engine is None:
-                return
-            instructor = self._served.get(key) or next(
-                (i for i in config.instructors if i.key == key), None)
-            if instructor is None:  # removed by a reload since the job was planned
-                return
-            log.info("instructor=%s action=pre-session-check", instructor.email)
-            result = engine.sync(instructor, secure_first=True)
-        if last:
+        """The pre-session check: the instructor's room secured before their calendar is
+        read. The `last` check before the session `start` counts that session in the
+        metrics."""
+        result = self._check_room(key, "pre-session-check")
+        if last and result is not None:
             secure = result.room is not None and result.room.secure
             metrics.SESSIONS.labels("insecure" if not secure else "secured"
                                     if self.clock() <= start else "late").inc()
+
+    def _room_check(self, key: str, event: ZoomEvent | None) -> None:
+        """A check Zoom's events asked for (`event`), or a reconnection (None): the room
+        read again, whatever the event said, and what it found in the audit log."""
+        self._check_room(key, "zoom-event" if event else "zoom-events-reconnected", event)
+
+    def _check_room(self, key: str, why: str, event: ZoomEvent | None = None,
+                    ) -> Result | None:
+        """The instructor as the config has them now, their room secured first (None:
+        not leading, stopping, or no longer served)."""
+        with self._slot.current() as (config, engine):
+            if self._stop.is_set() or not self._lead.leads or config is None or engine is None:
+                return None
+            instructor = self._served.get(key) or next(
+                (i for i in config.instructors if i.key == key), None)
+            if instructor is None:  # removed by a reload since the job was planned
+                return None
+            log.info("instructor=%s action=%s", instructor.email, why)
+            result = engine.sync(instructor, secure_first=True)
+            if event is not None and result.room is not None and not result.held:
+                room = event.meeting_id or event.user_id or event.email
+                with contextlib.suppress(Fenced, StateError):  # the log is the record then
+                    engine.state.audit(self.clock(), key, f"zoom:{room}", "zoom-event",
+                                       {"change": f"{event.kind}: room {result.zoom}"})
+            return result
 
     def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
         """[metrics] textfile: the state's view (not on a standby: it reads no state) and

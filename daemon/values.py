@@ -78,6 +78,14 @@ def https_url(value: Any) -> str:
     return url.rstrip("/")
 
 
+def wss_url(value: Any) -> str:
+    url = nonempty(value)
+    parts = urlsplit(url)
+    if parts.scheme != "wss" or not parts.hostname or parts.query:
+        raise ValueError(f"must be a wss:// URL without a query, not {url!r}")
+    return url.rstrip("/")
+
+
 def postgres_url(value: Any) -> str:
     url = nonempty(value)
     parts = urlsplit(url)

@@ -484,3 +484,31 @@ def test_a_transaction_the_server_ended_is_a_state_error(pg_url: str) -> None:
             db.execute("SELECT 1")
     finally:
         store.close()
+
+
+def test_only_the_leader_holds_zoom_s_event_stream_and_a_failover_resumes_it(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str, tmp_path: Path) -> None:
+    hub = campus.zoom_events()
+    config = two_node_config(campus, pg_cluster, pg_url)
+    first = node(config, tmp_path / "first.log")
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid and hub.connected
+                 and len(campus.google.writes()) == 2, what="the leader's pass and stream")
+        second = node(config, tmp_path / "second.log")
+        wait_for(lambda: query(pg_url, "SELECT count(*) FROM nodes")[0][0] == 2,
+                 what="the standby's first heartbeat")
+        assert hub.connections == 1  # the standby does not consume
+        first.send_signal(signal.SIGKILL)
+        pid = second.pid
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == pid and hub.connections == 2,
+                 timeout=LEASE + 10, what="the new leader's stream")
+        user = campus.zoom.user(ADA)
+        user.pmi_waiting_room = False
+        wait_for(lambda: user.secure, timeout=10, what="the new leader acting on the event")
+    finally:
+        first.kill()
+        first.communicate(timeout=10)
+        if second is not None:
+            stderr = stop(second)
+            assert second.returncode == 0, stderr

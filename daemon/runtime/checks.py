@@ -105,6 +105,24 @@ class Schedule:
                         id=f"{name}:{key}:{session.start.isoformat()}",
                         executor="checks", replace_existing=True)
 
+    def now(self, job: str, run: Callable[[], None], may: Callable[[], bool]) -> bool:
+        """`run` at once on the checks' workers (a room Zoom said changed), while `may()`
+        (False: not planned). The caller keeps one `job` at a time: one asked while the
+        same runs would be skipped."""
+        with self.lock:
+            if self._closed or not may():
+                return False
+            self._scheduler.add_job(run, DateTrigger(run_date=self._clock()), id=job,
+                                    executor="checks", replace_existing=True)
+            return True
+
+    def near(self, lead: timedelta) -> list[str]:
+        """The instructors with a session whose lead window is open now, or under way
+        (sessions as their last pass read them)."""
+        now = self._clock()
+        return [key for key, found in list(self._sessions.items())
+                if any(s.start - lead <= now < s.end for s in found)]
+
     def clear(self) -> None:
         """Every pass and check dropped (the lead is lost); call with `lock` held."""
         for job in self._scheduler.get_jobs():

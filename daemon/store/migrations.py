@@ -68,6 +68,14 @@ MIGRATIONS: tuple[str, ...] = (
         WHEN substr(zoom_state, 1, 8) = 'repaired' THEN 'repaired'
         WHEN substr(zoom_state, 1, 6) = 'secure' THEN 'secure' END;
     """,
+    # 9: Zoom's event stream as the leading node last saw it ([zoom] events): up or down,
+    # since when (status and the metrics read it; not copied by `state migrate`); and the
+    # ids Zoom's events name each instructor's room by (the user's id, the PMI)
+    """
+    ALTER TABLE instructors ADD COLUMN zoom_ids TEXT;
+    CREATE TABLE zoom_events (id INTEGER PRIMARY KEY CHECK (id = 1), up INTEGER NOT NULL,
+                              since TEXT NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # what `state migrate` copies: the tables both backends keep (the lease and the

@@ -186,7 +186,8 @@ class SqlStore:
 
     def record_status(self, instructor: str, name: str, **fields: str | None) -> None:
         columns = ("last_pass", "last_error", "zoom_state", "zoom_checked", "next_session",
-                   "error_logged_for", "pmi", "next_session_end", "served_as", "room")
+                   "error_logged_for", "pmi", "next_session_end", "served_as", "room",
+                   "zoom_ids")
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown status fields {unknown}")
@@ -210,6 +211,15 @@ class SqlStore:
                                        json.loads(r[7]) if r[7] else None, r[8],
                                        Room(r[9]) if r[9] else None)
                 for r in self._rows(self._STATUS)}
+
+    def zoom_ids(self) -> dict[str, tuple[str, str]]:
+        """Each instructor's room as Zoom's events name it: (the user's id, the PMI)."""
+        found = {}
+        for key, ids in self._rows("SELECT instructor, zoom_ids FROM instructors "
+                                   "WHERE zoom_ids IS NOT NULL"):
+            user, pmi = json.loads(ids)
+            found[key] = (str(user), str(pmi))
+        return found
 
     def served_as(self, instructor: str) -> dict[str, str] | None:
         """The instructor's settings at their last pass (name, email, provider, ...)."""
@@ -329,6 +339,21 @@ class SqlStore:
     def held(self) -> tuple[str, str] | None:
         rows = self._rows("SELECT reason, at FROM roster_hold")
         return (rows[0][0], rows[0][1]) if rows else None
+
+    def record_stream(self, up: bool | None, since: datetime) -> None:
+        """Zoom's event stream up or down since `since`, as the leader sees it (None: no
+        stream any more: events off, or the service stopped)."""
+        with self.transaction() as db:
+            if up is None:
+                db.execute("DELETE FROM zoom_events")
+                return
+            db.execute("INSERT INTO zoom_events (id, up, since) VALUES (1, ?, ?) "
+                       "ON CONFLICT (id) DO UPDATE SET up=excluded.up, since=excluded.since",
+                       (int(up), since.isoformat()))
+
+    def stream(self) -> tuple[bool, str] | None:
+        rows = self._rows("SELECT up, since FROM zoom_events")
+        return (bool(rows[0][0]), rows[0][1]) if rows else None
 
     def reinstate(self, instructor: str | None) -> list[str]:
         """Serve again one instructor taken out by remove-links (None: all); who it was."""

@@ -82,6 +82,13 @@ class _TokenAuth(httpx.Auth):
             self._token = body["access_token"]
             self._expires = self._clock() + float(body.get("expires_in", 3600))
 
+    def current(self, send: Callable[[httpx.Request], httpx.Response], fresh: bool) -> str:
+        """The token, asked for through `send` when there is none, it is about to expire,
+        or `fresh` is asked."""
+        if fresh or not self._token or self._clock() > self._expires - TOKEN_MARGIN_SECONDS:
+            self._store(send(self._token_request()))
+        return self._token
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if not self._token or self._clock() > self._expires - TOKEN_MARGIN_SECONDS:
             self._store((yield self._token_request()))
@@ -162,12 +169,23 @@ class ZoomClient:
         self._limits = {category: RateLimiter(rate, sleep)
                         for category, rate in RATE_LIMITS[config.plan].items()}
         self.requests = 0
+        self.rooms: dict[str, tuple[str, str]] = {}  # zoom_user -> (user id, PMI), as read
         # the node's fence, given where the engine is built: before every attempt of every
         # write (leader.py); Fenced once the node no longer leads
         self.before_write = before_write
 
     def close(self) -> None:
         self._http.close()
+
+    def access_token(self, fresh: bool = False) -> str:
+        """The app's OAuth token, for Zoom's event stream (whose URL carries it): the one
+        the REST calls use, or a new one when `fresh` (the stream's was refused)."""
+        try:
+            return self._auth.current(lambda request: send(self._http, request, None,
+                                                           self._sleep), fresh)
+        except httpx.TransportError as err:
+            raise ZoomError(f"Zoom unreachable at {origin(self._base)}: {network_cause(err)}",
+                            code=NETWORK) from None
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
               category: str = "light") -> Any:
@@ -212,12 +230,16 @@ class ZoomClient:
 
     def _user(self, user: str) -> tuple[str, str]:
         body = self._object(self._call("GET", f"/users/{_segment(user)}"), f"/users/{user}")
-        url, pmi = body.get("personal_meeting_url"), body.get("pmi")
+        url, pmi, found = body.get("personal_meeting_url"), body.get("pmi"), body.get("id")
+
         if not isinstance(url, str) or not url.startswith("https://"):
             raise ZoomError(f"Zoom GET /users/{user}: personal_meeting_url is "
                             f"{_shown(url)}, not an https URL")
         if isinstance(pmi, bool) or not isinstance(pmi, int | str) or not str(pmi).isdigit():
             raise ZoomError(f"Zoom GET /users/{user}: pmi is {_shown(pmi)}, not a number")
+        # what Zoom's events call the room: the user's id and the PMI, as just read
+        self.rooms[user.casefold()] = (found if isinstance(found, str) and len(found) <= 64
+                                       else "", str(pmi))
         return url, str(pmi)
 
     def _meeting(self, pmi: str) -> tuple[str, bool]:

@@ -16,8 +16,12 @@ from .google import GoogleCalendarEmulator
 from .graph import GraphEmulator
 from .server import CertificateAuthority, Served
 from .zoom import ZoomEmulator, ZoomUser
+from .zoom_events import ZoomEvents
 
 ZOOM_ACCOUNT, ZOOM_CLIENT = "sandbox-account", "sandbox-client"
+# the events the README has admins subscribe to (Marketplace: Event Subscriptions, WebSocket)
+ZOOM_EVENT_TYPES = ("meeting.updated", "user.settings_updated", "user.updated",
+                    "meeting.started")
 TENANT, GRAPH_CLIENT = "00000000-0000-4000-8000-000000000001", "sandbox-graph-app"
 
 
@@ -48,6 +52,17 @@ class Sandbox:
         key["token_uri"] = key["token_uri"].format(url=self.google_server.url)
         _secret_file(self.credentials / "google.json", json.dumps(key))
         self.instructors: list[dict[str, str]] = []
+        self._events: ZoomEvents | None = None
+        self.subscription = ""  # the Zoom event subscription, once zoom_events() set it up
+
+    def zoom_events(self) -> ZoomEvents:
+        """Zoom's WebSocket event delivery, started on first use, with a subscription to
+        the events the README asks admins to choose."""
+        if self._events is None:
+            self._events = ZoomEvents(self.ca, ZOOM_ACCOUNT, self.zoom.token_valid)
+            self.zoom.events = self._events
+            self.subscription = self._events.add_subscription(*ZOOM_EVENT_TYPES)
+        return self._events
 
     def add_instructor(self, name: str, email: str, pmi: int, **zoom: Any) -> ZoomUser:
         self.google.add_calendar(email)
@@ -72,7 +87,9 @@ class Sandbox:
                  "[zoom]", f'account_id = "{ZOOM_ACCOUNT}"', f'client_id = "{ZOOM_CLIENT}"',
                  f'client_secret_file = "{secret("zoom-secret")}"',
                  f'api_base_url = "{self.zoom_server.url}/v2"',
-                 f'oauth_base_url = "{self.zoom_server.url}"', "",
+                 f'oauth_base_url = "{self.zoom_server.url}"',
+                 *(['events = "websocket"', f'events_subscription_id = "{self.subscription}"',
+                    f'events_url = "{self._events.url}"'] if self._events else []), "",
                  "[google]", f'credentials_file = "{secret("google.json")}"',
                  f'api_base_url = "{self.google_server.url}/calendar/v3/"', ""]
         if any(i["provider"] == "microsoft" for i in self.instructors):
@@ -90,6 +107,8 @@ class Sandbox:
         return path
 
     def stop(self) -> None:
+        if self._events is not None:
+            self._events.stop()
         self.google_server.stop()
         self.zoom_server.stop()
         self.graph_server.stop()

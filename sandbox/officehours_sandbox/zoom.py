@@ -17,14 +17,18 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openapi_schema_validator import OAS30Validator
 
 from .server import Emulator, Request, Response
+
+if TYPE_CHECKING:
+    from .zoom_events import ZoomEvents
 
 SPEC = Path(__file__).parent / "specs" / "zoom-users-meetings.openapi.json"
 
@@ -80,6 +84,16 @@ class ZoomUser:
     # meeting creates/updates today (UTC), this app's and other apps' alike
     meeting_updates: tuple[str, int] = ("", 0)
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # told of every change of a field, the portal's or the API's (the account's events)
+    watch: Callable[[ZoomUser, str, Any, Any], None] | None = field(
+        default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name, value)
+        object.__setattr__(self, name, value)
+        watch = self.__dict__.get("watch")
+        if watch is not None and old != value:
+            watch(self, name, old, value)
 
     @property
     def room_waiting_room(self) -> bool:
@@ -106,6 +120,7 @@ class ZoomEmulator(Emulator):
         self.credentials = (account_id, client_id, client_secret)
         self.users: dict[str, ZoomUser] = {}
         self.access_tokens: dict[str, float] = {}
+        self.events: ZoomEvents | None = None  # the WebSocket delivery, once set up
         self.scopes = set(CLASSIC_SCOPES)  # what the app was granted in the Marketplace
         spec = json.loads(SPEC.read_text())
         self._paths = spec["paths"]
@@ -121,8 +136,16 @@ class ZoomEmulator(Emulator):
 
     def add_user(self, email: str, pmi: int, **fields: Any) -> ZoomUser:
         user = ZoomUser(email=email, pmi=pmi, **fields)
+        user.watch = self._changed
         self.users[email.lower()] = user
         return user
+
+    def _changed(self, user: ZoomUser, name: str, old: Any, new: Any) -> None:
+        if self.events is not None:
+            self.events.user_changed(user, name, old, new)
+
+    def token_valid(self, token: str) -> bool:
+        return self.access_tokens.get(token, 0.0) > time.time()
 
     def user(self, email: str) -> ZoomUser:
         return self.users[email.lower()]

@@ -1,0 +1,138 @@
+"""Zoom's events while this node leads (`[zoom] events`): an event about a served
+instructor's room is a check of that room at once (read, repaired, read back, and the
+invites brought along when the link changed); each (re)connection re-checks the rooms
+whose session is near or under way, since what happened while the stream was down was
+never delivered; a stream down longer than EVENTS_DOWN_LOUD is said in the log and STATUS.
+Polling (the pass and the pre-session checks) goes on as without events."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+from ..config import Config
+from ..engine import Engine
+from ..http import https_proxy, ssl_context
+from ..model import Instructor
+from ..overview import EVENTS_DOWN_LOUD
+from ..store import Fenced, StateError
+from ..zoom.events import EventStream, ZoomEvent
+from .checks import Schedule
+
+log = logging.getLogger("daemon.service")
+
+RoomCheck = Callable[[str, ZoomEvent | None], None]  # (instructor key, the event or None)
+
+
+class RoomWatch:
+    def __init__(self, schedule: Schedule, check: RoomCheck,
+                 served: Callable[[], Iterable[Instructor]], may: Callable[[], bool],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._schedule, self._check, self._served, self._may = schedule, check, served, may
+        self._clock = clock
+        self._stream: EventStream | None = None
+        self._engine: Engine | None = None
+        self._lead = timedelta(0)
+        self._said_down = False
+        self._lock = threading.Lock()
+        self._latest: dict[str, ZoomEvent | None] = {}  # room -> the last event not yet acted on
+        self._queued: set[str] = set()  # rooms with a check job planned or running
+
+    def start(self, config: Config, engine: Engine) -> None:
+        """The stream of `config`, with `engine`'s Zoom app (leading); none without events."""
+        self.stop()
+        zoom = config.zoom
+        if not zoom.events or not zoom.events_subscription_id:
+            return
+        self._engine = engine
+        self._lead = timedelta(minutes=config.service.enforce_lead_minutes)
+        self._stream = EventStream(
+            zoom.events_url, zoom.events_subscription_id, engine.zoom.access_token,
+            ssl_context(config.service.ca_bundle), https_proxy(), self._event, self._up,
+            self._down, self._clock)
+        self._stream.start()
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+            self._record(None)
+
+    def down_for(self) -> float | None:
+        """Seconds the stream has been down (None: up, or no stream)."""
+        stream = self._stream
+        if stream is None or stream.down_since is None:
+            return None
+        return self._clock() - stream.down_since
+
+    def health(self) -> str | None:
+        """Words for STATUS when the stream has been down too long (once in the log)."""
+        down = self.down_for()
+        if down is None or down < EVENTS_DOWN_LOUD:
+            self._said_down = False
+            return None
+        if not self._said_down:
+            self._said_down = True
+            log.error("action=zoom-events problem=down-for-%ds outcome=rooms-checked-on-"
+                      "schedule-only", down)
+        return f"Zoom events DOWN for {down:.0f} s (rooms checked on schedule only)"
+
+    def _event(self, event: ZoomEvent) -> None:
+        engine = self._engine
+        instructor = engine.rooms.whose(event, self._served()) if engine else None
+        if instructor is None:  # someone the program does not serve: nothing to do
+            log.debug("action=zoom-event event=%s outcome=not-ours", event.kind)
+            return
+        log.info("instructor=%s action=zoom-event event=%s outcome=check-room",
+                 instructor.email, event.kind)
+        self._want(instructor.key, event)
+
+    def _up(self) -> None:
+        """Connected (again): the rooms of sessions near or under way, checked at once."""
+        self._record(True)
+        for key in self._schedule.near(self._lead):
+            self._want(key, None)
+
+    def _down(self) -> None:
+        self._record(False)
+
+    def _record(self, up: bool | None) -> None:
+        """The stream's state for status and the metrics (the log says why it changed)."""
+        engine = self._engine
+        if engine is None:
+            return
+        with contextlib.suppress(Fenced, StateError):  # a standby, or the database away
+            engine.state.record_stream(up, datetime.now(UTC))
+
+    def _want(self, key: str, event: ZoomEvent | None) -> None:
+        """A check of `key`'s room that starts after this moment: one job per room at a
+        time, which checks again as long as events came in while it ran (a second job
+        of the same id would be skipped while the first runs)."""
+        with self._lock:
+            self._latest[key] = event or self._latest.get(key)
+            if key in self._queued:
+                return
+            self._queued.add(key)
+        if not self._schedule.now(f"zoom-room:{key}", functools.partial(self._drain, key),
+                                  self._may):
+            with self._lock:
+                self._queued.discard(key)
+
+    def _drain(self, key: str) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if key not in self._latest:  # under the lock: an event now plans anew
+                        self._queued.discard(key)
+                        return
+                    event = self._latest.pop(key)
+                self._check(key, event)
+        except BaseException:  # a check that failed leaves the room to the next event
+            with self._lock:
+                self._queued.discard(key)
+            raise

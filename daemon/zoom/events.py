@@ -1,0 +1,249 @@
+"""Zoom's account events over WebSocket (`[zoom] events = "websocket"`): the frames read
+as Zoom sends them, and a stream that stays connected.
+
+The protocol, as Zoom documents and samples it (sources quoted in
+sandbox/officehours_sandbox/specs/zoom-websocket.md): connect to
+`events_url?subscriptionId=...&access_token=...` with the app's OAuth token; the server
+answers `{"module": "build_connection", "success": ...}`; send `{"module": "heartbeat"}`
+every 30 s; an event is `{"module": "message", "content": "<the webhook body as a JSON
+string>"}`. Events that happen while no connection is open are never delivered: after
+each (re)connection the caller re-checks what it may have missed (`on_connect`).
+
+Nothing in an event is trusted but which room it names: the room is read again from Zoom
+(frames carry no signature). A frame that does not parse is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from ..errors import ZoomError
+
+log = logging.getLogger(__name__)
+HEARTBEAT = 30.0  # seconds between heartbeats, as Zoom's samples send them
+MAX_FRAME = 64 * 1024  # an event is a few hundred bytes; anything larger is not Zoom's
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # reconnect waits: doubling, with jitter
+# The events that call for a look at a room (the README names them for the Marketplace):
+# its passcode or waiting room changed, the user's PMI settings or the PMI itself changed,
+# or a PMI meeting started (a last check as students arrive)
+WATCHED = ("meeting.updated", "user.settings_updated", "user.updated", "meeting.started")
+
+
+@dataclass(frozen=True)
+class ZoomEvent:
+    """Which room an event is about, and nothing else from it."""
+
+    kind: str  # e.g. "meeting.updated"
+    user_id: str  # the Zoom user's id ("" when the event names a meeting only)
+    meeting_id: str  # the meeting (a PMI, for the events that matter) ("" for user events)
+    email: str  # when the event carries it ("" otherwise)
+
+
+class BadFrame(ValueError):
+    """A frame that is not Zoom's (its text in the log, shortened)."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    text = str(value)
+    return text if len(text) <= 200 else ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    module: str  # "build_connection", "heartbeat", "message", ...
+    success: bool
+    content: str  # a frame's own words (not an event's body), shortened
+    event: ZoomEvent | None  # for a "message" frame of an event
+
+
+def parse(message: str | bytes) -> Frame:
+    """A frame as Zoom sends it: BadFrame when it is not a JSON object with a module, or
+    an event frame whose content is not an event naming a user or a meeting."""
+    if isinstance(message, bytes) or len(message) > MAX_FRAME:
+        raise BadFrame("not a text frame of Zoom's size")
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        raise BadFrame("not JSON") from None
+    module = frame.get("module") if isinstance(frame, dict) else None
+    if not isinstance(module, str) or len(module) > 64:
+        raise BadFrame("no module")
+    success, content = frame.get("success") is not False, frame.get("content")
+    if module != "message":
+        return Frame(module, success, _text(content)[:200], None)
+    try:
+        body = json.loads(content) if isinstance(content, str) else None
+    except ValueError:
+        body = None
+    payload = body.get("payload") if isinstance(body, dict) else None
+    kind = body.get("event") if isinstance(body, dict) else None
+    obj = payload.get("object") if isinstance(payload, dict) else None
+    if not isinstance(kind, str) or not isinstance(obj, dict):
+        raise BadFrame("an event without event, payload or object")
+    if kind not in WATCHED:
+        return Frame(module, success, "", ZoomEvent(kind[:64], "", "", ""))
+    if kind.startswith("user."):
+        event = ZoomEvent(kind, _text(obj.get("id")), "", _text(obj.get("email")))
+    else:
+        event = ZoomEvent(kind, _text(obj.get("host_id")), _text(obj.get("id")), "")
+    if not (event.user_id or event.meeting_id or event.email):
+        raise BadFrame(f"{kind} naming no user or meeting")
+    return Frame(module, success, "", event)
+
+
+class EventStream:
+    """One connection to a subscription, kept open in a thread of its own: heartbeats,
+    a token refreshed when Zoom refuses it, reconnection with backoff and jitter.
+
+    `on_event` gets each event; `on_connect` is called after each connection is
+    established (what happened while it was down was never delivered), `on_down` when
+    an established one ends."""
+
+    def __init__(self, url: str, subscription: str, token: Callable[[bool], str],
+                 tls: ssl.SSLContext, proxy: str | None,
+                 on_event: Callable[[ZoomEvent], None], on_connect: Callable[[], None],
+                 on_down: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._url, self._subscription, self._token = url, subscription, token
+        self._tls, self._proxy = tls, proxy
+        self._on_event, self._on_connect, self._clock = on_event, on_connect, clock
+        self._on_down = on_down
+        self._stop = threading.Event()
+        self._connection: ClientConnection | None = None
+        self._thread = threading.Thread(target=self._run, name="zoom-events", daemon=True)
+        self.down_since: float | None = clock()  # None while connected
+        self.connections = 0
+        self.ignored = 0  # frames dropped as not Zoom's
+        self._was_up = False  # the last connection was established
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        connection = self._connection
+        if connection is not None:
+            connection.close()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        wait, fresh = BACKOFF_FIRST, False
+        while not self._stop.is_set():
+            try:
+                fresh = self._session(fresh)
+            except ConnectionClosed as err:  # Zoom closes with reason invalid_token too
+                fresh = err.rcvd is not None and err.rcvd.reason == "invalid_token"
+                if self._stop.is_set():
+                    return
+                log.warning("action=zoom-events problem=%r outcome=reconnect-in=%.0fs",
+                            _cause(err), wait)
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, BadFrame,
+                    ZoomError) as err:
+                log.warning("action=zoom-events problem=%r outcome=reconnect-in=%.0fs",
+                            _cause(err), wait)
+            finally:
+                self._connection = None
+            if self._was_up:
+                wait, self._was_up = BACKOFF_FIRST, False  # it was up: the gap starts short
+            if self.down_since is None:
+                self.down_since = self._clock()
+                if not self._stop.is_set():
+                    self._on_down()
+            self._stop.wait(wait * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            wait = min(wait * 2, BACKOFF_MAX)
+
+    def _session(self, fresh: bool) -> bool:
+        """One connection, until it ends; whether the next needs a fresh token."""
+        query = urlencode({"subscriptionId": self._subscription,
+                           "access_token": self._token(fresh)})
+        with connect(f"{self._url}?{query}", ssl=self._tls, proxy=self._proxy,
+                     open_timeout=15, ping_interval=None, max_size=MAX_FRAME,
+                     user_agent_header="officehours") as connection:
+            self._connection = connection
+            if self._stop.is_set():
+                return False
+            answer = parse(connection.recv(timeout=15))
+            if answer.module != "build_connection" or not answer.success:
+                log.warning("action=zoom-events problem=%r outcome=reconnect-with-a-new-token",
+                            f"connection refused: {answer.content}")
+                return True  # refused (a token expired or revoked): a fresh one next
+            self.connections += 1
+            self.down_since, self._was_up = None, True
+            log.info("action=zoom-events outcome=connected subscription=%s",
+                     self._subscription)
+            self._on_connect()
+            self._listen(connection)
+        return False
+
+    def _listen(self, connection: ClientConnection) -> None:
+        beat = self._clock()
+        connection.send('{"module":"heartbeat"}')
+        while not self._stop.is_set():
+            left = HEARTBEAT - (self._clock() - beat)
+            if left <= 0:
+                connection.send('{"module":"heartbeat"}')
+                beat, left = self._clock(), HEARTBEAT
+            try:
+                message = connection.recv(timeout=left)
+            except TimeoutError:
+                continue
+            try:
+                event = parse(message).event
+            except BadFrame as err:
+                self.ignored += 1
+                log.warning("action=zoom-events problem=%r frame=%r outcome=ignored", str(err),
+                            str(message)[:120])
+                continue
+            if event is not None:
+                self._on_event(event)
+
+
+def probe(url: str, subscription: str, token: str, tls: ssl.SSLContext,
+          proxy: str | None, timeout: float = 10.0) -> str:
+    """Connect to the subscription and have a heartbeat answered (doctor): what was
+    seen, or ZoomError saying what failed. Reads only; the connection is closed again
+    (on one connection per subscription, a running service's reconnects at once)."""
+    query = urlencode({"subscriptionId": subscription, "access_token": token})
+    try:
+        with connect(f"{url}?{query}", ssl=tls, proxy=proxy, open_timeout=timeout,
+                     ping_interval=None, max_size=MAX_FRAME,
+                     user_agent_header="officehours") as connection:
+            answer = parse(connection.recv(timeout=timeout))
+            if answer.module != "build_connection" or not answer.success:
+                said = answer.content or answer.module
+                raise ZoomError(f"Zoom refused the event subscription: {said}")
+            connection.send('{"module":"heartbeat"}')
+            for _ in range(16):  # events may come first; a heartbeat answer soon after
+                if parse(connection.recv(timeout=timeout)).module == "heartbeat":
+                    break
+            else:
+                raise ZoomError("Zoom's event stream answered no heartbeat")
+    except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError,
+            BadFrame) as err:
+        raise ZoomError(f"Zoom's event stream at {events_origin(url)}: {_cause(err)}") from None
+    return f"subscription {subscription} connected at {events_origin(url)}, heartbeat answered"
+
+
+def _cause(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text.split("access_token=")[0][:200]  # the token is in the URL: never logged
+
+
+def events_origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
