@@ -48,6 +48,10 @@ def test_steady_state_costs_one_calendar_read_per_instructor(tmp_path: Path) -> 
         try:
             first = run_pass(engine, config.instructors)
             assert [r.error for r in first] == [None] * COUNT
+            # the first pass reads every room: paced to the plan, but a 2-core machine
+            # busy with other tests may bunch its requests (a 429, retried); the steady
+            # passes below must meet no limit at all
+            throttled = box.google.throttled + box.graph.throttled + box.zoom.throttled
             assert [r.error for r in run_pass(engine, config.instructors)] == [None] * COUNT
             before = requests_by_kind(box)
             assert [r.error for r in run_pass(engine, config.instructors)] == [None] * COUNT
@@ -64,6 +68,6 @@ def test_steady_state_costs_one_calendar_read_per_instructor(tmp_path: Path) -> 
         assert steady["graph read"] == 0  # no series master fetched when nothing changed
         zoom = steady["zoom read"] + steady["zoom write"]
         assert zoom <= 0.2 * COUNT, steady
-        assert not (box.google.throttled + box.graph.throttled + box.zoom.throttled)
+        assert box.google.throttled + box.graph.throttled + box.zoom.throttled == throttled
     finally:
         box.stop()
