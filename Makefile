@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 4 --dist worksteal  # 4 workers on 2 cores: most tests wait
+	$(BIN)/pytest -n 6 --dist worksteal  # 6 workers on 2 cores: most tests wait on processes
 
 bench: $(STAMP)  # the campus benchmark (5,000 instructors: about 25 minutes); see README
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
