@@ -27,7 +27,8 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("googleapiclient", "google", "httpx", "httpcore", "msal", "urllib3"):
+    for noisy in ("googleapiclient", "google", "httpx", "httpcore", "msal", "urllib3",
+                  "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # "skipped: maximum number of running instances" when a pass outlasts the interval is
     # expected on a large campus; the pass's own log line tells its duration

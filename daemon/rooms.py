@@ -112,6 +112,7 @@ class Rooms:
             if ids is not None and not self.dry_run:  # a room read anew: its ids changed
                 self.state.record_status(instructor.key, instructor.name,
                                          zoom_ids=json.dumps(ids))
+                self._remember_ids(instructor.key, ids)
         return link
 
     def _known_ids(self) -> dict[str, tuple[str, str]]:
@@ -121,14 +122,15 @@ class Rooms:
             return self._ids
 
     def _read_ids(self, instructor: Instructor, pmi: str) -> tuple[str, str] | None:
-        """The room's ids as just read, when they differ from those known (else None)."""
+        """The room's ids as just read, when they differ from those known (else None);
+        remembered (`_remember_ids`) once the state has them."""
         ids = (self.zoom.rooms.get(instructor.zoom_user.casefold(), ("", ""))[0], pmi)
+        return None if self._known_ids().get(instructor.key) == ids else ids
+
+    def _remember_ids(self, key: str, ids: tuple[str, str]) -> None:
         known = self._known_ids()
         with self._ids_lock:
-            if known.get(instructor.key) == ids:
-                return None
-            known[instructor.key] = ids
-        return ids
+            known[key] = ids
 
     def enforce(self, instructor: Instructor, result: Result, now: datetime) -> JoinLink:
         """Make the PMI secure (read, repair, read back), record what students meet, and
@@ -171,6 +173,8 @@ class Rooms:
                                  room=result.room.value if result.room else None,
                                  zoom_checked=now.isoformat(), pmi=found,
                                  **({"zoom_ids": json.dumps(ids)} if ids else {}))
+        if ids is not None:
+            self._remember_ids(instructor.key, ids)
 
     def _warn_no_passcode(self, instructor: Instructor, url: str) -> None:
         """Say once per process when links.include_passcode = false leaves an invite that

@@ -217,6 +217,7 @@ class Service:
             notify(f"READY=1\nSTATUS=reload failed, old config in force: {problems[0]}")
             return
         setup_logging(config.service.log_level)
+        self._watch.stop()  # before the old engine is closed: it records the stream's end
         self._slot.swap(config, engine)
         if self._lead.leads:
             self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
@@ -295,7 +296,7 @@ class Service:
     def _room_check(self, key: str, event: ZoomEvent | None) -> None:
         """A check Zoom's events asked for (`event`), or a reconnection (None): the room
         read again, whatever the event said, and what it found in the audit log."""
-        self._check_room(key, "zoom-event" if event else "zoom-events-reconnected", event)
+        self._check_room(key, "zoom-event" if event else "zoom-events-gap-check", event)
 
     def _check_room(self, key: str, why: str, event: ZoomEvent | None = None,
                     ) -> Result | None:

@@ -76,6 +76,16 @@ def stop(process: subprocess.Popen[str]) -> str:
     return stderr or ""
 
 
+def killed_and_stopped(killed: subprocess.Popen[str],
+                       stopped: subprocess.Popen[str] | None) -> None:
+    """The end of a takeover test: the killed leader reaped, the new one stopped cleanly."""
+    killed.kill()
+    killed.communicate(timeout=10)
+    if stopped is not None:
+        stderr = stop(stopped)
+        assert stopped.returncode == 0, stderr
+
+
 @pytest.fixture
 def campus(sandbox: Sandbox, now: datetime) -> Sandbox:
     sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
@@ -114,11 +124,7 @@ def test_one_node_leads_and_a_standby_takes_over_after_kill_9(
                  what="the new leader's pass")
         assert len(campus.google.writes()) == writes + 1  # resumed: nothing written twice
     finally:
-        first.kill()
-        first.communicate(timeout=10)
-        if second is not None:
-            stderr = stop(second)
-            assert second.returncode == 0, stderr
+        killed_and_stopped(first, second)
 
 
 def owner(port: int, server: int, pids: tuple[int, ...]) -> int:
@@ -507,8 +513,4 @@ def test_only_the_leader_holds_zoom_s_event_stream_and_a_failover_resumes_it(
         user.pmi_waiting_room = False
         wait_for(lambda: user.secure, timeout=10, what="the new leader acting on the event")
     finally:
-        first.kill()
-        first.communicate(timeout=10)
-        if second is not None:
-            stderr = stop(second)
-            assert second.returncode == 0, stderr
+        killed_and_stopped(first, second)

@@ -33,10 +33,14 @@ QUICK = 10  # seconds: tamper to secure and read back (the issue's bound)
 class Running:
     """`officehours run` with Zoom's events, its log in a file read while it runs."""
 
-    def __init__(self, sandbox: Sandbox, log: Path) -> None:
+    def __init__(self, sandbox: Sandbox, log: Path, subscription: str | None = None) -> None:
         self.hub = sandbox.zoom_events()
-        # no pass and no pre-session check within the test: only an event can act
-        config = sandbox.write_config(sync_interval_seconds=3600, enforce_lead_minutes=15)
+        # no pass and no pre-session check within the test: only an event can act; at
+        # debug level, so that the secrets test below reads everything the program says
+        config = sandbox.write_config(sync_interval_seconds=3600, enforce_lead_minutes=15,
+                                      log_level="debug")
+        if subscription is not None:
+            config.write_text(config.read_text().replace(sandbox.subscription, subscription))
         self.log = log
         with log.open("w") as stderr:
             self.process = subprocess.Popen(
@@ -122,12 +126,14 @@ def test_a_pmi_changed_in_zoom_reaches_the_invites(sandbox: Sandbox, ada: ZoomUs
 def test_a_dropped_stream_comes_back_checks_what_it_missed_and_ignores_bad_frames(
         sandbox: Sandbox, ada: ZoomUser, running: Running) -> None:
     hub = running.hub
+    gap_checks = running.log.read_text().count("rooms-near-a-session=1")
     hub.drop()
     ada.pmi_waiting_room = False  # while no connection is open: never delivered
     assert hub.lost and not ada.secure
     wait_for(lambda: hub.connections >= 2, timeout=QUICK, what="the stream back")
     wait_for(lambda: ada.secure, timeout=QUICK, what="the session's room re-checked")
-    assert running.said("action=zoom-events-reconnected")
+    wait_for(lambda: running.log.read_text().count("rooms-near-a-session=1") > gap_checks,
+             what="the reconnection to pick the session's room")
     hub.garbage = '{"module": "message", "content": "{not json"}'
     ada.pmi_waiting_room = False
     wait_for(lambda: ada.secure, timeout=QUICK, what="the event after the bad frame")
@@ -217,7 +223,7 @@ def test_the_emulator_speaks_zoom_s_protocol(sandbox: Sandbox) -> None:
             user.pmi_waiting_room = True
             body = json.loads(json.loads(second.recv(timeout=5))["content"])
             assert body["event"] == "meeting.updated"
-            assert body["payload"]["object"] == {"id": 8123456789,
+            assert body["payload"]["object"] == {"id": 8123456789, "host_id": user.id,
                                                  "settings": {"waiting_room": True}}
 
 
@@ -258,3 +264,23 @@ def test_status_and_the_metrics_say_whether_the_stream_is_up(
                               + f'\n[metrics]\ntextfile = "{textfile}"\n')
     officehours(running.config, "sync")
     assert "officehours_zoom_events_up 0.0" in textfile.read_text()
+
+
+def test_a_personal_room_starting_is_looked_at_once_more(
+        sandbox: Sandbox, ada: ZoomUser, running: Running) -> None:
+    object.__setattr__(ada, "pmi_waiting_room", False)  # a change no event told of
+    assert not ada.secure
+    running.hub.meeting_started(ada)  # meeting.started, type 4: students are arriving
+    wait_for(lambda: ada.secure, timeout=QUICK, what="the room checked as it started")
+
+
+def test_a_stream_that_never_connects_is_down_in_status(sandbox: Sandbox, ada: ZoomUser,
+                                                        tmp_path: Path) -> None:
+    service = Running(sandbox, tmp_path / "run.log", subscription="not-the-subscription")
+    try:
+        wait_for(lambda: service.said("connection refused"), what="Zoom's refusal")
+        wait_for(lambda: "Zoom events: DOWN since" in officehours(
+            service.config, "status").stdout, what="status to say so")
+    finally:
+        said = service.stop()
+    assert not any(t in said for t in sandbox.zoom.issued_tokens)

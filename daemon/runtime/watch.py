@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import threading
 import time
@@ -42,10 +43,15 @@ class RoomWatch:
         self._lock = threading.Lock()
         self._latest: dict[str, ZoomEvent | None] = {}  # room -> the last event not yet acted on
         self._queued: set[str] = set()  # rooms with a check job planned or running
+        self._jobs = itertools.count()
+        self._recorded: bool | None = None  # the stream's state as last written
 
     def start(self, config: Config, engine: Engine) -> None:
         """The stream of `config`, with `engine`'s Zoom app (leading); none without events."""
         self.stop()
+        with self._lock:  # checks planned for an engine or a term that is over are gone
+            self._latest.clear()
+            self._queued.clear()
         zoom = config.zoom
         if not zoom.events or not zoom.events_subscription_id:
             return
@@ -58,10 +64,12 @@ class RoomWatch:
         self._stream.start()
 
     def stop(self) -> None:
+        """End the stream (before its engine is closed: it writes the state once more)."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
             self._record(None)
+        self._recorded = None
 
     def down_for(self) -> float | None:
         """Seconds the stream has been down (None: up, or no stream)."""
@@ -95,19 +103,28 @@ class RoomWatch:
     def _up(self) -> None:
         """Connected (again): the rooms of sessions near or under way, checked at once."""
         self._record(True)
-        for key in self._schedule.near(self._lead):
+        near = self._schedule.near(self._lead)
+        log.info("action=zoom-events-connected rooms-near-a-session=%d outcome=checked-at-once",
+                 len(near))
+        for key in near:
             self._want(key, None)
 
     def _down(self) -> None:
-        self._record(False)
+        """Down, or not up yet: recorded once, with the moment it went down."""
+        if self._recorded is not False:
+            self._record(False)
 
     def _record(self, up: bool | None) -> None:
         """The stream's state for status and the metrics (the log says why it changed)."""
-        engine = self._engine
+        engine, since = self._engine, datetime.now(UTC)
         if engine is None:
             return
+        down = self.down_for()
+        if up is False and down is not None:
+            since -= timedelta(seconds=down)
         with contextlib.suppress(Fenced, StateError):  # a standby, or the database away
-            engine.state.record_stream(up, datetime.now(UTC))
+            engine.state.record_stream(up, since)
+            self._recorded = up
 
     def _want(self, key: str, event: ZoomEvent | None) -> None:
         """A check of `key`'s room that starts after this moment: one job per room at a
@@ -118,8 +135,9 @@ class RoomWatch:
             if key in self._queued:
                 return
             self._queued.add(key)
-        if not self._schedule.now(f"zoom-room:{key}", functools.partial(self._drain, key),
-                                  self._may):
+        job = f"zoom-room:{key}:{next(self._jobs)}"  # its own id: APScheduler skips a
+        # job whose id is still counted as running, even once the check has returned
+        if not self._schedule.now(job, functools.partial(self._drain, key), self._may):
             with self._lock:
                 self._queued.discard(key)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from ..errors import ZoomError
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 30.0  # seconds between heartbeats, as Zoom's samples send them
 MAX_FRAME = 64 * 1024  # an event is a few hundred bytes; anything larger is not Zoom's
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # reconnect waits: doubling, with jitter
+STEADY = 60.0  # a connection that held this long starts the next wait short again
+# websockets logs the request line, whose query carries the token: never below WARNING
+QUIET = logging.getLogger("daemon.zoom.events.websockets")
+QUIET.setLevel(logging.WARNING)
 # The events that call for a look at a room (the README names them for the Marketplace):
 # its passcode or waiting room changed, the user's PMI settings or the PMI itself changed,
 # or a PMI meeting started (a last check as students arrive)
@@ -134,74 +138,92 @@ class EventStream:
         self._thread.start()
 
     def stop(self) -> None:
+        """End the stream; its callbacks are not called from now on. Quick, since the
+        service's main loop (which feeds the watchdog) waits for it."""
         self._stop.set()
         connection = self._connection
         if connection is not None:
-            connection.close()
+            connection.close()  # close_timeout: a dead network costs 2 s at most
         if self._thread.ident is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=3)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def _run(self) -> None:
         wait, fresh = BACKOFF_FIRST, False
         while not self._stop.is_set():
+            began = self._clock()
             try:
                 fresh = self._session(fresh)
-            except ConnectionClosed as err:  # Zoom closes with reason invalid_token too
-                fresh = err.rcvd is not None and err.rcvd.reason == "invalid_token"
+            except Exception as err:  # noqa: BLE001 - the stream must outlive any failure
+                fresh = _refused_token(err)
                 if self._stop.is_set():
                     return
                 log.warning("action=zoom-events problem=%r outcome=reconnect-in=%.0fs",
                             _cause(err), wait)
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, BadFrame,
-                    ZoomError) as err:
-                log.warning("action=zoom-events problem=%r outcome=reconnect-in=%.0fs",
-                            _cause(err), wait)
             finally:
                 self._connection = None
-            if self._was_up:
-                wait, self._was_up = BACKOFF_FIRST, False  # it was up: the gap starts short
+            if self._was_up and self._clock() - began >= STEADY:
+                wait = BACKOFF_FIRST  # it held a while: the gap starts short again
+            self._was_up = False
             if self.down_since is None:
                 self.down_since = self._clock()
-                if not self._stop.is_set():
-                    self._on_down()
+            if not self._stop.is_set():
+                self._guarded(self._on_down)  # also when it never came up: said as down
             self._stop.wait(wait * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             wait = min(wait * 2, BACKOFF_MAX)
+
+    def _guarded(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:  # a bug, or the database away: the stream goes on
+            log.exception("action=zoom-events problem=callback-failed outcome=stream-goes-on")
 
     def _session(self, fresh: bool) -> bool:
         """One connection, until it ends; whether the next needs a fresh token."""
         query = urlencode({"subscriptionId": self._subscription,
                            "access_token": self._token(fresh)})
         with connect(f"{self._url}?{query}", ssl=self._tls, proxy=self._proxy,
-                     open_timeout=15, ping_interval=None, max_size=MAX_FRAME,
-                     user_agent_header="officehours") as connection:
+                     open_timeout=15, ping_interval=None, close_timeout=2,
+                     max_size=MAX_FRAME, user_agent_header="officehours",
+                     logger=QUIET) as connection:
             self._connection = connection
             if self._stop.is_set():
                 return False
             answer = parse(connection.recv(timeout=15))
             if answer.module != "build_connection" or not answer.success:
-                log.warning("action=zoom-events problem=%r outcome=reconnect-with-a-new-token",
+                log.warning("action=zoom-events problem=%r outcome=reconnect",
                             f"connection refused: {answer.content}")
-                return True  # refused (a token expired or revoked): a fresh one next
+                return "token" in answer.content.lower()  # only then is a new one of use
             self.connections += 1
             self.down_since, self._was_up = None, True
             log.info("action=zoom-events outcome=connected subscription=%s",
                      self._subscription)
-            self._on_connect()
+            if not self._stop.is_set():
+                self._guarded(self._on_connect)
             self._listen(connection)
         return False
 
     def _listen(self, connection: ClientConnection) -> None:
-        beat = self._clock()
+        """Frames until the connection ends; a heartbeat every HEARTBEAT seconds, and a
+        connection that has said nothing (not even to a heartbeat) for two of them is
+        taken as dead: a half-open TCP connection would otherwise look alive for long."""
+        beat = heard = self._clock()
         connection.send('{"module":"heartbeat"}')
         while not self._stop.is_set():
-            left = HEARTBEAT - (self._clock() - beat)
-            if left <= 0:
+            now = self._clock()
+            if now - heard > 2 * HEARTBEAT:
+                raise TimeoutError(f"nothing from Zoom for {now - heard:.0f} s")
+            if now - beat >= HEARTBEAT:
                 connection.send('{"module":"heartbeat"}')
-                beat, left = self._clock(), HEARTBEAT
+                beat = now
             try:
-                message = connection.recv(timeout=left)
+                message = connection.recv(timeout=max(0.1, beat + HEARTBEAT - now))
             except TimeoutError:
                 continue
+            heard = self._clock()
             try:
                 event = parse(message).event
             except BadFrame as err:
@@ -209,8 +231,17 @@ class EventStream:
                 log.warning("action=zoom-events problem=%r frame=%r outcome=ignored", str(err),
                             str(message)[:120])
                 continue
-            if event is not None:
-                self._on_event(event)
+            if event is not None and not self._stop.is_set():
+                self._guarded(lambda: self._on_event(event))  # noqa: B023 - called at once
+
+
+def _refused_token(err: BaseException) -> bool:
+    """Whether a failure says the token was refused (a fresh one is then of use)."""
+    if isinstance(err, ConnectionClosed):
+        return err.rcvd is not None and "token" in err.rcvd.reason
+    if isinstance(err, InvalidStatus):
+        return err.response.status_code in (401, 403)
+    return False
 
 
 def probe(url: str, subscription: str, token: str, tls: ssl.SSLContext,
@@ -221,20 +252,21 @@ def probe(url: str, subscription: str, token: str, tls: ssl.SSLContext,
     query = urlencode({"subscriptionId": subscription, "access_token": token})
     try:
         with connect(f"{url}?{query}", ssl=tls, proxy=proxy, open_timeout=timeout,
-                     ping_interval=None, max_size=MAX_FRAME,
-                     user_agent_header="officehours") as connection:
+                     ping_interval=None, close_timeout=2, max_size=MAX_FRAME,
+                     user_agent_header="officehours", logger=QUIET) as connection:
             answer = parse(connection.recv(timeout=timeout))
             if answer.module != "build_connection" or not answer.success:
                 said = answer.content or answer.module
                 raise ZoomError(f"Zoom refused the event subscription: {said}")
             connection.send('{"module":"heartbeat"}')
-            for _ in range(16):  # events may come first; a heartbeat answer soon after
+            for _ in range(4):  # events may come first; a heartbeat answer soon after
                 if parse(connection.recv(timeout=timeout)).module == "heartbeat":
                     break
             else:
                 raise ZoomError("Zoom's event stream answered no heartbeat")
-    except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError,
-            BadFrame) as err:
+    except ZoomError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure is the check's answer
         raise ZoomError(f"Zoom's event stream at {events_origin(url)}: {_cause(err)}") from None
     return f"subscription {subscription} connected at {events_origin(url)}, heartbeat answered"
 

@@ -175,8 +175,12 @@ class ZoomEvents:
             group, key = USER_SETTINGS[name]
             self.emit("user.settings_updated", {"id": user.id, "settings": {group: {key: new}}},
                       {"id": user.id, "settings": {group: {key: old}}})
+        if name == "pmi_password":  # the PMI meeting's passcode too (its `password`)
+            self.emit("meeting.updated", {"id": user.pmi, "host_id": user.id, "password": new},
+                      {"id": user.pmi, "password": old})
         elif name == "pmi_waiting_room":
-            self.emit("meeting.updated", {"id": user.pmi, "settings": {"waiting_room": new}},
+            self.emit("meeting.updated", {"id": user.pmi, "host_id": user.id,
+                                          "settings": {"waiting_room": new}},
                       {"id": user.pmi, "settings": {"waiting_room": old}})
         elif name == "pmi":
             self.emit("user.updated", {"id": user.id, "pmi": new}, {"id": user.id, "pmi": old})
