@@ -41,6 +41,8 @@ class Rooms:
         # each room as Zoom's events name it, (user id, PMI): from the state at first use
         # (a new leader knows every room read before), then as rooms are read
         self._ids: dict[str, tuple[str, str]] | None = None
+        # each room's security settings as last read back secure, as events report them
+        self._confirmed: dict[str, frozenset[tuple[str, str]]] = {}
         self._ids_lock = threading.Lock()
 
     def window_unchecked(self, instructor: Instructor, upcoming: list[Session],
@@ -80,6 +82,17 @@ class Rooms:
             self._secured_at[instructor.key] = now
         self.links.put(instructor.key, link)
         return link
+
+    def as_confirmed(self, event: ZoomEvent, key: str, wait: bool = False) -> bool:
+        """Whether an event reports nothing but the room's settings as last read back
+        secure (the echo of a repair, or a change to what is already so): no check. An
+        event reporting any other value, or none, is checked. `wait`: after a check of
+        the room under way (a repair's echo arrives before its read-back confirms it)."""
+        if wait:
+            with self._zoom_locks[key]:
+                pass
+        confirmed = self._confirmed.get(key)
+        return bool(event.values) and confirmed is not None and set(event.values) <= confirmed
 
     def whose(self, event: ZoomEvent, served: Iterable[Instructor]) -> Instructor | None:
         """The served instructor a Zoom event is about: by the PMI or the user's id as their
@@ -156,6 +169,12 @@ class Rooms:
             self.state.audit(now, instructor.key, f"zoom:{user}", "secure-pmi",
                              {"was": before, "now": "secure"})
         self._zoom_status(instructor, result, now, enforcement.after)
+        after = enforcement.after
+        if not after.lacking() and not self.dry_run:
+            passcode = json.dumps(after.passcode)
+            self._confirmed[instructor.key] = frozenset({
+                ("password", passcode), ("pmi_password", passcode),
+                ("waiting_room", "true"), ("require_password_for_pmi_meetings", '"all"')})
         link = enforcement.after.link(policy)
         self._warn_no_passcode(instructor, link.url)
         return link

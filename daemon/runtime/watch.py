@@ -28,6 +28,7 @@ from .checks import Schedule
 log = logging.getLogger("daemon.service")
 
 RoomCheck = Callable[[str, ZoomEvent | None], None]  # (instructor key, the event or None)
+SEVERAL = ZoomEvent("several events", "", "", "")  # reports no value: always a check
 
 
 class RoomWatch:
@@ -96,6 +97,10 @@ class RoomWatch:
         if instructor is None:  # someone the program does not serve: nothing to do
             log.debug("action=zoom-event event=%s outcome=not-ours", event.kind)
             return
+        if engine is not None and engine.rooms.as_confirmed(event, instructor.key):
+            log.debug("instructor=%s action=zoom-event event=%s outcome=as-last-confirmed",
+                      instructor.email, event.kind)
+            return
         log.info("instructor=%s action=zoom-event event=%s outcome=check-room",
                  instructor.email, event.kind)
         self._want(instructor.key, event)
@@ -130,8 +135,9 @@ class RoomWatch:
         """A check of `key`'s room that starts after this moment: one job per room at a
         time, which checks again as long as events came in while it ran (a second job
         of the same id would be skipped while the first runs)."""
-        with self._lock:
-            self._latest[key] = event or self._latest.get(key)
+        with self._lock:  # two pending: a check whatever each reported (None: a gap's)
+            pending = key in self._latest
+            self._latest[key] = (SEVERAL if event is not None else None) if pending else event
             if key in self._queued:
                 return
             self._queued.add(key)
@@ -149,6 +155,10 @@ class RoomWatch:
                         self._queued.discard(key)
                         return
                     event = self._latest.pop(key)
+                engine = self._engine
+                if event is not None and engine is not None and engine.rooms.as_confirmed(
+                        event, key, wait=True):
+                    continue  # the echo of the check that just ended: nothing to do
                 self._check(key, event)
         except BaseException:  # a check that failed leaves the room to the next event
             with self._lock:

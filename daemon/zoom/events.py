@@ -53,6 +53,9 @@ class ZoomEvent:
     user_id: str  # the Zoom user's id ("" when the event names a meeting only)
     meeting_id: str  # the meeting (a PMI, for the events that matter) ("" for user events)
     email: str  # when the event carries it ("" otherwise)
+    # the room's security settings the event reports as changed to, (name, JSON value):
+    # only to recognise an event that reports the room as it was last confirmed secure
+    values: tuple[tuple[str, str], ...] = ()
 
 
 class BadFrame(ValueError):
@@ -100,13 +103,29 @@ def parse(message: str | bytes) -> Frame:
         raise BadFrame("an event without event, payload or object")
     if kind not in WATCHED:
         return Frame(module, success, "", ZoomEvent(kind[:64], "", "", ""))
+    values = tuple(sorted(_security_values(obj)))[:8]
     if kind.startswith("user."):
-        event = ZoomEvent(kind, _text(obj.get("id")), "", _text(obj.get("email")))
+        event = ZoomEvent(kind, _text(obj.get("id")), "", _text(obj.get("email")), values)
     else:
-        event = ZoomEvent(kind, _text(obj.get("host_id")), _text(obj.get("id")), "")
+        event = ZoomEvent(kind, _text(obj.get("host_id")), _text(obj.get("id")), "", values)
     if not (event.user_id or event.meeting_id or event.email):
         raise BadFrame(f"{kind} naming no user or meeting")
     return Frame(module, success, "", event)
+
+
+SECURITY = ("password", "pmi_password", "waiting_room", "require_password_for_pmi_meetings")
+
+
+def _security_values(obj: dict[str, Any], depth: int = 0) -> set[tuple[str, str]]:
+    """The security settings in an event's object, wherever Zoom nests them (settings,
+    schedule_meeting, in_meeting), as (name, JSON value)."""
+    found: set[tuple[str, str]] = set()
+    for name, value in list(obj.items())[:64]:
+        if isinstance(value, dict) and depth < 3:
+            found |= _security_values(value, depth + 1)
+        elif name in SECURITY and isinstance(value, str | bool) and len(str(value)) <= 64:
+            found.add((name, json.dumps(value)))
+    return found
 
 
 class EventStream:
