@@ -28,7 +28,7 @@ from .checks import Schedule
 log = logging.getLogger("daemon.service")
 
 RoomCheck = Callable[[str, ZoomEvent | None], None]  # (instructor key, the event or None)
-SEVERAL = ZoomEvent("several events", "", "", "")  # reports no value: always a check
+MAX_PENDING = 16  # events kept for one room while its check waits
 
 
 class RoomWatch:
@@ -42,7 +42,7 @@ class RoomWatch:
         self._lead = timedelta(0)
         self._said_down = False
         self._lock = threading.Lock()
-        self._latest: dict[str, ZoomEvent | None] = {}  # room -> the last event not yet acted on
+        self._latest: dict[str, list[ZoomEvent | None]] = {}  # room -> events not acted on
         self._queued: set[str] = set()  # rooms with a check job planned or running
         self._jobs = itertools.count()
         self._recorded: bool | None = None  # the stream's state as last written
@@ -135,9 +135,11 @@ class RoomWatch:
         """A check of `key`'s room that starts after this moment: one job per room at a
         time, which checks again as long as events came in while it ran (a second job
         of the same id would be skipped while the first runs)."""
-        with self._lock:  # two pending: a check whatever each reported (None: a gap's)
-            pending = key in self._latest
-            self._latest[key] = (SEVERAL if event is not None else None) if pending else event
+        with self._lock:  # None: a gap's check, whatever the events reported
+            pending = self._latest.setdefault(key, [])
+            pending.append(event)
+            if len(pending) > MAX_PENDING:  # a storm: one check covers it all
+                self._latest[key] = [None]
             if key in self._queued:
                 return
             self._queued.add(key)
@@ -154,12 +156,12 @@ class RoomWatch:
                     if key not in self._latest:  # under the lock: an event now plans anew
                         self._queued.discard(key)
                         return
-                    event = self._latest.pop(key)
+                    events = self._latest.pop(key)
                 engine = self._engine
-                if event is not None and engine is not None and engine.rooms.as_confirmed(
-                        event, key, wait=True):
+                if engine is not None and None not in events and all(
+                        engine.rooms.as_confirmed(e, key, wait=True) for e in events if e):
                     continue  # the echo of the check that just ended: nothing to do
-                self._check(key, event)
+                self._check(key, None if None in events else events[-1])  # for the log
         except BaseException:  # a check that failed leaves the room to the next event
             with self._lock:
                 self._queued.discard(key)
