@@ -261,7 +261,10 @@ def test_a_paused_leader_resumed_after_the_takeover_writes_nothing(
         wait_for(lambda: "outcome=stopped" in log.read_text(), timeout=LEASE + 5,
                  what="the resumed node's pass to stop")
         ended()  # the window: from the resume until the node is gone, not its log line
-        assert writes.by(first, after=resumed) == []
+        late = writes.by(first, after=resumed)
+        assert late == [], (  # if ever: every write, timed against the resume, and the log
+            [(round(t - resumed, 3), pid, m, path) for t, pid, m, path in writes.seen],
+            log.read_text()[-3000:])
         epochs = audit_epochs(pg_url)
         assert epochs == sorted(epochs) and epochs[-1] == 2, epochs
         assert all(user.secure for user in campus.zoom.users.values())
