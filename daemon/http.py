@@ -29,7 +29,7 @@ import requests
 from .errors import CalendarError
 
 MAX_RETRY_AFTER = 60.0
-DEFAULT_PORTS = {"https": 443, "http": 80}
+DEFAULT_PORTS = {"https": 443, "http": 80, "wss": 443}
 
 
 class ForeignHost(Exception):

@@ -21,15 +21,17 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from ..errors import ZoomError
+from ..http import origin
 
 log = logging.getLogger(__name__)
 HEARTBEAT = 30.0  # seconds between heartbeats, as Zoom's samples send them
@@ -202,20 +204,10 @@ class EventStream:
 
     def _session(self, fresh: bool) -> bool:
         """One connection, until it ends; whether the next needs a fresh token."""
-        query = urlencode({"subscriptionId": self._subscription,
-                           "access_token": self._token(fresh)})
-        with connect(f"{self._url}?{query}", ssl=self._tls, proxy=self._proxy,
-                     open_timeout=15, ping_interval=None, close_timeout=2,
-                     max_size=MAX_FRAME, user_agent_header="officehours",
-                     logger=QUIET) as connection:
-            self._connection = connection
+        with _connected(self._url, self._subscription, self._token(fresh), self._tls,
+                        self._proxy, 15, self._opened) as connection:
             if self._stop.is_set():
                 return False
-            answer = parse(connection.recv(timeout=15))
-            if answer.module != "build_connection" or not answer.success:
-                log.warning("action=zoom-events problem=%r outcome=reconnect",
-                            f"connection refused: {answer.content}")
-                return "token" in answer.content.lower()  # only then is a new one of use
             self.connections += 1
             self.down_since, self._was_up = None, True
             log.info("action=zoom-events outcome=connected subscription=%s",
@@ -224,6 +216,9 @@ class EventStream:
                 self._guarded(self._on_connect)
             self._listen(connection)
         return False
+
+    def _opened(self, connection: ClientConnection) -> None:
+        self._connection = connection  # stop() closes it, the handshake's wait included
 
     def _listen(self, connection: ClientConnection) -> None:
         """Frames until the connection ends; a heartbeat every HEARTBEAT seconds, and a
@@ -254,8 +249,35 @@ class EventStream:
                 self._guarded(lambda: self._on_event(event))  # noqa: B023 - called at once
 
 
+class Refused(Exception):
+    """Zoom answered the connection with build_connection success false (its words)."""
+
+    def __init__(self, said: str) -> None:
+        super().__init__(f"connection refused: {said}")
+        self.said = said
+
+
+@contextmanager
+def _connected(url: str, subscription: str, token: str, tls: ssl.SSLContext,
+               proxy: str | None, timeout: float,
+               opened: Callable[[ClientConnection], None] = lambda connection: None,
+               ) -> Iterator[ClientConnection]:
+    """A connection to the subscription that Zoom accepted (Refused if it did not)."""
+    query = urlencode({"subscriptionId": subscription, "access_token": token})
+    with connect(f"{url}?{query}", ssl=tls, proxy=proxy, open_timeout=timeout,
+                 ping_interval=None, close_timeout=2, max_size=MAX_FRAME,
+                 user_agent_header="officehours", logger=QUIET) as connection:
+        opened(connection)
+        answer = parse(connection.recv(timeout=timeout))
+        if answer.module != "build_connection" or not answer.success:
+            raise Refused(answer.content or answer.module)
+        yield connection
+
+
 def _refused_token(err: BaseException) -> bool:
     """Whether a failure says the token was refused (a fresh one is then of use)."""
+    if isinstance(err, Refused):
+        return "token" in err.said.lower()
     if isinstance(err, ConnectionClosed):
         return err.rcvd is not None and "token" in err.rcvd.reason
     if isinstance(err, InvalidStatus):
@@ -268,33 +290,24 @@ def probe(url: str, subscription: str, token: str, tls: ssl.SSLContext,
     """Connect to the subscription and have a heartbeat answered (doctor): what was
     seen, or ZoomError saying what failed. Reads only; the connection is closed again
     (on one connection per subscription, a running service's reconnects at once)."""
-    query = urlencode({"subscriptionId": subscription, "access_token": token})
     try:
-        with connect(f"{url}?{query}", ssl=tls, proxy=proxy, open_timeout=timeout,
-                     ping_interval=None, close_timeout=2, max_size=MAX_FRAME,
-                     user_agent_header="officehours", logger=QUIET) as connection:
-            answer = parse(connection.recv(timeout=timeout))
-            if answer.module != "build_connection" or not answer.success:
-                said = answer.content or answer.module
-                raise ZoomError(f"Zoom refused the event subscription: {said}")
+        with _connected(url, subscription, token, tls, proxy, timeout) as connection:
             connection.send('{"module":"heartbeat"}')
             for _ in range(4):  # events may come first; a heartbeat answer soon after
                 if parse(connection.recv(timeout=timeout)).module == "heartbeat":
                     break
             else:
                 raise ZoomError("Zoom's event stream answered no heartbeat")
+    except Refused as err:
+        raise ZoomError(f"Zoom refused the event subscription: {err.said}") from None
     except ZoomError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure is the check's answer
-        raise ZoomError(f"Zoom's event stream at {events_origin(url)}: {_cause(err)}") from None
-    return f"subscription {subscription} connected at {events_origin(url)}, heartbeat answered"
+        raise ZoomError(f"Zoom's event stream at {origin(url)}: {_cause(err)}") from None
+    return f"subscription {subscription} connected at {origin(url)}, heartbeat answered"
 
 
 def _cause(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     return text.split("access_token=")[0][:200]  # the token is in the URL: never logged
 
-
-def events_origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
