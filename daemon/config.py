@@ -26,6 +26,7 @@ from .values import (
     email_address,
     https_url,
     int_at_least,
+    listen_address,
     metrics_file,
     nonempty,
     number_between,
@@ -33,6 +34,7 @@ from .values import (
     passcode_policy,
     path,
     postgres_url,
+    push_url,
     template,
     titles,
     type_name,
@@ -188,6 +190,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    """[push]: calendar change notifications (Graph subscriptions, Google watch channels),
+    received behind an HTTPS reverse proxy; polling becomes the safety net."""
+
+    public_url: str = key(push_url)  # what the vendors call: {public_url}/google, /graph
+    listen: str = key(listen_address, "127.0.0.1:8787")  # or "systemd" (socket activation)
+    safety_interval_seconds: int = key(int_at_least(1), 3600)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     service: ServiceConfig
@@ -199,6 +211,7 @@ class Config:
     roster: RosterConfig | None = None
     state: StateConfig | None = None
     metrics: MetricsConfig | None = None
+    push: PushConfig | None = None
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """(key path, file) of every secret this configuration names."""
@@ -219,7 +232,8 @@ class Config:
 SECTIONS: dict[str, type] = {
     "service": ServiceConfig, "links": LinksConfig, "zoom": ZoomConfig,
     "google": GoogleConfig, "microsoft": MicrosoftConfig, "instructors": InstructorEntry,
-    "roster": RosterConfig, "state": StateConfig, "metrics": MetricsConfig}
+    "roster": RosterConfig, "state": StateConfig, "metrics": MetricsConfig,
+    "push": PushConfig}
 
 
 def declared(section: type) -> dict[str, Any]:
@@ -336,7 +350,7 @@ def parse(raw: Mapping[str, Any], path: Path, checks: Checks | None = None) -> C
     return Config(path=path, service=made["service"], links=made["links"], zoom=made["zoom"],
                   google=made.get("google"), microsoft=made.get("microsoft"),
                   instructors=tuple(instructors), roster=roster, state=made.get("state"),
-                  metrics=made.get("metrics"))
+                  metrics=made.get("metrics"), push=made.get("push"))
 
 
 def _instructors(out: _Collector, raw: Any, roster: bool) -> list[Instructor]:

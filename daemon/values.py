@@ -86,6 +86,40 @@ def wss_url(value: Any) -> str:
     return url.rstrip("/")
 
 
+def push_url(value: Any) -> str:
+    """[push] public_url: the HTTPS URL the vendors call, without query or fragment (the
+    receiver's three paths are made from it)."""
+    url = https_url(value)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"must be an https:// URL without a query, fragment or user, not "
+                         f"{url!r}")
+    return url
+
+
+SYSTEMD_SOCKET = "systemd"  # [push] listen: the socket systemd's socket activation passes
+
+
+def listen_address(value: Any) -> str:
+    """[push] listen: "host:port" (an IPv6 host in brackets: "[::1]:8787") or "systemd"."""
+    text = nonempty(value)
+    if text == SYSTEMD_SOCKET:
+        return text
+    host, colon, port = text.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not bare or not port.isdigit() or not 0 < int(port) < 65536 or \
+            (":" in bare) != host.startswith("["):
+        raise ValueError(f'must be "host:port" (IPv6: "[::1]:8787") or "systemd", not '
+                         f"{text!r}")
+    return text
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """A checked listen_address as (host, port)."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def postgres_url(value: Any) -> str:
     url = nonempty(value)
     parts = urlsplit(url)

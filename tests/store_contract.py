@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.model import Event, Kind, fingerprint
-from daemon.store import Store
+from daemon.store import Store, Subscription
 
 ADA, BOB = "ada@example.edu", "bob@example.edu"
 T0 = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
@@ -155,6 +155,29 @@ class StoreContract:
         assert [e[4]["n"] for e in store.audit_log()] == [0, 5, 10]
         assert [e[4]["n"] for e in store.audit_log(ADA)] == [0, 10]
         assert [e[4]["n"] for e in store.audit_log(None, T0 + timedelta(minutes=5))] == [5, 10]
+
+    def test_subscriptions_by_instructor_and_by_channel(self, store: Store) -> None:
+        made = Subscription(ADA, "google", "ch-1", "res-1", "s3cret", T0 + timedelta(days=7),
+                            since=T0)
+        store.save_subscription(made)
+        store.save_subscription(Subscription(BOB, "microsoft", "", "", "", T0, "HTTP 403", T0))
+        assert store.subscriptions()[ADA] == made and store.subscription("ch-1") == made
+        assert store.subscription("") is None and store.subscription("ch-2") is None
+        assert not store.subscriptions()[BOB].healthy(T0) and made.healthy(T0)
+        assert not made.healthy(T0 + timedelta(days=7))  # expired
+        renewed = Subscription(ADA, "google", "ch-2", "res-2", "new", T0 + timedelta(days=14))
+        store.save_subscription(renewed)
+        assert store.subscription("ch-1") is None and store.subscription("ch-2") == renewed
+        store.drop_subscription(ADA)
+        assert set(store.subscriptions()) == {BOB}
+        assert "s3cret" not in repr(made)  # never in a log line
+
+    def test_notified_calendars_queue_once_oldest_first(self, store: Store) -> None:
+        store.notified(BOB, "google:exists", T0 + timedelta(seconds=1))
+        store.notified(ADA, "graph:created", T0)
+        store.notified(BOB, "google:exists", T0 + timedelta(seconds=2))  # a burst: once
+        assert store.take_notified() == [(ADA, "graph:created"), (BOB, "google:exists")]
+        assert store.take_notified() == []
 
     def test_what_is_written_survives_a_restart(self, store: Store, tmp_path: Path) -> None:
         store.save_sync_token(ADA, "primary", "t")

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, set[str]], ...] = (
                     "daemon.deploy"}),
     ("configuration and state", {
         "daemon.config", "daemon.environment", "daemon.http", "daemon.store",
-        "daemon.store.files", "daemon.store.migrations", "daemon.store.sql",
+        "daemon.store.files", "daemon.store.migrations", "daemon.store.sql", "daemon.store.push",
         "daemon.store.sqlite", "daemon.store.postgres", "daemon.leader", "daemon.overview",
         "daemon.metrics"}),
     ("vendors", {"daemon.calendars.base", "daemon.calendars.entra", "daemon.calendars.google",

@@ -9,7 +9,7 @@ leaves a state that the next pass converges from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +47,25 @@ class Fence(Protocol):
     def check(self) -> None: ...
 
     def revoke(self) -> None: ...  # a newer epoch was seen: refuse everything from now on
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A served calendar's change notifications ([push]): a Google channel or a Graph
+    subscription, the secret the vendor echoes with each notification, and when it ends.
+    `channel` "" with a `problem`: none could be made (the calendar is polled as usual)."""
+
+    instructor: str
+    provider: str
+    channel: str
+    resource: str  # Google's resourceId (channels.stop needs it); Graph: ""
+    secret: str = field(repr=False)
+    expires: datetime
+    problem: str | None = None
+    since: datetime | None = None  # when it was made, or last failed
+
+    def healthy(self, now: datetime) -> bool:
+        return bool(self.channel) and self.problem is None and now < self.expires
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,14 @@ class Store(Protocol):
     # --- Zoom's event stream ---
     def record_stream(self, up: bool | None, since: datetime) -> None: ...
     def stream(self) -> tuple[bool, str] | None: ...
+
+    # --- calendar change notifications ([push]; store/push.py) ---
+    def subscriptions(self) -> dict[str, Subscription]: ...
+    def subscription(self, channel: str) -> Subscription | None: ...
+    def save_subscription(self, subscription: Subscription) -> None: ...
+    def drop_subscription(self, instructor: str) -> None: ...
+    def notified(self, instructor: str, why: str, at: datetime) -> None: ...
+    def take_notified(self) -> list[tuple[str, str]]: ...
 
     # --- audit ---
     def audit(self, at: datetime, instructor: str, target: str, action: str,

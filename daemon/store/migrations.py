@@ -76,9 +76,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE zoom_events (id INTEGER PRIMARY KEY CHECK (id = 1), up INTEGER NOT NULL,
                               since TEXT NOT NULL);
     """,
+    # 10: calendar change notifications ([push]): each served calendar's subscription (a
+    # Google channel, a Graph subscription), with the secret the vendor echoes, so that a
+    # restart or a failover keeps them; and the calendars notified and not yet read (any
+    # node receives, the leader reads)
+    """
+    CREATE TABLE push (
+        instructor TEXT PRIMARY KEY, provider TEXT NOT NULL,
+        channel TEXT NOT NULL,     -- Google's channel id, Graph's subscription id ('': none)
+        resource TEXT NOT NULL,    -- Google's resourceId (Graph: '')
+        secret TEXT NOT NULL,      -- the channel token, the clientState
+        expires TEXT NOT NULL,     -- ISO 8601, UTC
+        problem TEXT,              -- why there is none (polled at the usual interval then)
+        since TEXT);
+    CREATE INDEX push_channel ON push (channel);
+    CREATE TABLE push_queue (instructor TEXT PRIMARY KEY, why TEXT NOT NULL,
+                             at TEXT NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # what `state migrate` copies: the tables both backends keep (the lease and the
 # heartbeats belong to each database: its epoch never goes back)
 TABLES = ("sync_tokens", "events", "instructors", "audit", "offboarded", "roster",
-          "roster_hold")
+          "roster_hold", "push")

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,12 @@ class PostgresState(SqlStore):
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return self._query(sql, args)
+
+    def _loose(self) -> AbstractContextManager[Tx]:
+        return self.transaction(fenced=False)
+
+    def _loose_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return self._query(sql, args, fenced=False)
 
     def _query(self, sql: str, args: Sequence[Any], fenced: bool = True,
                ) -> list[tuple[Any, ...]]:

@@ -16,6 +16,7 @@ from ..model import Event, Kind, KnownEvent, Room, fingerprint, same_person
 from . import InstructorStatus, StateError
 from .files import write_atomically
 from .migrations import TABLES
+from .push import PushRows
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Counted:
         return self._db.execute(sql, args)
 
 
-class SqlStore:
+class SqlStore(PushRows):
     """The Store in that SQL; a backend gives `transaction`, `_rows` and `epoch`."""
 
     @property
