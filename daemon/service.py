@@ -21,15 +21,17 @@ from .engine import Engine
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import Instructor
+from .receiver import Notifications, Receiver
 from .result import Result
 from .runtime import passes
 from .runtime.checks import Schedule
 from .runtime.lead import Change, Leadership
 from .runtime.notify import notify, watchdog_interval
 from .runtime.passes import offboard_leavers, soonest_first
+from .runtime.push import Push
 from .runtime.slot import EngineSlot
 from .runtime.watch import RoomWatch
-from .store import Fenced, StateError
+from .store import Fenced, StateError, Subscription
 from .zoom.events import ZoomEvent
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ class Service:
                                 lambda: list(self._served.values()),
                                 lambda: not self._stop.is_set() and self._lead.leads)
         self._slot = EngineSlot()  # the config and engine in force
+        self._push = Push(self._schedule, self._push_read,  # calendar notifications
+                          lambda: self._served if self._passes or self._served else None,
+                          lambda: not self._stop.is_set() and self._lead.leads, clock)
+        self._receiver: Receiver | None = None  # on every node, leading or not
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
         self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
@@ -68,6 +74,7 @@ class Service:
                                           node_name(config.state.node),
                                           config.state.lease_seconds))
         self._slot.swap(config, self._open(config))
+        self._listen(config)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
@@ -104,6 +111,9 @@ class Service:
         done = threading.Event()
         threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
         self._watch.stop()
+        self._push.stop()
+        if self._receiver is not None:
+            self._receiver.stop()
         self._schedule.close()
         done.set()
         self._lead.lease.stop()  # after the last write: a standby takes over at once
@@ -173,6 +183,7 @@ class Service:
         self._schedule.passes(self._pass_job, config.service.sync_interval_seconds, self._pass)
         if self._slot.engine is not None:
             self._watch.start(config, self._slot.engine)
+            self._push.start(config, self._slot.engine)
 
     def _step_down(self) -> None:
         """The lead is lost: no job starts, the running pass starts no instructor, every
@@ -181,6 +192,7 @@ class Service:
             self._lead.lost()
             self._schedule.clear()
         self._watch.stop()  # the next leader consumes the stream
+        self._push.stop()  # ... and reads what is notified
         for engine in self._slot.engines():
             engine.stopping.set()
             engine.state.abort()
@@ -218,10 +230,15 @@ class Service:
             return
         setup_logging(config.service.log_level)
         self._watch.stop()  # before the old engine is closed: it records the stream's end
+        self._push.stop()
+        old = self._slot.config
         self._slot.swap(config, engine)
+        if old is None or old.push != config.push:
+            self._listen(config)
         if self._lead.leads:
             self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
             self._watch.start(config, engine)  # the new config's stream, the new engine's app
+            self._push.start(config, engine)
         log.info("action=reload instructors=%d outcome=applied", len(config.instructors))
         notify(f"READY=1\nSTATUS=config reloaded, {len(config.instructors)} instructors")
 
@@ -244,17 +261,20 @@ class Service:
             self._groups = (engine, roster.CachedGroups(reader, minutes) if reader else None)
         serving = offboard_leavers(config, engine, self.clock(), self._groups[1])
         self._served = {i.key: i for i in serving.instructors}
-        report = passes.Report(len(serving.instructors), serving.held)
+        due = self._push.due(serving.instructors)  # with [push]: those push does not keep
+        report = passes.Report(len(due), serving.held, len(serving.instructors) - len(due))
         lead = timedelta(minutes=config.service.enforce_lead_minutes)
         # the first pass as fast as it goes; then each pass spread over most of the
         # interval, so that every calendar is read one interval after the last time
         spread = 0.0 if self._passes == 0 else 0.8 * config.service.sync_interval_seconds
-        instructors = serving.instructors if self._passes else soonest_first(
-            engine, serving.instructors)  # after a failover: open lead windows first
+        instructors = due if self._passes else soonest_first(
+            engine, due)  # after a failover: open lead windows first
         for result in passes.results(engine, [] if self._stop.is_set() else instructors,
                                      spread):
             self._schedule.plan(result, lead, lambda: not self._stop.is_set()
                                 and self._lead.in_term(term))
+            if result.error is None and result.checked_at is not None:
+                self._push.was_read(result.instructor.key, result.checked_at)
             if result.damaged and not self._stop.is_set():  # found damaged while running:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
                           "rebuilds", result.error)  # a restart sets it aside (State.open)
@@ -268,6 +288,7 @@ class Service:
         log.info("action=pass instructors=%d problems=%d seconds=%.1f", report.total,
                  report.problems, elapsed)
         metrics.pass_ended(elapsed)
+        self._push.pass_ended()
         self._write_metrics(config, engine, term)
         if report.stuck is not None:  # a full disk, an I/O error, a lock: nothing changed
             log.error("action=pass outcome=held instructors=%d problem=%r retry=next-pass",
@@ -317,6 +338,52 @@ class Service:
                     engine.state.audit(self.clock(), key, f"zoom:{room}", "zoom-event",
                                        {"change": f"{event.kind}: room {result.zoom}"})
             return result
+
+    def _push_read(self, key: str, why: str) -> None:
+        """A calendar a notification named, read at once (the pass for that one
+        instructor), its sessions' checks planned as a pass would."""
+        with self._slot.current() as (config, engine):
+            term = self._lead.term
+            if self._stop.is_set() or not self._lead.leads or config is None or engine is None:
+                return
+            instructor = self._served.get(key)
+            if instructor is None:  # not served (any more): its subscription ends
+                return
+            log.info("instructor=%s action=push-read why=%s", instructor.email, why)
+            result = engine.sync(instructor)
+            self._schedule.plan(result, timedelta(minutes=config.service.enforce_lead_minutes),
+                                lambda: not self._stop.is_set() and self._lead.in_term(term))
+            if result.error is None and result.checked_at is not None:
+                self._push.was_read(key, result.checked_at)
+
+    def _listen(self, config: Config) -> None:
+        """The receiver of [push] on this node (any node receives; the leader reads)."""
+        if self._receiver is not None:
+            self._receiver.stop()
+            self._receiver = None
+        if config.push is None:
+            return
+        app = Notifications(config.push.public_url, self._subscription, self._notified)
+        receiver = Receiver(app, config.push.listen)
+        try:
+            receiver.start()
+        except OSError as err:
+            log.error("action=push-listen listen=%s problem=%r outcome=polled-every-interval",
+                      config.push.listen, str(err))
+            return
+        self._receiver = receiver
+        log.info("action=push-listen listen=%s public_url=%s", config.push.listen,
+                 config.push.public_url)
+
+    def _subscription(self, channel: str) -> Subscription | None:
+        engine = self._slot.engine
+        return engine.state.subscription(channel) if engine is not None else None
+
+    def _notified(self, key: str, why: str) -> None:
+        engine = self._slot.engine
+        if engine is not None:
+            engine.state.notified(key, why, self.clock())
+            self._push.wake()
 
     def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
         """[metrics] textfile: the state's view (not on a standby: it reads no state) and

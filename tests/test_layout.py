@@ -13,7 +13,7 @@ PURE = ("daemon.plan", "daemon.reconcile", "daemon.model", "daemon.zoom.policy",
         "daemon.calendars.graph_recurrence")
 IO = ("httpx", "sqlite3", "socket", "requests", "googleapiclient", "msal",
       "daemon.store.sqlite", "daemon.store.postgres", "daemon.http", "daemon.zoom.client",
-      "daemon.engine", "daemon.rooms", "daemon.writes", "websockets")
+      "daemon.engine", "daemon.rooms", "daemon.writes", "websockets", "uvicorn")
 # Bottom to top (README, "How the code is laid out"): a module imports from its own layer
 # (acyclically) and the layers below, never from one above.
 LAYERS: tuple[tuple[str, set[str]], ...] = (
@@ -29,12 +29,13 @@ LAYERS: tuple[tuple[str, set[str]], ...] = (
         "daemon.metrics"}),
     ("vendors", {"daemon.calendars.base", "daemon.calendars.entra", "daemon.calendars.google",
                  "daemon.calendars.microsoft", "daemon.zoom.client",
-                 "daemon.zoom.events"}),
+                 "daemon.zoom.events", "daemon.receiver"}),
     ("one instructor's pass", {"daemon.rooms", "daemon.writes", "daemon.engine",
                                "daemon.roster"}),
     ("the runtime", {"daemon.app", "daemon.runtime", "daemon.runtime.passes",
                      "daemon.runtime.checks", "daemon.runtime.slot", "daemon.runtime.lead",
-                     "daemon.runtime.notify", "daemon.runtime.watch", "daemon.nodes",
+                     "daemon.runtime.notify", "daemon.runtime.watch", "daemon.runtime.push",
+                     "daemon.nodes",
                      "daemon.doctor",
                      "daemon.service"}),
     ("commands", {"daemon.commands", "daemon.reports", "daemon.cli"}),

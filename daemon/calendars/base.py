@@ -21,6 +21,16 @@ class Listing:
     full: bool  # True: this is the whole calendar, anything not in it is gone
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A calendar's change notifications as the vendor made them: Google's channel id and
+    resourceId, or Graph's subscription id (resource ""); when they end."""
+
+    id: str
+    resource: str
+    expires: datetime
+
+
 class CalendarProvider(Protocol):
     requests: int
     description_limit: int  # the longest description the calendar takes, in characters
@@ -35,6 +45,20 @@ class CalendarProvider(Protocol):
 
     def patch(self, event: Event, description: str, location: str) -> Event:
         """Write description and location if `event.etag` is still current; raise Conflict."""
+        ...
+
+    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+        """Have the vendor call `address` with `secret` on each change of this calendar,
+        until `until` at most (the vendor may end it sooner: see Channel.expires)."""
+        ...
+
+    def renew(self, channel: Channel, until: datetime) -> Channel | None:
+        """The same notifications until `until`; None: this vendor renews none (a new
+        channel is made instead); Gone: the vendor no longer has it."""
+        ...
+
+    def unwatch(self, channel: Channel) -> None:
+        """No more notifications; one the vendor no longer has is not an error."""
         ...
 
     def access(self) -> str:
@@ -73,6 +97,18 @@ class FencedCalendar:
     def patch(self, event: Event, description: str, location: str) -> Event:
         self._fence.check()  # Fenced: not written
         return self._inner.patch(event, description, location)
+
+    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+        self._fence.check()
+        return self._inner.watch(address, secret, until)
+
+    def renew(self, channel: Channel, until: datetime) -> Channel | None:
+        self._fence.check()
+        return self._inner.renew(channel, until)
+
+    def unwatch(self, channel: Channel) -> None:
+        self._fence.check()
+        self._inner.unwatch(channel)
 
     def access(self) -> str:
         return self._inner.access()

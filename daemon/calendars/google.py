@@ -6,14 +6,16 @@ or an authorized-user file. TLS trust comes from service.ca_bundle via httplib2.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from ..http import (
     with_retries,
 )
 from ..model import Event, Instructor, Kind, same_person
-from .base import Listing, checked, identifier, instant, text
+from .base import Channel, Listing, checked, identifier, instant, text
 
 SCOPES = ["https://www.googleapis.com/auth/calendar.events"]
 WRITERS = ("owner", "writer")
@@ -276,6 +278,29 @@ class GoogleCalendar:
                                 status=403, code=role)  # what a write would be answered
         return f"readable and writable ({role})"
 
+    # --- change notifications ([push]) ---
+
+    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+        """events.watch: a web_hook channel with a fresh id (Google: at most 64 characters;
+        the token at most 256), for Google's default lifetime (params.ttl: 604,800 s, a
+        week), which Google may shorten ("the more restrictive value is used"): the
+        answer's `expiration` (milliseconds, an int64 as a string) is what counts
+        (https://developers.google.com/workspace/calendar/api/guides/push)."""
+        wanted = uuid.uuid4().hex
+        answer = self._execute(self._service.events().watch(
+            calendarId=self._calendar, quotaUser=self._quota_user, body={
+                "id": wanted, "type": "web_hook", "address": address, "token": secret}))
+        return checked("Google", answer, lambda item: _channel(item, wanted, until))
+
+    def renew(self, channel: Channel, until: datetime) -> Channel | None:
+        return None  # "there's no automatic way to renew": a new channel replaces it (push)
+
+    def unwatch(self, channel: Channel) -> None:
+        """channels.stop with the id and resourceId; one Google no longer has is stopped."""
+        with contextlib.suppress(Gone):  # 404: not Google's any more
+            self._execute(self._service.channels().stop(
+                body={"id": channel.id, "resourceId": channel.resource}), one_event=channel.id)
+
     def get(self, event_id: str) -> Event | None:
         try:
             item = self._execute(self._service.events().get(
@@ -324,6 +349,20 @@ def _delay(outcome: Any, attempt: int) -> float | None:
     if isinstance(outcome, TRANSIENT):
         return backoff(attempt)
     return None
+
+
+def _channel(item: Mapping[str, Any], wanted: str, until: datetime) -> Channel:
+    """events.watch's answer: the channel asked for, its resourceId, its expiration."""
+    if identifier(item) != wanted:
+        raise ValueError("the channel answered is not the one asked for")
+    expiration = item.get("expiration")
+    if expiration is None:  # not in the answer: the lifetime asked for, at most
+        return Channel(wanted, identifier(item, "resourceId"), until)
+    if not isinstance(expiration, str | int) or not str(expiration).isdigit() or \
+            len(str(expiration)) > 15:
+        raise ValueError("expiration is not milliseconds since 1970")
+    return Channel(wanted, identifier(item, "resourceId"),
+                   datetime.fromtimestamp(int(expiration) / 1000, UTC))
 
 
 def _when(value: Any) -> datetime | date | None:

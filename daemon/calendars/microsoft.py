@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from ..config import MicrosoftConfig
-from ..errors import CalendarError, Conflict, SyncExpired
+from ..errors import CalendarError, Conflict, Gone, SyncExpired
 from ..http import (
     NETWORK,
     ForeignHost,
@@ -37,7 +37,7 @@ from ..http import (
 from ..model import Event, Instructor, Kind
 from ..reconcile import is_html
 from . import graph_recurrence
-from .base import Listing, checked, identifier, instant, text
+from .base import Channel, Listing, checked, identifier, instant, text
 from .entra import GraphApp, GraphAuth, graph_error
 
 WINDOW_BEHIND = timedelta(days=1)  # sessions under way stay visible
@@ -111,10 +111,14 @@ class OutlookCalendar:
                               status=status)
         else:
             raise graph_error(f"Graph {method} for {self._who}", response)
+        if status == 204:  # a DELETE's answer (https://learn.microsoft.com/graph/api/
+            return {}       # subscription-delete): no body
         try:
             result: dict[str, Any] = response.json()
         except ValueError:
             raise CalendarError(f"Graph {method} for {self._who}: invalid JSON") from None
+        if not isinstance(result, dict):
+            raise CalendarError(f"Graph {method} for {self._who}: the answer is not an object")
         return result
 
     def _pages(self, url: str) -> tuple[list[dict[str, Any]], str]:
@@ -224,6 +228,52 @@ class OutlookCalendar:
                                 "cannot be edited by the app")
         return f"readable and writable ({calendar.get('name', 'calendar')})"
 
+    # --- change notifications ([push]) ---
+
+    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+        """POST /subscriptions on the calendar's events: created, updated and deleted to
+        `address`, lifecycle notifications (subscriptionRemoved, missed,
+        reauthorizationRequired) to `address`/lifecycle, `secret` as the clientState
+        (at most 128 characters). Graph validates both URLs before it answers 201
+        (https://learn.microsoft.com/graph/api/subscription-post-subscriptions,
+        /graph/change-notifications-lifecycle-events); the application permission
+        Calendars.Read is enough for it."""
+        events = ("events" if self._calendar is None
+                  else f"calendars/{quote(self._calendar, safe='')}/events")
+        answer = self._call("POST", f"{self._base}/subscriptions", {
+            "changeType": "created,updated,deleted", "notificationUrl": address,
+            "lifecycleNotificationUrl": f"{address}/lifecycle",
+            "resource": f"users/{self._user}/{events}",
+            "expirationDateTime": _graph_time(until), "clientState": secret,
+            "latestSupportedTlsVersion": "v1_2"})
+        return checked("Graph", answer, lambda item: Channel(
+            identifier(item), "", _expiry(item)))
+
+    def renew(self, channel: Channel, until: datetime) -> Channel | None:
+        """PATCH the expirationDateTime (an Outlook event subscription lives 10,080 minutes
+        at most: https://learn.microsoft.com/graph/change-notifications-overview); a
+        subscription Graph no longer has is Gone."""
+        try:
+            answer = self._call("PATCH", self._subscription_url(channel.id),
+                                {"expirationDateTime": _graph_time(until)})
+        except CalendarError as err:
+            if err.status == 404:
+                raise Gone(f"Graph: subscription {channel.id[:64]} is gone", status=404
+                           ) from None
+            raise
+        return checked("Graph", {"id": channel.id, **answer}, lambda item: Channel(
+            channel.id, "", _expiry(item)))
+
+    def unwatch(self, channel: Channel) -> None:
+        try:
+            self._call("DELETE", self._subscription_url(channel.id))
+        except CalendarError as err:
+            if err.status != 404:
+                raise
+
+    def _subscription_url(self, subscription: str) -> str:
+        return f"{self._base}/subscriptions/{quote(subscription, safe='')}"
+
     def get(self, event_id: str) -> Event | None:
         try:
             query = urlencode({"$select": ",".join(BY_ID_FIELDS)}, safe="$,")
@@ -302,6 +352,17 @@ def _read_delay(outcome: httpx.Response | Exception, attempt: int) -> float | No
     if isinstance(outcome, httpx.Response) and outcome.status_code == 412:
         return retry_after(outcome.headers) or backoff(attempt)
     return httpx_delay(outcome, attempt)
+
+
+def _graph_time(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.0000000Z}"
+
+
+def _expiry(item: Mapping[str, Any]) -> datetime:
+    found = instant(item.get("expirationDateTime"))
+    if found is None:
+        raise ValueError("expirationDateTime is not a time")
+    return found
 
 
 def _when(value: Any) -> datetime | None:

@@ -88,6 +88,7 @@ class Report:
 
     total: int
     roster_held: str | None = None  # a roster read held: the previous roster in force
+    by_push: int = 0  # calendars left to their notifications ([push]) this pass
     done: int = 0
     problems: int = 0
     insecure: int = 0  # rooms Zoom refused, or a daily limit left insecure
@@ -111,8 +112,9 @@ class Report:
         if self.stuck is not None:
             held = (f", PASS HELD for {self.held}: the state database cannot be written, "
                     f"tried again at the next pass{held}")
-        return (f"{self.total} instructors, {self.problems} problems{rooms}, next pass "
-                f"{next_pass.astimezone():%H:%M}{held}")
+        pushed = f" (and {self.by_push} kept by push)" if self.by_push else ""
+        return (f"{self.total} instructors{pushed}, {self.problems} problems{rooms}, next "
+                f"pass {next_pass.astimezone():%H:%M}{held}")
 
 
 def soonest_first(engine: Engine, instructors: Sequence[Instructor]) -> list[Instructor]:

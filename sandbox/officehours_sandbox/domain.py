@@ -14,6 +14,7 @@ from typing import Any
 
 from .google import GoogleCalendarEmulator
 from .graph import GraphEmulator
+from .push import Deliveries, Front
 from .server import CertificateAuthority, Served
 from .zoom import ZoomEmulator, ZoomUser
 from .zoom_events import ZoomEvents
@@ -54,6 +55,28 @@ class Sandbox:
         self.instructors: list[dict[str, str]] = []
         self._events: ZoomEvents | None = None
         self.subscription = ""  # the Zoom event subscription, once zoom_events() set it up
+        self.front: Front | None = None  # the campus's HTTPS proxy to [push], once push()
+        self._front_server: Served | None = None
+        self.deliveries: Deliveries | None = None
+
+    def push(self, listen: str, safety_interval_seconds: int = 3600) -> str:
+        """Google and Graph call back (Deliveries) through the campus's reverse proxy
+        (Front) to the receiver at `listen`; the [push] section joins the config. The
+        public URL."""
+        if self.front is None:
+            self.front = Front(listen)
+            self._front_server = Served(self.front, self.ca)
+            self.deliveries = Deliveries(self.ca.bundle)
+            self.google.deliveries = self.graph.deliveries = self.deliveries
+            self.google.base_url = self.google_server.url
+        self.front.listen = listen
+        self._push = {"listen": listen, "safety_interval_seconds": safety_interval_seconds}
+        return self.public_url
+
+    @property
+    def public_url(self) -> str:
+        assert self._front_server is not None
+        return f"{self._front_server.url}/push"
 
     def zoom_events(self) -> ZoomEvents:
         """Zoom's WebSocket event delivery, started on first use, with a subscription to
@@ -97,6 +120,9 @@ class Sandbox:
                       f'client_secret_file = "{secret("ms-secret")}"',
                       f'authority_host = "{self.graph_server.url}"',
                       f'graph_base_url = "{self.graph_server.url}/v1.0"', ""]
+        if self.front is not None:
+            lines += ["[push]", f'public_url = "{self.public_url}"',
+                      *(f"{k} = {json.dumps(v)}" for k, v in self._push.items()), ""]
         if state:
             lines += ["[state]", *(f"{k} = {json.dumps(v)}" for k, v in state.items()), ""]
         for instructor in self.instructors:
@@ -112,6 +138,8 @@ class Sandbox:
         self.google_server.stop()
         self.zoom_server.stop()
         self.graph_server.stop()
+        if self._front_server is not None:
+            self._front_server.stop()
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from .google_identity import (
     schema_validator,
     unb64,
 )
+from .google_push import GoogleChannels
 from .server import Request, Response
 
 PREFIX = "/calendar/v3"
@@ -80,7 +81,7 @@ def _discovery_validators() -> tuple[Draft7Validator, Draft7Validator]:
             schema_validator(schemas, "Event", strict=False))
 
 
-class GoogleCalendarEmulator(GoogleIdentity):
+class GoogleCalendarEmulator(GoogleChannels, GoogleIdentity):
     def __init__(self, page_size: int = 50) -> None:
         super().__init__()
         self.page_size = page_size
@@ -98,6 +99,7 @@ class GoogleCalendarEmulator(GoogleIdentity):
         self.route("GET", PREFIX + "/calendars/([^/]+)/events", self._list)
         self.route("GET", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._get)
         self.route("PATCH", PREFIX + "/calendars/([^/]+)/events/([^/]+)", self._patch)
+        self._init_channels(PREFIX)  # events.watch, channels.stop (google_push.py)
 
     # --- set-up and inspection, used by tests and the demo (not over HTTP) ---
 
@@ -120,7 +122,8 @@ class GoogleCalendarEmulator(GoogleIdentity):
                      "created": _now_rfc3339(), **fields}
             self.events[calendar][event_id] = event
             self._touch(event)
-            return event_id
+        self.changed(calendar)
+        return event_id
 
     def edit_event(self, calendar: str, event_id: str, **changes: Any) -> None:
         """An edit as the instructor makes it in their calendar."""
@@ -128,6 +131,7 @@ class GoogleCalendarEmulator(GoogleIdentity):
             event = self.events[calendar][event_id]
             event.update(changes)
             self._touch(event)
+        self.changed(calendar)
 
     def delete_event(self, calendar: str, event_id: str) -> None:
         self.edit_event(calendar, event_id, status="cancelled")
@@ -331,6 +335,7 @@ class GoogleCalendarEmulator(GoogleIdentity):
         self.send_updates.append(request.query.get("sendUpdates", ""))
         event.update(body)
         self._touch(event)
+        self.changed(resolved)
         return Response(200, self._public(resolved, event))
 
 

@@ -25,6 +25,7 @@ from tzlocal.windows_tz import win_tz
 
 from .csdl import GraphSchema
 from .entra import EntraDirectory, graph_error, unb64
+from .graph_push import GraphSubscriptions
 from .server import Request, Response
 
 DEFAULT_CALENDAR = "default"
@@ -48,7 +49,7 @@ def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.rstrip("Z")[:26]).replace(tzinfo=UTC)
 
 
-class GraphEmulator(EntraDirectory):
+class GraphEmulator(GraphSubscriptions, EntraDirectory):
     def __init__(self, tenant: str, client_id: str, client_secret: str,
                  page_size: int = 10) -> None:
         super().__init__(tenant, client_id, client_secret)
@@ -68,6 +69,7 @@ class GraphEmulator(EntraDirectory):
         self.route("GET", "/v1.0/users/([^/]+)/events/([^/]+)", self._get)
         self.route("PATCH", "/v1.0/users/([^/]+)/events/([^/]+)", self._patch)
         self.exchange_rendering = True  # bodies stored as Exchange renders them (below)
+        self._init_subscriptions()  # change notifications (graph_push.py)
 
     def concurrency_key(self, request: Request) -> str | None:
         parts = request.path.split("/")
@@ -109,7 +111,8 @@ class GraphEmulator(EntraDirectory):
                 self.occurrences[event_id] = list(occurrences)
             self.events[box][event_id] = event
             self._touch(event)
-            return event_id
+        self.changed(box, event_id, "created", calendar)
+        return event_id
 
     def add_exception(self, mailbox: str, master_id: str, original: datetime, start: datetime,
                       end: datetime, **fields: Any) -> str:
@@ -142,12 +145,14 @@ class GraphEmulator(EntraDirectory):
             self._touch(master)
             master["_shown_seq"] = shown
             self.removed[mailbox.lower()].append((self.seq, _occurrence_id(master_id, original)))
+        self.changed(mailbox, master_id, "updated", master["_calendar"])
 
     def edit_event(self, mailbox: str, event_id: str, **changes: Any) -> None:
         with self.lock:
             event = self.events[mailbox.lower()][event_id]
             event.update(changes)
             self._touch(event)
+        self.changed(mailbox, event_id, "updated", event["_calendar"])
 
     def delete_event(self, mailbox: str, event_id: str) -> None:
         with self.lock:
@@ -157,6 +162,7 @@ class GraphEmulator(EntraDirectory):
             ids = [event_id] if event["type"] != "seriesMaster" else [
                 _occurrence_id(event_id, s) for s, _ in self.occurrences.pop(event_id)]
             self.removed[box] += [(self.seq, i) for i in ids]
+        self.changed(box, event_id, "deleted", event["_calendar"])
 
     def event(self, mailbox: str, event_id: str) -> dict[str, Any]:
         with self.lock:
@@ -403,6 +409,7 @@ class GraphEmulator(EntraDirectory):
         if "body" in body and self.exchange_rendering:
             event["body"] = exchange_rendering(event["body"])
         self._touch(event)
+        self.changed(user, event_id, "updated", event["_calendar"])
         return Response(200, self._wire(event, None))
 
 

@@ -53,6 +53,7 @@ class Response:
     body: Any = None  # JSON-serializable, or None for an empty body
     headers: dict[str, str] = field(default_factory=dict)
     mangle: str | None = None  # reset, hang, truncate or garbage: how the answer breaks
+    raw: bytes | None = None  # a body that is not JSON, as is (give its content-type)
 
 
 @dataclass
@@ -288,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            struct.pack("ii", 1, 0))
             return
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        payload = response.raw if response.raw is not None else \
+            b"" if response.body is None else json.dumps(response.body).encode()
         if response.mangle == "garbage":
             payload = b'{"items": [{"id": "evt'
         self.send_response(response.status)

@@ -1,0 +1,277 @@
+"""Calendar change notifications while this node leads ([push]): each served calendar's
+subscription made, renewed before it ends and made again when the vendor dropped it; each
+calendar the receiver queued (on any node) read at once, one read per calendar at a time
+however many notifications came; and the pass told which calendars it may leave to push
+(those whose subscription is healthy, read within safety_interval_seconds).
+
+Subscriptions belong to the campus: they are kept in the state, so that a restart or a
+failover finds them and makes none again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from ..calendars.base import CalendarProvider, Channel
+from ..config import Config
+from ..engine import Engine
+from ..errors import CalendarError, Gone, explain
+from ..model import Instructor
+from ..store import Fenced, StateError, Subscription
+from .checks import Schedule
+
+log = logging.getLogger("daemon.service")
+
+# Graph keeps an Outlook event subscription 10,080 minutes at most
+# (https://learn.microsoft.com/graph/change-notifications-overview); Google a channel as
+# long as it sees fit (a week by default), and says so in the answer
+LIFETIME = timedelta(minutes=10_000)
+RENEW_BEFORE = timedelta(days=1)  # a subscription this close to its end is renewed
+RETRY_FAILED = timedelta(minutes=10)  # a calendar whose subscription failed: tried again
+# subscription writes at most 20 a second: Graph takes 1,000 per 20 s per app and tenant
+# (https://learn.microsoft.com/graph/throttling-limits#subscription-service-limits)
+WRITE_GAP = 0.05
+LOOK = 1.0  # seconds between two looks at the queue (another node's notifications)
+KEEP_EVERY = 30.0  # seconds between two rounds of upkeep
+REMADE = ("graph:subscriptionRemoved",)  # a calendar whose subscription is made again
+RENEWED = ("graph:reauthorizationRequired",)  # renewed (a PATCH reauthorizes too)
+
+Read = Callable[[str, str], None]  # (instructor key, why): one calendar read
+
+
+def address(public_url: str, provider: str) -> str:
+    """Where a vendor sends one calendar's notifications (receiver.py's paths)."""
+    return f"{public_url}/{'google' if provider == 'google' else 'graph'}"
+
+
+class Push:
+    def __init__(self, schedule: Schedule, read: Read,
+                 served: Callable[[], dict[str, Instructor] | None],
+                 may: Callable[[], bool], clock: Callable[[], datetime]) -> None:
+        self._schedule, self._read, self._served, self._may = schedule, read, served, may
+        self._clock = clock
+        self._engine: Engine | None = None
+        self._config: Config | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._subscriptions: dict[str, Subscription] = {}  # as last read or written
+        self._read_at: dict[str, datetime] = {}  # when each calendar was last read
+        self._running: set[str] = set()  # calendars with a read planned or under way
+        self._again: dict[str, str] = {}  # ... notified again meanwhile: read once more
+        self._jobs = itertools.count()
+        self._said: dict[str, str] = {}  # each calendar's subscription problem, as said
+        self._keep_now = False  # upkeep at the next look, not after KEEP_EVERY
+
+    # --- the lead: started and stopped with it ---
+
+    def start(self, config: Config, engine: Engine) -> None:
+        self.stop()
+        if config.push is None:
+            return
+        self._config, self._engine = config, engine
+        with contextlib.suppress(StateError):
+            self._subscriptions = engine.state.subscriptions()
+        with self._lock:
+            self._running.clear()
+            self._again.clear()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,),
+                                        name="push", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=10)
+        self._read_at.clear()  # a new lead reads every calendar in its first pass
+
+    def wake(self) -> None:
+        """The receiver on this node queued a calendar: look now, not at the next LOOK."""
+        self._wake.set()
+
+    # --- the pass ---
+
+    def due(self, instructors: Sequence[Instructor]) -> list[Instructor]:
+        """The calendars a pass reads: all, but those whose notifications are healthy and
+        that were read within safety_interval_seconds."""
+        config = self._config
+        if config is None or config.push is None or self._thread is None:
+            return list(instructors)
+        now, safety = self._clock(), timedelta(seconds=config.push.safety_interval_seconds)
+        subscriptions = self._subscriptions
+        return [i for i in instructors
+                if not (i.key in subscriptions and subscriptions[i.key].healthy(now))
+                or now - self._read_at.get(i.key, datetime.min.replace(tzinfo=now.tzinfo))
+                >= safety]
+
+    def pass_ended(self) -> None:
+        """Whom the program serves is known anew: subscriptions kept up at once."""
+        self._keep_now = True
+        self._wake.set()
+
+    def was_read(self, key: str, at: datetime) -> None:
+        self._read_at[key] = at
+
+    def counts(self) -> tuple[int, int]:
+        """(calendars with healthy notifications, calendars whose subscription failed)."""
+        now = self._clock()
+        found = list(self._subscriptions.values())
+        return (sum(s.healthy(now) for s in found),
+                sum(s.problem is not None for s in found))
+
+    # --- the queue ---
+
+    def _loop(self, stop: threading.Event) -> None:
+        kept = float("-inf")
+        while not stop.is_set():
+            try:
+                self._drain()
+                if self._keep_now or time.monotonic() - kept >= KEEP_EVERY:
+                    kept, self._keep_now = time.monotonic(), False
+                    self._keep(stop)
+            except (Fenced, StateError) as err:  # the lead is lost, or the database: the
+                log.warning("action=push problem=%r outcome=tried-again", str(err))  # next
+            except Exception:  # never the end of push: said, tried again at the next look
+                log.exception("action=push outcome=tried-again")
+            self._wake.wait(LOOK)
+            self._wake.clear()
+
+    def _drain(self) -> None:
+        engine = self._engine
+        if engine is None or not self._may():
+            return
+        for key, why in engine.state.take_notified():
+            subscription = self._subscriptions.get(key)
+            if subscription is not None and why in REMADE + RENEWED:
+                # upkeep at once: made again (removed), or renewed (reauthorize)
+                stale = subscription.since - timedelta(days=1) if subscription.since else None
+                self._keep_row(engine, replace(
+                    subscription, expires=self._clock(), since=stale,
+                    problem=None if why in RENEWED else f"{why} (made again)"))
+                self._keep_now = True
+            self._ask(key, why)
+
+    def _ask(self, key: str, why: str) -> None:
+        """A read of `key`'s calendar after this moment: one at a time per calendar (a
+        burst is one read, and one more when notified while it ran)."""
+        with self._lock:
+            if key in self._running:
+                self._again[key] = why
+                return
+            self._running.add(key)
+        job = f"push:{key}:{next(self._jobs)}"  # its own id: see RoomWatch._want
+        if not self._schedule.now(job, functools.partial(self._run, key, why), self._may):
+            with self._lock:
+                self._running.discard(key)
+
+    def _run(self, key: str, why: str) -> None:
+        try:
+            while True:
+                self._read(key, why)
+                with self._lock:
+                    if key not in self._again:
+                        return
+                    why = self._again.pop(key)
+        finally:
+            with self._lock:
+                self._running.discard(key)
+                self._again.pop(key, None)
+
+    # --- upkeep ---
+
+    def _keep(self, stop: threading.Event) -> None:
+        """Each served calendar's subscription made, renewed or made again; those of
+        calendars no longer served (offboarded, out of the roster) stopped."""
+        engine, config, served = self._engine, self._config, self._served()
+        if engine is None or config is None or config.push is None or served is None:
+            return  # no pass yet: whom the program serves is not known
+        self._subscriptions = engine.state.subscriptions()
+        gone = set(engine.state.offboarded())
+        now = self._clock()
+        for key, kept in list(self._subscriptions.items()):
+            if (key not in served or key in gone) and not stop.is_set() and self._may():
+                self._end(engine, served.get(key), kept)
+        for key, instructor in served.items():
+            if stop.is_set() or not self._may():
+                return
+            found = self._subscriptions.get(key)
+            if key in gone or found is not None and (
+                    found.healthy(now) and found.expires - now > RENEW_BEFORE
+                    or found.problem and found.since and now - found.since < RETRY_FAILED):
+                continue
+            self._make(engine, config.push.public_url, instructor, found)
+            stop.wait(WRITE_GAP)
+
+    def _make(self, engine: Engine, public_url: str, instructor: Instructor,
+              old: Subscription | None) -> None:
+        """A subscription for `instructor`'s calendar: `old` renewed where the vendor
+        renews (Graph), else a new one, the old one stopped once the new one is kept."""
+        calendar, now = engine.calendar(instructor), self._clock()
+        provider = instructor.provider
+        try:
+            if old is not None and old.channel and old.problem is None:
+                with contextlib.suppress(Gone):
+                    renewed = calendar.renew(_channel(old), now + LIFETIME)
+                    if renewed is not None:
+                        self._keep_row(engine, replace(old, expires=renewed.expires, since=now))
+                        log.info("instructor=%s action=push-renew until=%s", instructor.email,
+                                 f"{renewed.expires:%Y-%m-%dT%H:%M}Z")
+                        return
+            secret = secrets.token_urlsafe(32)
+            made = calendar.watch(address(public_url, provider), secret, now + LIFETIME)
+        except CalendarError as err:
+            problem = explain(err)[:300]
+            self._keep_row(engine, Subscription(instructor.key, provider, "", "", "", now,
+                                                problem, now))
+            if self._said.get(instructor.key) != problem:
+                self._said[instructor.key] = problem
+                log.error("instructor=%s action=push-subscribe problem=%r outcome=polled-"
+                          "every-interval retry=%dmin", instructor.email, problem,
+                          RETRY_FAILED.total_seconds() // 60)
+            return
+        self._keep_row(engine, Subscription(instructor.key, provider, made.id, made.resource,
+                                            secret, made.expires, None, now))
+        self._said.pop(instructor.key, None)
+        log.info("instructor=%s action=push-subscribe until=%s%s", instructor.email,
+                 f"{made.expires:%Y-%m-%dT%H:%M}Z", " replaces=old" if old and old.channel
+                 else "")
+        if old is not None and old.channel:
+            self._stop_channel(calendar, old)
+
+    def _end(self, engine: Engine, instructor: Instructor | None,
+             subscription: Subscription) -> None:
+        """A calendar no longer served: its notifications stopped (as the user they were
+        made for: stopping needs no more than the ids), its row dropped."""
+        if subscription.channel:
+            key = subscription.instructor
+            self._stop_channel(engine.calendar(instructor or Instructor(
+                key, key, subscription.provider, "primary", key)), subscription)
+        engine.state.drop_subscription(subscription.instructor)
+        self._subscriptions.pop(subscription.instructor, None)
+        log.info("instructor=%s action=push-unsubscribe", subscription.instructor)
+
+    def _keep_row(self, engine: Engine, subscription: Subscription) -> None:
+        engine.state.save_subscription(subscription)
+        self._subscriptions[subscription.instructor] = subscription
+
+    @staticmethod
+    def _stop_channel(calendar: CalendarProvider, subscription: Subscription) -> None:
+        with contextlib.suppress(CalendarError):  # it ends by itself at its expiry
+            calendar.unwatch(_channel(subscription))
+
+
+def _channel(subscription: Subscription) -> Channel:
+    return Channel(subscription.channel, subscription.resource, subscription.expires)
