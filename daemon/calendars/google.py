@@ -327,6 +327,8 @@ class GoogleCalendar:
 def _answer(request: Any, http: Any) -> dict[str, Any]:
     """One attempt. The client hands back the raw text of a body that is not JSON."""
     result = request.execute(http=http, num_retries=0)
+    if result in ("", b"") and request.methodId == "calendar.channels.stop":
+        return {}  # a method without a response body (its RawModel hands back "")
     if not isinstance(result, dict):
         raise ValueError("Google answered with a body that is not a JSON object")
     return result

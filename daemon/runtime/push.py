@@ -79,16 +79,20 @@ class Push:
         self.stop()
         if config.push is None:
             return
+        self.attach(config, engine)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,),
+                                        name="push", daemon=True)
+        self._thread.start()
+
+    def attach(self, config: Config, engine: Engine) -> None:
+        """The config and engine of this term (start, or a test that runs `keep`)."""
         self._config, self._engine = config, engine
         with contextlib.suppress(StateError):
             self._subscriptions = engine.state.subscriptions()
         with self._lock:
             self._running.clear()
             self._again.clear()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,),
-                                        name="push", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,10 +142,10 @@ class Push:
         kept = float("-inf")
         while not stop.is_set():
             try:
-                self._drain()
+                self.drain()
                 if self._keep_now or time.monotonic() - kept >= KEEP_EVERY:
                     kept, self._keep_now = time.monotonic(), False
-                    self._keep(stop)
+                    self.keep(stop)
             except (Fenced, StateError) as err:  # the lead is lost, or the database: the
                 log.warning("action=push problem=%r outcome=tried-again", str(err))  # next
             except Exception:  # never the end of push: said, tried again at the next look
@@ -149,7 +153,8 @@ class Push:
             self._wake.wait(LOOK)
             self._wake.clear()
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """The calendars notified (on any node), each read at once."""
         engine = self._engine
         if engine is None or not self._may():
             return
@@ -192,8 +197,8 @@ class Push:
 
     # --- upkeep ---
 
-    def _keep(self, stop: threading.Event) -> None:
-        """Each served calendar's subscription made, renewed or made again; those of
+    def keep(self, stop: threading.Event) -> None:
+        """One round of upkeep: each served calendar's subscription made, renewed or made again; those of
         calendars no longer served (offboarded, out of the roster) stopped."""
         engine, config, served = self._engine, self._config, self._served()
         if engine is None or config is None or config.push is None or served is None:
@@ -234,8 +239,11 @@ class Push:
             made = calendar.watch(address(public_url, provider), secret, now + LIFETIME)
         except CalendarError as err:
             problem = explain(err)[:300]
-            self._keep_row(engine, Subscription(instructor.key, provider, "", "", "", now,
-                                                problem, now))
+            # a renewal refused: the old one is kept (it may still notify, and is stopped
+            # once a new one is made) but counts as failed: the calendar is polled
+            self._keep_row(engine, replace(old, problem=problem, since=now) if old and
+                           old.channel else Subscription(instructor.key, provider, "", "", "",
+                                                         now, problem, now))
             if self._said.get(instructor.key) != problem:
                 self._said[instructor.key] = problem
                 log.error("instructor=%s action=push-subscribe problem=%r outcome=polled-"

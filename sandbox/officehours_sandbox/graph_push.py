@@ -31,6 +31,7 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ class GraphSubscriptions:
     """Mixed into GraphEmulator (its lock, routes, `_authorized`, `events`, tenant)."""
 
     deliveries: Deliveries | None = None  # set by the sandbox
+    clock: Callable[[], datetime] = staticmethod(lambda: datetime.now(UTC))  # a test's own
     if TYPE_CHECKING:  # the emulator's own (GraphEmulator, EntraDirectory)
         import threading
         lock: threading.RLock
@@ -112,10 +114,10 @@ class GraphSubscriptions:
     def expire(self, subscription: str) -> None:
         """A subscription's end reached now (as if not renewed in time): deleted."""
         with self.lock:
-            self.subscriptions[subscription]["expires"] = datetime.now(UTC)
+            self.subscriptions[subscription]["expires"] = self.clock()
 
     def _live(self) -> list[dict[str, Any]]:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.lock:
             for key in [k for k, s in self.subscriptions.items() if s["expires"] <= now]:
                 del self.subscriptions[key]  # "deleted" once not renewed in time
@@ -188,7 +190,7 @@ class GraphSubscriptions:
 
     def _problem(self, body: dict[str, Any], creating: bool) -> str | None:
         until = _time(body.get("expirationDateTime"))
-        now = datetime.now(UTC)
+        now = self.clock()
         if until is None or until <= now:
             return "expirationDateTime must be a time in the future."
         if until - now > MAX_LIFETIME:
