@@ -198,8 +198,8 @@ class Push:
     # --- upkeep ---
 
     def keep(self, stop: threading.Event) -> None:
-        """One round of upkeep: each served calendar's subscription made, renewed or made again; those of
-        calendars no longer served (offboarded, out of the roster) stopped."""
+        """One round of upkeep: each served calendar's subscription made, renewed or made
+        again; those of calendars no longer served (offboarded, out of the roster) stopped."""
         engine, config, served = self._engine, self._config, self._served()
         if engine is None or config is None or config.push is None or served is None:
             return  # no pass yet: whom the program serves is not known
