@@ -7,6 +7,7 @@ and run again converges without duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from .calendars.base import CalendarProvider
+from .calendars.base import CalendarProvider, Channel
 from .config import Config
 from .errors import CalendarError, SyncExpired, ZoomError, explain
 from .model import (
@@ -292,7 +293,19 @@ class Engine:
                     self.writer.apply(instructor, calendar, event, None, result, fetch=False)
             if not self.dry_run:
                 self.state.forget_instructor_events(instructor.key)
+                self._unwatch(instructor, calendar)
         except (CalendarError, ZoomError) as err:
             result.error = explain(err, instructor.provider, instructor.zoom_user)
         return result
+
+    def _unwatch(self, instructor: Instructor, calendar: CalendarProvider) -> None:
+        """Their calendar's change notifications ([push]) stopped, its row dropped (one
+        the vendor no longer has, or that cannot be stopped now, ends at its expiry)."""
+        kept = self.state.subscriptions().get(instructor.key)
+        if kept is None:
+            return
+        if kept.channel:
+            with contextlib.suppress(CalendarError):
+                calendar.unwatch(Channel(kept.channel, kept.resource, kept.expires))
+        self.state.drop_subscription(instructor.key)
 

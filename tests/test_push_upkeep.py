@@ -157,3 +157,14 @@ def test_an_instructor_no_longer_served_has_their_subscription_stopped(
 def _forbidden() -> Response:
     return graph_error(403, "ExtensionError", "Operation: Create; Exception: [Status Code: "
                        "Forbidden; Reason: Forbidden]")
+
+
+def test_remove_links_stops_the_notifications_at_once(sandbox: Sandbox, campus: Campus) -> None:
+    campus.keep()
+    (ada,) = [i for i in campus.config.instructors if i.key == ADA]
+    result = campus.engine.remove_links(ada)
+    assert result.error is None
+    assert set(campus.engine.state.subscriptions()) == {GRACE}
+    assert sandbox.google.live_channels(ADA) == []
+    campus.keep()  # offboarded: not made again
+    assert sandbox.google.live_channels(ADA) == []
