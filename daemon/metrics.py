@@ -114,6 +114,14 @@ class _Now(Collector):
             yield GaugeMetricFamily("officehours_zoom_events_up", "1 while Zoom's event "
                                     "stream is connected, 0 while it is down",
                                     value=1.0 if self._seen.events["up"] else 0.0)
+        if self._seen.push is not None:  # [push]
+            calendars = GaugeMetricFamily(
+                "officehours_push_calendars", "Calendars kept by their change notifications "
+                "(notified) or read every interval instead (polled: no subscription)",
+                labels=["state"])
+            calendars.add_metric(["notified"], self._seen.push["notified"])
+            calendars.add_metric(["polled"], len(self._seen.push["polled"]))
+            yield calendars
 
 
 class _Runtime(Collector):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import Config
-from .model import Instructor, Room
+from .model import Instructor, Room, same_person
 from .store import Lead, Shared, Store
 
 QUIET_FLOOR = 900  # seconds: no pass recorded for 3 intervals, and at least this, is news
@@ -56,6 +56,9 @@ class Overview:
     # [zoom] events: Zoom's event stream as the leader last saw it: up, since when, and
     # whether it has been down longer than EVENTS_DOWN_LOUD (None: no stream recorded)
     events: dict[str, Any] | None = None
+    # [push]: how many served calendars are kept by their notifications, and those polled
+    # at the usual interval instead, each with why (None: no [push])
+    push: dict[str, Any] | None = None
 
     @property
     def failing(self) -> bool:
@@ -84,6 +87,7 @@ class Overview:
                 "roster_held": self.held[0] if self.held else None,
                 "no_pass_since": self.stale_since, "leader": self.leader,
                 "nodes": [asdict(n) for n in self.nodes], "zoom_events": self.events,
+                "push": self.push,
                 "instructors": [{**asdict(r), "room": r.room.value if r.room else None}
                                 for r in self.rows]}
 
@@ -136,7 +140,8 @@ def read(config: Config, state: Store | None, now: datetime) -> Overview:
     newest = max((r.last_pass for r in rows if r.last_pass), default=None)
     quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
     stale = newest if newest and now - datetime.fromisoformat(newest) > quiet else None
-    overview = Overview(rows, held, stale, events=_events(config, state, now))
+    overview = Overview(rows, held, stale, events=_events(config, state, now),
+                        push=_push(config, state, rows, now))
     if isinstance(state, Shared) and config.state is not None:  # two or more nodes
         _nodes(overview, state.leader(), state.nodes(), config.state.lease_seconds)
     return overview
@@ -149,6 +154,26 @@ def _events(config: Config, state: Store | None, now: datetime) -> dict[str, Any
     up, since = stream
     down = (now - datetime.fromisoformat(since)).total_seconds()
     return {"up": up, "since": since, "down_too_long": not up and down > EVENTS_DOWN_LOUD}
+
+
+def _push(config: Config, state: Store | None, rows: list[Row], now: datetime,
+          ) -> dict[str, Any] | None:
+    """[push]: the served calendars with healthy notifications, and the others (polled
+    every interval) with the reason, as the leader last kept them."""
+    if config.push is None:
+        return None
+    kept = state.subscriptions() if state is not None else {}
+    polled: dict[str, str] = {}
+    notified = 0
+    for row in rows:
+        if row.offboarded:
+            continue
+        found = kept.get(same_person(row.email))
+        if found is not None and found.healthy(now):
+            notified += 1
+        else:
+            polled[row.email] = found.problem or "expired" if found else "not subscribed yet"
+    return {"notified": notified, "polled": polled}
 
 
 def _nodes(overview: Overview, lead: Lead | None, seen: list[tuple[str, str, float]],

@@ -40,6 +40,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(("Zoom events: connected since " if seen.events["up"] else "Zoom events: DOWN "
                "since ") + _when(seen.events["since"]) + ("" if seen.events["up"] else
                                                            " (rooms checked on schedule only)"))
+    if seen.push is not None:
+        polled = seen.push["polled"]
+        reasons = sorted(set(polled.values()))
+        why = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+        print(f"Push: {seen.push['notified']} of {seen.push['notified'] + len(polled)} "
+              f"calendars notified; {len(polled)} polled every interval"
+              + (f" ({why})" if polled else ""))
     if seen.held:
         print(f"ROSTER HELD since {_when(seen.held[1])}: {seen.held[0]}; the previous roster "
               "stays in force (officehours roster shows it, officehours roster --accept "

@@ -6,6 +6,7 @@ safety poll; subscriptions outlive a restart."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import ssl
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HOUR, at, clean_env, wait_for
+from conftest import HOUR, at, clean_env, officehours, wait_for
 from officehours_sandbox.domain import Sandbox
+from officehours_sandbox.server import Response
 
+from daemon.app import writing
+from daemon.config import load
 from daemon.reconcile import START_MARK
 
 ADA, GRACE = "ada@example.edu", "grace@example.edu"
@@ -185,3 +189,29 @@ def test_subscriptions_outlive_a_restart(sandbox: Sandbox, running: Running) -> 
                                      end=at(datetime.now().astimezone() + 2 * HOUR))
     wait_for(lambda: linked(sandbox.google.event(ADA, event).get("description")),
              timeout=QUICK, what="linked by push after the restart")
+
+
+def test_status_and_the_metrics_count_calendars_notified_and_polled(
+        sandbox: Sandbox, running: Running, tmp_path: Path) -> None:
+    status = officehours(running.config, "status")
+    assert "Push: 2 of 2 calendars notified; 0 polled every interval\n" in status.stdout, \
+        status.stdout
+    running.stop()
+    sandbox.graph.fail("POST", "/v1.0/subscriptions", Response(403, {"error": {
+        "code": "ExtensionError", "message": "Forbidden"}}), times=100)
+    with writing(load(running.config)) as state:  # Graph dropped Grace's meanwhile
+        state.drop_subscription(GRACE)
+    textfile = tmp_path / "officehours.prom"
+    running.config.write_text(running.config.read_text()
+                              + f'\n[metrics]\ntextfile = "{textfile}"\n')
+    running.start()
+    wait_for(lambda: running.said("action=push-subscribe problem="), what="the refusal said")
+    status = officehours(running.config, "status")
+    assert status.returncode == 0, status.stdout  # degraded, not failing: it is polled
+    line = next(x for x in status.stdout.splitlines() if x.startswith("Push:"))
+    assert line.startswith("Push: 1 of 2 calendars notified; 1 polled every interval (") \
+        and "403" in line, line
+    assert json.loads(officehours(running.config, "status", "--json").stdout)["push"][
+        "polled"].keys() == {GRACE}
+    wait_for(lambda: textfile.exists() and 'officehours_push_calendars{state="polled"} 1.0'
+             in textfile.read_text(), what="the metric")
