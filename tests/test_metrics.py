@@ -132,7 +132,8 @@ def test_the_shipped_alerts_and_dashboard_use_the_metrics_written(
     assert officehours(with_metrics(sandbox.write_config(), textfile), "sync").returncode == 0
     written = {s.name for f in text_string_to_metric_families(textfile.read_text())
                for s in f.samples} | {"officehours_epoch",  # with [state] url only
-                                      "officehours_zoom_events_up"}  # with [zoom] events
+                                      "officehours_zoom_events_up",  # with [zoom] events
+                                      "officehours_push_calendars"}  # with [push]
     rules = yaml.safe_load(officehours(None, "example-monitoring").stdout)["groups"][0]["rules"]
     assert rules and all(r["alert"].startswith("Officehours") and r["labels"]["severity"] in (
         "critical", "warning") and r["annotations"]["summary"] for r in rules)
