@@ -1,6 +1,7 @@
 """`officehours doctor`: live checks of everything a pass needs, each with its fix.
 
-Reads only: no event and no Zoom setting is written.
+Reads only: no event and no Zoom setting is written (with [push], one Graph
+subscription is made and deleted, for Graph to validate public_url).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .config import Config
 from .engine import Engine
@@ -86,6 +88,8 @@ def checks(config: Config, engine: Engine, sample: int | None = None,
                     if scope else fix(err))
     if config.zoom.events:
         yield _events_check(config, engine)
+    if config.push is not None:
+        yield from _push_checks(config, engine)
     if roster_check is not None:
         yield roster_check
     if sample is not None and sample < len(people):
@@ -113,6 +117,68 @@ def _events_check(config: Config, engine: Engine) -> Check:
                      "Features -> Event Subscriptions: method WebSocket, the events "
                      f"{', '.join(WATCHED)}; then zoom.events_subscription_id = its ID and "
                      "zoom.events_url = the endpoint it shows (README: Zoom events)")
+
+
+def _push_checks(config: Config, engine: Engine) -> Iterator[Check]:
+    """[push]: public_url reaches a receiver (this host's `listen`, started here for the
+    check when the service is not running): a validation request sent to it as Graph sends
+    one comes back; then, with Microsoft instructors, Graph itself validates it (one
+    subscription made and deleted at once)."""
+    from .http import Outbound
+    from .receiver import Notifications, Receiver
+
+    assert config.push is not None
+    push = config.push
+    own: Receiver | None = None
+    try:
+        own = Receiver(Notifications(push.public_url, lambda _: None, lambda *_: None),
+                       push.listen)
+        own.start()
+    except OSError:  # in use: the service's receiver, presumably (the round trip says)
+        own = None
+    try:
+        with Outbound(config.service.ca_bundle, timeout=10).httpx(
+                "push", push.public_url) as http:
+            yield _round_trip(http, push.public_url, push.listen)
+        microsoft = next((i for i in config.instructors if i.provider == "microsoft"), None)
+        if microsoft is not None:
+            yield _attempt("push: Graph", lambda: _graph_validates(engine, microsoft,
+                                                                  push.public_url),
+                           "microsoft")
+    finally:
+        if own is not None:
+            own.stop()
+
+
+def _round_trip(http: Any, public_url: str, listen: str) -> Check:
+    token = f"officehours-doctor-{random.getrandbits(64):016x}"
+    subject = "push: public_url"
+    where = f"{public_url}/graph"
+    proxy = (f"an HTTPS reverse proxy at {public_url} passing the path on to {listen} "
+             "(README: Push), and the firewall open to it")
+    try:
+        answer = http.post(where, params={"validationToken": token})
+    except Exception as err:  # noqa: BLE001 - any failure to connect is the finding
+        return Check(FAIL, subject, f"{where} cannot be reached: {str(err)[:200]}", proxy)
+    if answer.status_code != 200 or answer.text != token:
+        return Check(FAIL, subject, f"{where} answered HTTP {answer.status_code}, not this "
+                     "program's echo of a validation request", proxy)
+    return Check(OK, subject, f"{where} reaches the receiver (a validation request echoed)")
+
+
+def _graph_validates(engine: Engine, instructor: Instructor, public_url: str) -> str:
+    """A subscription for 45 minutes (Graph's shortest), deleted at once: Graph's own
+    validation of both URLs."""
+    from datetime import timedelta
+
+    from .runtime.push import address
+
+    calendar = engine.calendar(instructor)
+    channel = calendar.watch(address(public_url, "microsoft"),
+                             f"doctor-{random.getrandbits(64):016x}",
+                             engine.clock() + timedelta(minutes=45))
+    calendar.unwatch(channel)
+    return "Graph validated public_url (a subscription made and deleted)"
 
 
 def _state_check(config: Config) -> Check:

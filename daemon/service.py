@@ -364,8 +364,8 @@ class Service:
         if config.push is None:
             return
         app = Notifications(config.push.public_url, self._subscription, self._notified)
-        receiver = Receiver(app, config.push.listen)
         try:
+            receiver = Receiver(app, config.push.listen)
             receiver.start()
         except OSError as err:
             log.error("action=push-listen listen=%s problem=%r outcome=polled-every-interval",

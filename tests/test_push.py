@@ -215,3 +215,21 @@ def test_status_and_the_metrics_count_calendars_notified_and_polled(
         "polled"].keys() == {GRACE}
     wait_for(lambda: textfile.exists() and 'officehours_push_calendars{state="polled"} 1.0'
              in textfile.read_text(), what="the metric")
+
+
+def test_doctor_checks_that_public_url_reaches_the_receiver(sandbox: Sandbox,
+                                                            tmp_path: Path) -> None:
+    sandbox.add_microsoft_instructor("Grace Hopper", GRACE, 8234567890)
+    sandbox.push(f"127.0.0.1:{free_port()}")
+    config = sandbox.write_config()
+    found = officehours(config, "doctor")  # the service is not running: its own receiver
+    lines = [x for x in found.stdout.splitlines() if "push:" in x]
+    assert len(lines) == 2 and all(x.startswith("ok") for x in lines), found.stdout
+    assert sandbox.graph.subscriptions == {}  # Graph's round trip left nothing behind
+    assert len(sandbox.graph.requests("DELETE", "/subscriptions/")) == 1
+    assert sandbox.front is not None
+    sandbox.front.listen = f"127.0.0.1:{free_port()}"  # the proxy sends elsewhere
+    broken = officehours(config, "doctor")
+    line = next(x for x in broken.stdout.splitlines() if "push: public_url" in x)
+    assert line.startswith("FAIL") and "HTTP 502" in line, broken.stdout
+    assert "reverse proxy" in broken.stdout and broken.returncode == 1
