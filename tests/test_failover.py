@@ -39,7 +39,7 @@ LEASE = 3  # seconds: the failover bound is LEASE + about 1.5 s (README)
 
 def two_node_config(sandbox: Sandbox, cluster: postgres.Cluster, url: str,
                     **service: Any) -> Path:
-    return sandbox.write_config(sync_interval_seconds=1, **service, state={
+    return sandbox.write_config(**{"sync_interval_seconds": 1, **service}, state={
         "url": url, "password_file": str(cluster.password_file), "lease_seconds": LEASE})
 
 
@@ -515,5 +515,49 @@ def test_only_the_leader_holds_zoom_s_event_stream_and_a_failover_resumes_it(
         user = campus.zoom.user(ADA)
         user.pmi_waiting_room = False
         wait_for(lambda: user.secure, timeout=10, what="the new leader acting on the event")
+    finally:
+        killed_and_stopped(first, second)
+
+
+def test_either_node_receives_the_leader_reads_and_a_failover_keeps_the_subscriptions(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str, tmp_path: Path,
+        now: datetime) -> None:
+    from test_push import free_port, linked
+
+    ports = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    campus.push(ports[0])
+    config = two_node_config(campus, pg_cluster, pg_url, sync_interval_seconds=3600)
+    other = tmp_path / "second.toml"  # the same campus, this node's own listen address
+    other.write_text(config.read_text().replace(ports[0], ports[1]))
+    first = node(config, tmp_path / "first.log")
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid and all(
+            campus.google.live_channels(who) for who in (ADA, BOB)),
+            what="the leader's subscriptions")
+        second = node(other, tmp_path / "second.log")
+        wait_for(lambda: query(pg_url, "SELECT count(*) FROM nodes")[0][0] == 2,
+                 what="the standby's first heartbeat")
+        wait_for(lambda: "action=push-listen" in (tmp_path / "second.log").read_text(),
+                 what="the standby listening")
+        assert campus.front is not None
+        campus.front.listen = ports[1]  # the load balancer sends to the standby now
+        added = campus.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                        end=at(now + 2 * HOUR))
+        wait_for(lambda: linked(campus.google.event(ADA, added).get("description")),
+                 timeout=10, what="received by the standby, read by the leader")
+        assert "action=push-read" not in (tmp_path / "second.log").read_text()
+        watches = len(campus.google.requests("POST", "/watch"))
+        first.send_signal(signal.SIGKILL)
+        pid = second.pid
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == pid, timeout=LEASE + 10,
+                 what="the takeover")
+        wait_for(lambda: "action=pass " in (tmp_path / "second.log").read_text(),
+                 what="the new leader's first pass")
+        added = campus.google.add_event(BOB, summary="Office Hours", start=at(now + HOUR),
+                                        end=at(now + 2 * HOUR))
+        wait_for(lambda: linked(campus.google.event(BOB, added).get("description")),
+                 timeout=10, what="linked by the new leader through push")
+        assert len(campus.google.requests("POST", "/watch")) == watches  # none made again
     finally:
         killed_and_stopped(first, second)
