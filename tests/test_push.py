@@ -233,3 +233,36 @@ def test_doctor_checks_that_public_url_reaches_the_receiver(sandbox: Sandbox,
     line = next(x for x in broken.stdout.splitlines() if "push: public_url" in x)
     assert line.startswith("FAIL") and "HTTP 502" in line, broken.stdout
     assert "reverse proxy" in broken.stdout and broken.returncode == 1
+
+
+def test_listen_systemd_serves_the_socket_systemd_passes(sandbox: Sandbox, now: datetime,
+                                                        tmp_path: Path) -> None:
+    """Socket activation (sd_listen_fds): the socket comes as descriptor 3, with LISTEN_FDS
+    and LISTEN_PID naming this very process, as officehours.socket would pass it."""
+    sandbox.add_instructor("Ada Lovelace", ADA, 8123456789)
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    sandbox.push(f"127.0.0.1:{port}")
+    config = sandbox.write_config(sync_interval_seconds=3600)
+    config.write_text(config.read_text().replace(f'listen = "127.0.0.1:{port}"',
+                                                 'listen = "systemd"'))
+    log = tmp_path / "run.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(  # what systemd does between fork and exec
+            [sys.executable, "-c", "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+             "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+             "os.execv(sys.executable, [sys.executable, '-m', 'daemon.cli', '--config', "
+             "sys.argv[2], 'run'])", str(listening.fileno()), str(config)],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env(),
+            pass_fds=(listening.fileno(),))
+    listening.close()  # the service's now
+    try:
+        wait_for(lambda: sandbox.google.live_channels(ADA), what="subscribed through it")
+        event = sandbox.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                         end=at(now + 2 * HOUR))
+        wait_for(lambda: linked(sandbox.google.event(ADA, event).get("description")),
+                 timeout=QUICK, what="linked through the socket systemd passed")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert process.returncode == 0, log.read_text()[-2000:]
