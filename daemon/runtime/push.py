@@ -39,7 +39,8 @@ RENEW_BEFORE = timedelta(days=1)  # a subscription this close to its end is rene
 RETRY_FAILED = timedelta(minutes=10)  # a calendar whose subscription failed: tried again
 # subscription writes at most 20 a second: Graph takes 1,000 per 20 s per app and tenant
 # (https://learn.microsoft.com/graph/throttling-limits#subscription-service-limits)
-WRITE_GAP = 0.05
+WRITE_GAP = 0.05  # seconds from one subscription write to the next, at least
+PROGRESS_EVERY = 500  # a log line every so many subscriptions in one round (a first one)
 LOOK = 1.0  # seconds between two looks at the queue (another node's notifications)
 KEEP_EVERY = 30.0  # seconds between two rounds of upkeep
 REMADE = ("graph:subscriptionRemoved",)  # a calendar whose subscription is made again
@@ -209,16 +210,19 @@ class Push:
         for key, kept in list(self._subscriptions.items()):
             if (key not in served or key in gone) and not stop.is_set() and self._may():
                 self._end(engine, served.get(key), kept)
-        for key, instructor in served.items():
+        due = [(instructor, found) for key, instructor in served.items()
+               if key not in gone and not (
+                   (found := self._subscriptions.get(key)) is not None and (
+                       found.healthy(now) and found.expires - now > RENEW_BEFORE
+                       or found.problem and found.since and now - found.since < RETRY_FAILED))]
+        for done, (instructor, found) in enumerate(due, 1):
             if stop.is_set() or not self._may():
                 return
-            found = self._subscriptions.get(key)
-            if key in gone or found is not None and (
-                    found.healthy(now) and found.expires - now > RENEW_BEFORE
-                    or found.problem and found.since and now - found.since < RETRY_FAILED):
-                continue
+            began = time.monotonic()
             self._make(engine, config.push.public_url, instructor, found)
-            stop.wait(WRITE_GAP)
+            if done % PROGRESS_EVERY == 0 or done == len(due) >= PROGRESS_EVERY:
+                log.info("action=push-upkeep done=%d of=%d", done, len(due))
+            stop.wait(max(0.0, began + WRITE_GAP - time.monotonic()))
 
     def _make(self, engine: Engine, public_url: str, instructor: Instructor,
               old: Subscription | None) -> None:
