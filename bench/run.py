@@ -62,6 +62,10 @@ ZOOM_BUDGET = 0.05  # Zoom requests of a steady pass, per instructor
 TAMPER_BUDGET = 10.0  # seconds, p99 from a room made insecure to secure again (events)
 LATENESS_BUDGET = 5.0  # seconds, p99 of the pre-session checks after their window opened
 REACTION_SLACK = 10.0  # seconds over the interval, p99 of the link reaching a new event
+PUSH_SAFETY = 3600  # [push] safety_interval_seconds, the shipped default
+PUSH_BUDGET = 10.0  # seconds, p99 from a new event to its link with [push]
+PUSH_DAY_BUDGET = 300_000  # Google requests a day, all-Google campus with [push]: a fifth
+CHANGES_PER_DAY = 10  # changes to each calendar a day, any event (an assumption: stated)
 
 
 def kind_of(method: str, path: str) -> str:
@@ -121,6 +125,7 @@ class Process:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log = log
         self.passes: list[tuple[float, float, int]] = []  # (ended, seconds, problems)
+        self.read: list[int] = []  # each pass's instructors read (with [push]: those due)
         self.checks: list[tuple[float, str]] = []  # (when, instructor): pre-session checks
         self.peak_rss_mb = 0.0
         threading.Thread(target=self._read, daemon=True).start()
@@ -133,6 +138,7 @@ class Process:
                 kept.write(line)
                 found = PASS_LINE.search(line)
                 if found:
+                    self.read.append(int(found[1]))
                     self.passes.append((time.monotonic(), float(found[3]), int(found[2])))
                 checked = CHECK_LINE.search(line)
                 if checked:
@@ -277,6 +283,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         who for at, who in process.checks if since - 60 <= at <= until})
     tampering = tamper(box, rng, [e for e in emails if e not in set(session_emails)
                                   and e not in reaction_events], args.tamper)
+    pushing = push_phase(box, process, config, rng, [
+        e for e in emails if e not in set(session_emails) and e not in reaction_events],
+        args) if args.push else {"count": 0}
     cpu = process.cpu_seconds()
     process.stop()
     wall = time.monotonic() - started
@@ -322,6 +331,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "process": {"peak_rss_mb": process.peak_rss_mb, "cpu_seconds": cpu,
                     "wall_seconds": wall},
         "tamper": tampering,
+        "push": pushing,
         "throttled_429": dict(throttled),
         "metrics": metrics_seen(textfile),
     }
@@ -370,6 +380,78 @@ def tamper(box: Sandbox, rng: random.Random, emails: list[str], count: int) -> d
             "p99_s": pct(took, 0.99), "max_s": max(took, default=float("nan")),
             "zoom_requests": len(spent),
             "zoom_writes": sum(r.method != "GET" and "token" not in r.path for r in spent)}
+
+
+def push_phase(box: Sandbox, process: Process, config: Path, rng: random.Random,
+               emails: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """[push] turned on by a reload (SIGHUP), as an admin would: the time to subscribe every
+    calendar; then new events added at random moments over a minute, timed from the
+    change to the link (Google and Graph calling back through the proxy); the requests
+    all of it cost; and a pass after it, which reads only calendars without push."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        listen = f"127.0.0.1:{probe.getsockname()[1]}"
+    public = box.push(listen, PUSH_SAFETY)
+    config.write_text(config.read_text() + f'\n[push]\npublic_url = "{public}"\n'
+                      f'listen = "{listen}"\nsafety_interval_seconds = {PUSH_SAFETY}\n')
+    print(f"[push] on by reload: subscribing {args.instructors} calendars ...",
+          file=sys.stderr, flush=True)
+    began, mark = time.monotonic(), time.monotonic()
+    process.proc.send_signal(signal.SIGHUP)
+    deadline = began + args.instructors * 0.2 + 300
+
+    def subscribed() -> int:
+        return len(box.google.live_channels()) + len(box.graph.subscriptions)
+
+    while subscribed() < args.instructors and time.monotonic() < deadline:
+        time.sleep(0.5)
+    subscribe_seconds = time.monotonic() - began
+    made = tally(box, since=mark)
+    # a new event at a random moment of a minute for each of `args.reaction` instructors
+    chosen = sorted((rng.uniform(0, 60), email) for email in rng.sample(emails, args.reaction))
+    added: dict[str, tuple[str, float]] = {}
+    linked: dict[str, float] = {}
+    mark, delivered = time.monotonic(), len(box.deliveries.sent) if box.deliveries else 0
+    for offset, email in chosen:
+        while time.monotonic() < mark + offset:
+            _look_linked(box, added, linked)
+        added[email] = (add_session(box, email, datetime.now(UTC) + timedelta(days=4)),
+                        time.monotonic())
+    end = time.monotonic() + 60
+    while len(linked) < len(added) and time.monotonic() < end:
+        _look_linked(box, added, linked)
+    spent = tally(box, since=mark)
+    process.wait_passes(len(process.passes) + 1, timeout=args.interval * 3 + 600)
+    took = [linked[e] - t for e, (_, t) in added.items() if e in linked]
+    google_changes = sum(int(e[10:15]) % 2 == 0 for e in added) or 1
+    reads_per_change = spent["google list"] / google_changes
+    n = args.instructors
+    # an all-Google campus at the defaults: each calendar read every safety interval,
+    # read again for each change (as measured: the change and the echo of our own write),
+    # and its channel replaced a day before its week ends (watch + stop, every 6 days)
+    per_day = {"safety_reads": n * 86400 / PUSH_SAFETY,
+               "change_reads": n * CHANGES_PER_DAY * reads_per_change,
+               "subscriptions": n * 2 / 6}
+    return {"count": len(added), "linked": len(linked), "p50_s": pct(took, 0.5),
+            "p99_s": pct(took, 0.99), "max_s": max(took, default=float("nan")),
+            "subscribe_seconds": subscribe_seconds, "subscribed": subscribed(),
+            "subscribe_requests": {k: v for k, v in made.items() if not k.startswith("zoom")},
+            "requests_for_changes": {k: v for k, v in spent.items() if v},
+            "notifications": (len(box.deliveries.sent) if box.deliveries else 0) - delivered,
+            "calendar_reads_per_change": reads_per_change,
+            "pass_after_reads": process.read[-1],
+            "google_per_day": per_day, "google_per_day_total": sum(per_day.values()),
+            "graph_renewals_per_day": n / 6, "changes_per_day_assumed": CHANGES_PER_DAY}
+
+
+def _look_linked(box: Sandbox, added: dict[str, tuple[str, float]],
+                 linked: dict[str, float]) -> None:
+    for email, (event_id, _) in list(added.items()):
+        if email not in linked and START_MARK in description(box, email, event_id):
+            linked[email] = time.monotonic()
+    time.sleep(0.05)
 
 
 def metrics_seen(textfile: Path) -> dict[str, float]:
@@ -422,6 +504,21 @@ def table(r: dict[str, Any]) -> str:
          f"{r['tamper']['max_s']:.1f} s ({r['tamper']['secured']}/{r['tamper']['count']} "
          f"rooms; {r['tamper']['zoom_requests']} Zoom requests, "
          f"{r['tamper']['zoom_writes']} writes)"),
+        ("[push]: new event to link", "not measured" if not r["push"]["count"] else
+         f"p50 {r['push']['p50_s']:.1f} s, p99 {r['push']['p99_s']:.1f} s, max "
+         f"{r['push']['max_s']:.1f} s ({r['push']['linked']}/{r['push']['count']} linked; "
+         f"{r['push']['notifications']} notifications, "
+         f"{r['push']['calendar_reads_per_change']:.1f} Google reads per change)"),
+        ("[push]: subscribing, a pass after", "" if not r["push"]["count"] else
+         f"{r['push']['subscribed']} in {r['push']['subscribe_seconds']:.0f} s ("
+         + ", ".join(f"{k} {v}" for k, v in sorted(r["push"]["subscribe_requests"].items()))
+         + f"); the next pass read {r['push']['pass_after_reads']} calendars"),
+        ("[push]: all-Google campus per day", "" if not r["push"]["count"] else
+         f"{r['push']['google_per_day_total']:,.0f} requests ("
+         + ", ".join(f"{k.replace('_', ' ')} {v:,.0f}" for k, v in
+                     r["push"]["google_per_day"].items())
+         + f"; {r['push']['changes_per_day_assumed']} changes per calendar a day assumed); "
+         f"Graph renewals {r['push']['graph_renewals_per_day']:,.0f}/day"),
         ("officehours process", f"peak RSS {r['process']['peak_rss_mb']:.0f} MB, CPU "
                                 f"{r['process']['cpu_seconds']:.0f} s in "
                                 f"{r['process']['wall_seconds']:.0f} s"),
@@ -460,6 +557,14 @@ def broken_budgets(r: dict[str, Any]) -> list[str]:
         figures += [("rooms tampered and never secured", r["tamper"]["count"]
                      - r["tamper"]["secured"], 0),
                     ("room tampered to secure, p99 s", r["tamper"]["p99_s"], TAMPER_BUDGET)]
+    if r["push"]["count"]:
+        figures += [("[push] new events never linked", r["push"]["count"]
+                     - r["push"]["linked"], 0),
+                    ("[push] new event to link, p99 s", r["push"]["p99_s"], PUSH_BUDGET),
+                    ("[push] calendars not subscribed", r["instructors"]
+                     - r["push"]["subscribed"], 0),
+                    ("[push] all-Google requests per day", r["push"]["google_per_day_total"],
+                     PUSH_DAY_BUDGET)]
     return [f"{name}: {value:.3f} > {limit}" for name, value, limit in figures
             if not value <= limit]
 
@@ -519,6 +624,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=50, help="sessions to enforce")
     parser.add_argument("--tamper", type=int, default=50,
                         help="rooms made insecure, with [zoom] events (0: events off)")
+    parser.add_argument("--push", action=argparse.BooleanOptionalAction, default=True,
+                        help="then [push] on by reload: subscriptions, new events linked "
+                             "by notification, the requests a day it projects")
     parser.add_argument("--naive", action="store_true", help="also time the naive way")
     parser.add_argument("--zoom-plan", choices=("pro", "business", "enterprise"),
                         default="pro", help="Zoom's rate limits, in the emulator and the config")
