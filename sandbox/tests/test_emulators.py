@@ -178,3 +178,73 @@ def test_a_never_edited_room_follows_the_users_default(sandbox: Sandbox) -> None
 
 def test_graph_time_is_utc() -> None:
     assert graph_time(datetime(2026, 1, 1, 12).astimezone())["timeZone"] == "UTC"
+
+
+def test_google_watch_answers_a_channel_and_messages_it_as_documented(
+        sandbox: Sandbox, now: datetime, calendar_api: Api) -> None:
+    """events.watch: HTTPS only, the id unique, the answer's expiration in milliseconds (a
+    string); "sync" (number 1) first, "exists" on a change, headers only; channels.stop
+    takes id and resourceId (https://developers.google.com/workspace/calendar/api/guides/
+    push)."""
+    office_hours(sandbox, ADA, now, 8123456789)
+    sandbox.push("127.0.0.1:9")  # nothing listens: deliveries fail, and are kept
+    service, http = calendar_api(ADA, SCOPES)
+    body = {"id": "chan-1", "type": "web_hook", "address": sandbox.public_url + "/google",
+            "token": "t0k"}
+    with pytest.raises(HttpError) as plain:
+        service.events().watch(calendarId="primary", body={
+            **body, "address": "http://campus.example/push"}).execute(http=http)
+    assert plain.value.resp.status == 400
+    answer = service.events().watch(calendarId="primary", body=body).execute(http=http)
+    assert answer["kind"] == "api#channel" and answer["id"] == "chan-1"
+    assert isinstance(answer["expiration"], str) and int(answer["expiration"]) > time.time()
+    with pytest.raises(HttpError) as again:
+        service.events().watch(calendarId="primary", body=body).execute(http=http)
+    assert again.value.resp.status == 400
+    sandbox.google.add_event(ADA, summary="Lunch", start={"date": "2026-12-08"},
+                             end={"date": "2026-12-09"})
+    assert sandbox.deliveries is not None
+    deadline = time.monotonic() + 10
+    while len(sandbox.deliveries.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sync, change = sandbox.deliveries.sent[:2]
+    assert (sync.headers["X-Goog-Resource-State"], sync.headers["X-Goog-Message-Number"]) \
+        == ("sync", "1")
+    assert change.headers["X-Goog-Resource-State"] == "exists" and change.body == b""
+    assert int(change.headers["X-Goog-Message-Number"]) > 1
+    assert change.headers["X-Goog-Channel-Token"] == "t0k"
+    service.channels().stop(body={"id": "chan-1", "resourceId": answer["resourceId"]}
+                            ).execute(http=http)
+    assert sandbox.google.live_channels() == []
+
+
+def test_graph_subscriptions_validate_both_urls_and_cap_the_lifetime(
+        sandbox: Sandbox, now: datetime) -> None:
+    """No subscription without the validation token echoed (400); 10,080 minutes at most;
+    PATCH renews, DELETE answers 204, then 404."""
+    sandbox.add_microsoft_instructor("Mary Somerville", MARY, 8555555555)
+    sandbox.push("127.0.0.1:9")  # nothing behind the proxy: validation fails
+    token = "test-token"
+    sandbox.graph.access_tokens[token] = time.time() + 600
+    body = {"changeType": "created,updated,deleted", "resource": f"users/{MARY}/events",
+            "notificationUrl": sandbox.public_url + "/graph",
+            "lifecycleNotificationUrl": sandbox.public_url + "/graph/lifecycle",
+            "expirationDateTime": (now + timedelta(days=6)).isoformat(), "clientState": "s"}
+    with httpx.Client(verify=ssl_context(sandbox.ca.bundle), base_url=sandbox.graph_server.url,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        refused = http.post("/v1.0/subscriptions", json=body)
+        assert refused.status_code == 400 and \
+            refused.json()["error"]["code"] == "ValidationError"
+        assert sandbox.graph.subscriptions == {}
+        sandbox.graph.deliveries = None  # as if validated: the rest of the claims
+        sandbox.graph._validated = lambda url: True  # type: ignore[method-assign]
+        too_long = http.post("/v1.0/subscriptions", json={
+            **body, "expirationDateTime": (now + timedelta(minutes=10_081)).isoformat()})
+        assert too_long.status_code == 400
+        made = http.post("/v1.0/subscriptions", json=body)
+        assert made.status_code == 201 and made.json()["clientState"] == "s"
+        path = f"/v1.0/subscriptions/{made.json()['id']}"
+        renewed = http.patch(path, json={
+            "expirationDateTime": (now + timedelta(days=7)).isoformat()})
+        assert renewed.status_code == 200
+        assert http.delete(path).status_code == 204 and http.delete(path).status_code == 404
