@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -168,3 +168,22 @@ def test_remove_links_stops_the_notifications_at_once(sandbox: Sandbox, campus: 
     assert sandbox.google.live_channels(ADA) == []
     campus.keep()  # offboarded: not made again
     assert sandbox.google.live_channels(ADA) == []
+
+
+def test_a_new_public_url_gets_new_subscriptions_and_the_old_ones_stop(
+        sandbox: Sandbox, campus: Campus) -> None:
+    campus.keep()
+    before = campus.engine.state.subscriptions()
+    assert campus.config.push is not None
+    moved = replace(campus.config, push=replace(campus.config.push,
+                                                public_url=sandbox.public_url + "/v2"))
+    sandbox.graph._validated = lambda url: True  # type: ignore[method-assign]
+    campus.push.attach(moved, campus.engine)  # a reload with the new URL
+    campus.keep()
+    after = campus.engine.state.subscriptions()
+    assert {s.address for s in after.values()} == {
+        sandbox.public_url + "/v2/google", sandbox.public_url + "/v2/graph"}
+    assert all(after[k].channel != before[k].channel for k in after)
+    assert [c["address"] for c in sandbox.google.live_channels()] == [after[ADA].address]
+    assert [s["notificationUrl"] for s in sandbox.graph.subscriptions.values()] == [
+        after[GRACE].address]

@@ -210,10 +210,12 @@ class Push:
         for key, kept in list(self._subscriptions.items()):
             if (key not in served or key in gone) and not stop.is_set() and self._may():
                 self._end(engine, served.get(key), kept)
+        public = config.push.public_url
         due = [(instructor, found) for key, instructor in served.items()
                if key not in gone and not (
                    (found := self._subscriptions.get(key)) is not None and (
                        found.healthy(now) and found.expires - now > RENEW_BEFORE
+                       and found.address == address(public, found.provider)
                        or found.problem and found.since and now - found.since < RETRY_FAILED))]
         for done, (instructor, found) in enumerate(due, 1):
             if stop.is_set() or not self._may():
@@ -227,11 +229,13 @@ class Push:
     def _make(self, engine: Engine, public_url: str, instructor: Instructor,
               old: Subscription | None) -> None:
         """A subscription for `instructor`'s calendar: `old` renewed where the vendor
-        renews (Graph), else a new one, the old one stopped once the new one is kept."""
+        renews (Graph), else a new one, the old one stopped once the new one is kept (a
+        public_url changed by a reload: a new one at the new address, likewise)."""
         calendar, now = engine.calendar(instructor), self._clock()
         provider = instructor.provider
         try:
-            if old is not None and old.channel and old.problem is None:
+            at = address(public_url, provider)
+            if old is not None and old.channel and old.problem is None and old.address == at:
                 with contextlib.suppress(Gone):
                     renewed = calendar.renew(_channel(old), now + LIFETIME)
                     if renewed is not None:
@@ -240,7 +244,7 @@ class Push:
                                  f"{renewed.expires:%Y-%m-%dT%H:%M}Z")
                         return
             secret = secrets.token_urlsafe(32)
-            made = calendar.watch(address(public_url, provider), secret, now + LIFETIME)
+            made = calendar.watch(at, secret, now + LIFETIME)
         except CalendarError as err:
             problem = explain(err)[:300]
             # a renewal refused: the old one is kept (it may still notify, and is stopped
@@ -255,7 +259,7 @@ class Push:
                           RETRY_FAILED.total_seconds() // 60)
             return
         self._keep_row(engine, Subscription(instructor.key, provider, made.id, made.resource,
-                                            secret, made.expires, None, now))
+                                            secret, made.expires, None, now, at))
         self._said.pop(instructor.key, None)
         log.info("instructor=%s action=push-subscribe until=%s%s", instructor.email,
                  f"{made.expires:%Y-%m-%dT%H:%M}Z", " replaces=old" if old and old.channel

@@ -63,6 +63,7 @@ class Subscription:
     expires: datetime
     problem: str | None = None
     since: datetime | None = None  # when it was made, or last failed
+    address: str = ""  # where the vendor sends ({public_url}/google or /graph)
 
     def healthy(self, now: datetime) -> bool:
         return bool(self.channel) and self.problem is None and now < self.expires

@@ -86,6 +86,7 @@ MIGRATIONS: tuple[str, ...] = (
         channel TEXT NOT NULL,     -- Google's channel id, Graph's subscription id ('': none)
         resource TEXT NOT NULL,    -- Google's resourceId (Graph: '')
         secret TEXT NOT NULL,      -- the channel token, the clientState
+        address TEXT NOT NULL,     -- where the vendor sends (public_url's path for it)
         expires TEXT NOT NULL,     -- ISO 8601, UTC
         problem TEXT,              -- why there is none (polled at the usual interval then)
         since TEXT);

@@ -15,14 +15,15 @@ from typing import Any
 
 from . import Subscription
 
-_COLUMNS = "instructor, provider, channel, resource, secret, expires, problem, since"
+_COLUMNS = ("instructor, provider, channel, resource, secret, expires, problem, since, "
+            "address")
 
 
 def _subscription(row: tuple[Any, ...]) -> Subscription:
-    instructor, provider, channel, resource, secret, expires, problem, since = row
+    instructor, provider, channel, resource, secret, expires, problem, since, address = row
     return Subscription(instructor, provider, channel, resource, secret,
                         datetime.fromisoformat(expires), problem,
-                        datetime.fromisoformat(since) if since else None)
+                        datetime.fromisoformat(since) if since else None, address)
 
 
 class PushRows:
@@ -56,14 +57,15 @@ class PushRows:
     def save_subscription(self, subscription: Subscription) -> None:
         s = subscription
         with self.transaction() as db:
-            db.execute(f"INSERT INTO push ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            db.execute(f"INSERT INTO push ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                        "ON CONFLICT (instructor) DO UPDATE SET provider=excluded.provider, "
                        "channel=excluded.channel, resource=excluded.resource, "
                        "secret=excluded.secret, expires=excluded.expires, "
-                       "problem=excluded.problem, since=excluded.since",
+                       "problem=excluded.problem, since=excluded.since, "
+                       "address=excluded.address",
                        (s.instructor, s.provider, s.channel, s.resource, s.secret,
                         s.expires.isoformat(), s.problem,
-                        s.since.isoformat() if s.since else None))
+                        s.since.isoformat() if s.since else None, s.address))
 
     def drop_subscription(self, instructor: str) -> None:
         with self.transaction() as db:
