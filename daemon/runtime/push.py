@@ -217,10 +217,14 @@ class Push:
                        found.healthy(now) and found.expires - now > RENEW_BEFORE
                        and found.address == address(public, found.provider)
                        or found.problem and found.since and now - found.since < RETRY_FAILED))]
+        drained = time.monotonic()
         for done, (instructor, found) in enumerate(due, 1):
             if stop.is_set() or not self._may():
                 return
             began = time.monotonic()
+            if began - drained >= LOOK:  # a long round (the first: every calendar) does
+                self.drain()  # not hold up the calendars already notified
+                drained = began
             self._make(engine, config.push.public_url, instructor, found)
             if done % PROGRESS_EVERY == 0 or done == len(due) >= PROGRESS_EVERY:
                 log.info("action=push-upkeep done=%d of=%d", done, len(due))
