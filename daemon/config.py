@@ -26,6 +26,7 @@ from .values import (
     email_address,
     https_url,
     int_at_least,
+    int_between,
     listen_address,
     metrics_file,
     nonempty,
@@ -196,7 +197,8 @@ class PushConfig:
 
     public_url: str = key(push_url)  # what the vendors call: {public_url}/google, /graph
     listen: str = key(listen_address, "127.0.0.1:8787")  # or "systemd" (socket activation)
-    safety_interval_seconds: int = key(int_at_least(1), 3600)
+    # at most 6 hours: the pre-session checks are planned a day ahead of each read
+    safety_interval_seconds: int = key(int_between(1, 21_600), 3600)
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def _graph_validates(engine: Engine, instructor: Instructor, public_url: str) ->
     calendar = engine.calendar(instructor)
     channel = calendar.watch(address(public_url, "microsoft"),
                              f"doctor-{random.getrandbits(64):016x}",
-                             engine.clock() + timedelta(minutes=45))
+                             engine.clock() + timedelta(minutes=45), "")
     calendar.unwatch(channel)
     return "Graph validated public_url (a subscription made and deleted)"
 

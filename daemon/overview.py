@@ -138,7 +138,10 @@ def read(config: Config, state: Store | None, now: datetime) -> Overview:
     # no pass recorded for long: the service is stopped, or its passes are held (a state
     # database it cannot write records nothing, so the silence is what status can see)
     newest = max((r.last_pass for r in rows if r.last_pass), default=None)
-    quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR))
+    # with [push], a calendar notified is read when it changes and every safety interval
+    safety = config.push.safety_interval_seconds if config.push is not None else 0
+    quiet = timedelta(seconds=max(3 * config.service.sync_interval_seconds, QUIET_FLOOR,
+                                  safety + 2 * config.service.sync_interval_seconds))
     stale = newest if newest and now - datetime.fromisoformat(newest) > quiet else None
     overview = Overview(rows, held, stale, events=_events(config, state, now),
                         push=_push(config, state, rows, now))

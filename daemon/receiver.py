@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +36,7 @@ from .values import SYSTEMD_SOCKET, split_listen
 log = logging.getLogger("daemon.service")
 logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start-up words: ours say it
 
-MAX_BODY = 256 * 1024  # a Graph batch; Google's messages have no body at all
+MAX_BODY = 1024 * 1024  # a Graph batch (up to 1,000 items); Google's have no body
 MAX_TOKEN = 1024  # Graph's validationToken, echoed
 BODY_SECONDS = 5.0  # a body not received whole by then is refused (a slow sender)
 SAY_EVERY = 60.0  # a refusal's reason is logged at most this often, with a count
@@ -44,6 +45,7 @@ GOOGLE_STATES = ("sync", "exists", "not_exists")
 # the Graph lifecycle events and Google resource states worth a calendar read
 Lookup = Callable[[str], Subscription | None]  # a channel or subscription id -> its row
 Queue = Callable[[str, str], None]  # (instructor, why): read that calendar
+Confirm = Callable[[str, datetime], None]  # (channel, when): the vendor reached us
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -58,11 +60,13 @@ class Notifications:
     """The ASGI app."""
 
     def __init__(self, public_url: str, lookup: Lookup, queue: Queue,
+                 confirm: Confirm | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         base = urlsplit(public_url).path.rstrip("/")
         self._routes = {f"{base}/google": self._google, f"{base}/graph": self._graph,
                         f"{base}/graph/lifecycle": self._lifecycle}
         self._lookup, self._queue, self._clock = lookup, queue, clock
+        self._confirm = confirm
         self._said: dict[str, tuple[float, int]] = {}  # reason -> (last said, refused since)
         self.received = 0  # notifications taken (each a calendar queued)
         self.refused = 0
@@ -84,6 +88,9 @@ class Notifications:
         except Refused as refused:
             self._refuse(refused, scope)
             status, text = refused.status, f"refused: {refused}"
+        except Exception as err:  # the state out of reach, say: the vendor retries later
+            self._refuse(Refused(503, f"cannot record it now: {type(err).__name__}"), scope)
+            status, text = 503, "try again later"
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"x-content-type-options", b"nosniff")]})
@@ -128,11 +135,17 @@ class Notifications:
         state = headers.get("x-goog-resource-state", "")
         if state not in GOOGLE_STATES:
             raise Refused(400, "no known X-Goog-Resource-State")
-        found = await self._known(headers.get("x-goog-channel-id", ""), "google",
-                                  headers.get("x-goog-channel-token", ""))
-        if headers.get("x-goog-resource-id", "") != found.resource:
+        channel = headers.get("x-goog-channel-id", "")
+        found = await self._known(channel, "google", headers.get("x-goog-channel-token", ""))
+        # "sync" may come before events.watch has answered, while the channel's row has
+        # no resourceId yet (the push guide: "even before you receive the watch response")
+        if headers.get("x-goog-resource-id", "") != found.resource and not (
+                state == "sync" and not found.resource):
             raise Refused(403, "a Google message for another resource")
-        if state != "sync":
+        if state == "sync":  # the channel works: Google reaches us through it
+            if self._confirm is not None:
+                await asyncio.to_thread(self._confirm, channel, datetime.now(UTC))
+        else:
             await self._take(found.instructor, f"google:{state}")
         return 200, "ok"
 

@@ -54,6 +54,18 @@ def int_at_least(minimum: int) -> Converter:
     return convert
 
 
+def int_between(low: int, high: int) -> Converter:
+    at_least = int_at_least(low)
+
+    def convert(value: Any) -> int:
+        found: int = at_least(value)
+        if found > high:
+            raise ValueError(f"must be <= {high}, not {found}")
+        return found
+
+    return convert
+
+
 def passcode_policy(value: Any) -> PasscodePolicy:
     if value == "auto" or isinstance(value, bool):
         return "auto" if value == "auto" else bool(value)

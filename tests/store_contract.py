@@ -4,6 +4,7 @@ subclass StoreContract and give it `make`, and `reopen` when the backend persist
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,15 +159,19 @@ class StoreContract:
 
     def test_subscriptions_by_instructor_and_by_channel(self, store: Store) -> None:
         made = Subscription(ADA, "google", "ch-1", "res-1", "s3cret", T0 + timedelta(days=7),
-                            since=T0)
+                            since=T0, address="https://x/push/google", calendar="primary")
         store.save_subscription(made)
+        assert not store.subscriptions()[ADA].healthy(T0)  # not until Google reached us
+        store.confirm("ch-1", T0)
+        store.save_subscription(made)  # saved again (its resourceId, say): still confirmed
+        made = replace(made, confirmed=T0)
         store.save_subscription(Subscription(BOB, "microsoft", "", "", "", T0, "HTTP 403", T0))
         assert store.subscriptions()[ADA] == made and store.subscription("ch-1") == made
         assert store.subscription("") is None and store.subscription("ch-2") is None
         assert not store.subscriptions()[BOB].healthy(T0) and made.healthy(T0)
         assert not made.healthy(T0 + timedelta(days=7))  # expired
         renewed = Subscription(ADA, "google", "ch-2", "res-2", "new", T0 + timedelta(days=14))
-        store.save_subscription(renewed)
+        store.save_subscription(renewed)  # a new channel: not confirmed by the old one's
         assert store.subscription("ch-1") is None and store.subscription("ch-2") == renewed
         store.drop_subscription(ADA)
         assert set(store.subscriptions()) == {BOB}
@@ -178,6 +183,11 @@ class StoreContract:
         store.notified(BOB, "google:exists", T0 + timedelta(seconds=2))  # a burst: once
         assert store.take_notified() == [(ADA, "graph:created"), (BOB, "google:exists")]
         assert store.take_notified() == []
+        # a lifecycle event behind a change is not lost (the weightier reason stays)
+        for why in ("graph:changed", "graph:subscriptionRemoved", "graph:missed",
+                    "graph:changed"):
+            store.notified(ADA, why, T0)
+        assert store.take_notified() == [(ADA, "graph:subscriptionRemoved")]
 
     def test_what_is_written_survives_a_restart(self, store: Store, tmp_path: Path) -> None:
         store.save_sync_token(ADA, "primary", "t")

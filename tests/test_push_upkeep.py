@@ -37,8 +37,12 @@ class Campus:
     served: dict[str, Instructor]
     reads: list[tuple[str, str]]
 
-    def keep(self) -> None:
+    def keep(self, confirmed: bool = True) -> None:
+        """A round of upkeep, and Google's "sync" messages of the channels it made."""
         self.push.keep(threading.Event())
+        if confirmed:
+            wait_for(lambda: all(s.confirmed for s in self.engine.state.subscriptions().values()
+                                 if s.channel and not s.problem), what="channels confirmed")
 
     def later(self, delta: timedelta) -> None:
         self.clock[0] += delta
@@ -57,8 +61,9 @@ def campus(sandbox: Sandbox) -> Iterator[Campus]:
     assert config.push is not None
     receiver = Receiver(Notifications(config.push.public_url, engine.state.subscription,
                                       lambda key, why: engine.state.notified(key, why,
-                                                                             clock[0])),
-                        listen)
+                                                                             clock[0]),
+                                      confirm=lambda channel, _: engine.state.confirm(
+                                          channel, clock[0])), listen)
     receiver.start()
     reads: list[tuple[str, str]] = []
     schedule = Schedule(lambda: clock[0], lambda *args: None)
@@ -84,7 +89,8 @@ def test_made_once_then_renewed_before_they_end(sandbox: Sandbox, campus: Campus
     assert (made[ADA].channel, made[GRACE].channel) == (channel["id"], subscription["id"])
     assert made[ADA].secret == channel["token"] and \
         made[GRACE].secret == subscription["clientState"]
-    assert campus.push.counts() == (2, 0)
+    assert campus.push.due(list(campus.config.instructors)) == list(
+        campus.config.instructors)  # not started: a pass reads everyone
     campus.keep()  # nothing due: nothing written
     assert len(sandbox.google.requests("POST", "/watch")) == 1
     assert len(sandbox.graph.requests("POST", "/subscriptions")) == 1
@@ -123,7 +129,6 @@ def test_a_calendar_without_a_subscription_is_polled_and_tried_again(
     campus.keep()
     kept = campus.engine.state.subscriptions()[GRACE]
     assert kept.problem and "403" in kept.problem and not kept.healthy(campus.clock[0])
-    assert campus.push.counts() == (1, 1)
     posts = len(sandbox.graph.requests("POST", "/subscriptions"))
     campus.keep()  # not tried again before RETRY_FAILED
     assert len(sandbox.graph.requests("POST", "/subscriptions")) == posts
@@ -179,7 +184,7 @@ def test_a_new_public_url_gets_new_subscriptions_and_the_old_ones_stop(
                                                 public_url=sandbox.public_url + "/v2"))
     sandbox.graph._validated = lambda url: True  # type: ignore[method-assign]
     campus.push.attach(moved, campus.engine)  # a reload with the new URL
-    campus.keep()
+    campus.keep(confirmed=False)  # (the receiver here still serves the old path)
     after = campus.engine.state.subscriptions()
     assert {s.address for s in after.values()} == {
         sandbox.public_url + "/v2/google", sandbox.public_url + "/v2/graph"}
@@ -187,3 +192,73 @@ def test_a_new_public_url_gets_new_subscriptions_and_the_old_ones_stop(
     assert [c["address"] for c in sandbox.google.live_channels()] == [after[ADA].address]
     assert [s["notificationUrl"] for s in sandbox.graph.subscriptions.values()] == [
         after[GRACE].address]
+
+
+def test_a_channel_google_never_reached_us_through_is_not_trusted(
+        sandbox: Sandbox, campus: Campus) -> None:
+    """Google accepts events.watch whatever the proxy does: only its first message ("sync")
+    says public_url works; without it the calendar is polled, said, and tried again later
+    (the wait doubling)."""
+    assert sandbox.deliveries is not None
+    sandbox.deliveries.drop_next(1)  # Ada's sync (Grace's is Graph's validation)
+    campus.keep(confirmed=False)
+    wait_for(sandbox.deliveries.idle, what="the sync lost")
+    kept = campus.engine.state.subscriptions()
+    assert kept[ADA].confirmed is None and not kept[ADA].healthy(campus.clock[0])
+    assert kept[GRACE].healthy(campus.clock[0])  # validated by Graph before it was made
+    campus.push._thread = threading.current_thread()  # as if started: due() applies
+    try:
+        everyone = list(campus.config.instructors)
+        for instructor in everyone:
+            campus.push.was_read(instructor.key, campus.clock[0])
+        assert [i.email for i in campus.push.due(everyone)] == [ADA]
+        campus.push.receiving = False  # this node's receiver could not listen
+        assert campus.push.due(everyone) == everyone
+    finally:
+        campus.push._thread = None
+        campus.push.receiving = True
+    campus.later(push.CONFIRM_WITHIN + timedelta(seconds=1))
+    campus.keep(confirmed=False)
+    failed = campus.engine.state.subscriptions()[ADA]
+    assert failed.problem and "never reached public_url" in failed.problem
+    watches = len(sandbox.google.requests("POST", "/watch"))
+    campus.later(push.RETRY_FAILED)
+    campus.keep()  # tried again: a new channel, confirmed this time, the old one stopped
+    assert len(sandbox.google.requests("POST", "/watch")) == watches + 1
+    assert campus.engine.state.subscriptions()[ADA].healthy(campus.clock[0])
+    assert len(sandbox.google.live_channels(ADA)) == 1
+
+
+def test_failures_wait_longer_each_time_and_a_campus_wide_one_ends_the_round(
+        sandbox: Sandbox, campus: Campus) -> None:
+    sandbox.google.fail("POST", ".*/watch", Response(403, {"error": {
+        "code": 403, "message": "Forbidden", "errors": []}}), times=1000)
+    campus.keep(confirmed=False)
+    campus.later(push.RETRY_FAILED)
+    campus.keep(confirmed=False)  # the second failure: the next wait is twice as long
+    watches = len(sandbox.google.requests("POST", "/watch"))
+    campus.later(push.RETRY_FAILED)
+    campus.keep(confirmed=False)
+    assert len(sandbox.google.requests("POST", "/watch")) == watches
+    campus.later(push.RETRY_FAILED)
+    campus.keep(confirmed=False)
+    assert len(sandbox.google.requests("POST", "/watch")) == watches + 1
+    # twenty refusals in a row end the round: the rest wait for the next one
+    many = {f"p{n:02d}@example.edu": Instructor(f"P{n}", f"p{n:02d}@example.edu", "google",
+                                                "primary", f"p{n:02d}@example.edu")
+            for n in range(30)}
+    for key in many:
+        sandbox.add_instructor(key, key, 8100000000 + int(key[1:3]))
+    campus.served.update(many)
+    before = len(sandbox.google.requests("POST", "/watch"))
+    campus.keep(confirmed=False)
+    assert len(sandbox.google.requests("POST", "/watch")) - before == push.GIVE_UP_ROUND
+
+
+def test_push_taken_out_of_the_config_ends_every_subscription(
+        sandbox: Sandbox, campus: Campus) -> None:
+    campus.keep()
+    campus.push.attach(replace(campus.config, push=None), campus.engine)  # a reload
+    campus.keep()
+    assert campus.engine.state.subscriptions() == {}
+    assert sandbox.google.live_channels() == [] and sandbox.graph.subscriptions == {}

@@ -47,9 +47,10 @@ class CalendarProvider(Protocol):
         """Write description and location if `event.etag` is still current; raise Conflict."""
         ...
 
-    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+    def watch(self, address: str, secret: str, until: datetime, name: str) -> Channel:
         """Have the vendor call `address` with `secret` on each change of this calendar,
-        until `until` at most (the vendor may end it sooner: see Channel.expires)."""
+        until `until` at most (the vendor may end it sooner: see Channel.expires); `name`
+        is its id where the caller names it (Google), else the vendor's."""
         ...
 
     def renew(self, channel: Channel, until: datetime) -> Channel | None:
@@ -98,9 +99,9 @@ class FencedCalendar:
         self._fence.check()  # Fenced: not written
         return self._inner.patch(event, description, location)
 
-    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+    def watch(self, address: str, secret: str, until: datetime, name: str) -> Channel:
         self._fence.check()
-        return self._inner.watch(address, secret, until)
+        return self._inner.watch(address, secret, until, name)
 
     def renew(self, channel: Channel, until: datetime) -> Channel | None:
         self._fence.check()

@@ -13,7 +13,6 @@ import http.client
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from functools import cache
@@ -280,13 +279,13 @@ class GoogleCalendar:
 
     # --- change notifications ([push]) ---
 
-    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+    def watch(self, address: str, secret: str, until: datetime, name: str) -> Channel:
         """events.watch: a web_hook channel with a fresh id (Google: at most 64 characters;
         the token at most 256), for Google's default lifetime (params.ttl: 604,800 s, a
         week), which Google may shorten ("the more restrictive value is used"): the
         answer's `expiration` (milliseconds, an int64 as a string) is what counts
         (https://developers.google.com/workspace/calendar/api/guides/push)."""
-        wanted = uuid.uuid4().hex
+        wanted = name
         answer = self._execute(self._service.events().watch(
             calendarId=self._calendar, quotaUser=self._quota_user, body={
                 "id": wanted, "type": "web_hook", "address": address, "token": secret}))

@@ -230,7 +230,7 @@ class OutlookCalendar:
 
     # --- change notifications ([push]) ---
 
-    def watch(self, address: str, secret: str, until: datetime) -> Channel:
+    def watch(self, address: str, secret: str, until: datetime, name: str = "") -> Channel:
         """POST /subscriptions on the calendar's events: created, updated and deleted to
         `address`, lifecycle notifications (subscriptionRemoved, missed,
         reauthorizationRequired) to `address`/lifecycle, `secret` as the clientState

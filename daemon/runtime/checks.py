@@ -25,6 +25,7 @@ from ..rooms import EARLY_CHECK
 
 SCHEDULE_AHEAD = timedelta(days=1)  # checks are planned this far ahead
 CHECKERS = 8  # pre-session checks at once: each is a few Zoom reads, paced by the plan
+READERS = 8  # calendars notified ([push]) read at once
 LAST_CHECK = timedelta(minutes=1)  # the last check of a room, this long before its session
 BEAT = "beat"
 
@@ -58,7 +59,7 @@ class Schedule:
             # passes on "default"; pre-session checks on workers of their own, so that a
             # pass holding its workers (a slow vendor, Zoom's pacing) cannot delay them
             executors={"default": ThreadPoolExecutor(4), "checks": ThreadPoolExecutor(CHECKERS),
-                       BEAT: ThreadPoolExecutor(1)},
+                       "push": ThreadPoolExecutor(READERS), BEAT: ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
     def start(self, beat: Callable[[], None] | None, every: float | None) -> None:
@@ -105,15 +106,17 @@ class Schedule:
                         id=f"{name}:{key}:{session.start.isoformat()}",
                         executor="checks", replace_existing=True)
 
-    def now(self, job: str, run: Callable[[], None], may: Callable[[], bool]) -> bool:
-        """`run` at once on the checks' workers (a room Zoom said changed), while `may()`
-        (False: not planned). The caller keeps one `job` at a time: one asked while the
-        same runs would be skipped."""
+    def now(self, job: str, run: Callable[[], None], may: Callable[[], bool],
+            executor: str = "checks") -> bool:
+        """`run` at once on the checks' workers (a room Zoom said changed), or on push's
+        (a calendar notified: a burst of them never queues ahead of the rooms' checks),
+        while `may()` (False: not planned). The caller keeps one `job` at a time: one
+        asked while the same runs would be skipped."""
         with self.lock:
             if self._closed or not may():
                 return False
             self._scheduler.add_job(run, DateTrigger(run_date=self._clock()), id=job,
-                                    executor="checks", replace_existing=True)
+                                    executor=executor, replace_existing=True)
             return True
 
     def near(self, lead: timedelta) -> list[str]:

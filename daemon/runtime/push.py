@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -35,16 +36,19 @@ log = logging.getLogger("daemon.service")
 # (https://learn.microsoft.com/graph/change-notifications-overview); Google a channel as
 # long as it sees fit (a week by default), and says so in the answer
 LIFETIME = timedelta(minutes=10_000)
-RENEW_BEFORE = timedelta(days=1)  # a subscription this close to its end is renewed
-RETRY_FAILED = timedelta(minutes=10)  # a calendar whose subscription failed: tried again
+RENEW_BEFORE = timedelta(days=1)  # renewed this close to its end (or at half its life)
+RETRY_FAILED = timedelta(minutes=10)  # a failed calendar's first retry; doubling to:
+RETRY_MOST = timedelta(hours=6)
+CONFIRM_WITHIN = timedelta(minutes=2)  # Google's "sync" message, after events.watch
+GIVE_UP_ROUND = 20  # failures in a row that end an upkeep round (a campus-wide fault)
 # subscription writes at most 20 a second: Graph takes 1,000 per 20 s per app and tenant
 # (https://learn.microsoft.com/graph/throttling-limits#subscription-service-limits)
 WRITE_GAP = 0.05  # seconds from one subscription write to the next, at least
 PROGRESS_EVERY = 500  # a log line every so many subscriptions in one round (a first one)
 LOOK = 1.0  # seconds between two looks at the queue (another node's notifications)
 KEEP_EVERY = 30.0  # seconds between two rounds of upkeep
-REMADE = ("graph:subscriptionRemoved",)  # a calendar whose subscription is made again
-RENEWED = ("graph:reauthorizationRequired",)  # renewed (a PATCH reauthorizes too)
+REMADE = "graph:subscriptionRemoved"  # a calendar whose subscription is made again
+RENEWED = "graph:reauthorizationRequired"  # ... renewed (a PATCH reauthorizes too)
 
 Read = Callable[[str, str], None]  # (instructor key, why): one calendar read
 
@@ -72,15 +76,20 @@ class Push:
         self._again: dict[str, str] = {}  # ... notified again meanwhile: read once more
         self._jobs = itertools.count()
         self._said: dict[str, str] = {}  # each calendar's subscription problem, as said
+        self._failures: dict[str, int] = {}  # each calendar's failures in a row
+        self._remake: set[str] = set()  # Graph removed it: made again at once
+        self._renew: set[str] = set()  # Graph asks to reauthorize: renewed at once
         self._keep_now = False  # upkeep at the next look, not after KEEP_EVERY
+        # this node's receiver listens: without it nothing is left to push (service.py)
+        self.receiving = True
 
     # --- the lead: started and stopped with it ---
 
     def start(self, config: Config, engine: Engine) -> None:
         self.stop()
-        if config.push is None:
-            return
         self.attach(config, engine)
+        if config.push is None and not self._subscriptions:
+            return
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(self._stop,),
                                         name="push", daemon=True)
@@ -88,20 +97,24 @@ class Push:
 
     def attach(self, config: Config, engine: Engine) -> None:
         """The config and engine of this term (start, or a test that runs `keep`)."""
+        if self._config is not None and config.push != self._config.push:
+            self._read_at.clear()
         self._config, self._engine = config, engine
+        self._subscriptions = {}
         with contextlib.suppress(StateError):
             self._subscriptions = engine.state.subscriptions()
         with self._lock:
             self._running.clear()
             self._again.clear()
 
-    def stop(self) -> None:
+    def stop(self, lead_lost: bool = False) -> None:
         self._stop.set()
         self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=10)
-        self._read_at.clear()  # a new lead reads every calendar in its first pass
+        if lead_lost:  # a new lead reads every calendar in its first pass
+            self._read_at.clear()
 
     def wake(self) -> None:
         """The receiver on this node queued a calendar: look now, not at the next LOOK."""
@@ -110,10 +123,12 @@ class Push:
     # --- the pass ---
 
     def due(self, instructors: Sequence[Instructor]) -> list[Instructor]:
-        """The calendars a pass reads: all, but those whose notifications are healthy and
-        that were read within safety_interval_seconds."""
+        """The calendars a pass reads: all, but those whose notifications are healthy
+        (confirmed, unexpired, this node's receiver listening) and that were read within
+        safety_interval_seconds."""
         config = self._config
-        if config is None or config.push is None or self._thread is None:
+        if config is None or config.push is None or self._thread is None or \
+                not self.receiving:
             return list(instructors)
         now, safety = self._clock(), timedelta(seconds=config.push.safety_interval_seconds)
         subscriptions = self._subscriptions
@@ -129,13 +144,6 @@ class Push:
 
     def was_read(self, key: str, at: datetime) -> None:
         self._read_at[key] = at
-
-    def counts(self) -> tuple[int, int]:
-        """(calendars with healthy notifications, calendars whose subscription failed)."""
-        now = self._clock()
-        found = list(self._subscriptions.values())
-        return (sum(s.healthy(now) for s in found),
-                sum(s.problem is not None for s in found))
 
     # --- the queue ---
 
@@ -155,18 +163,14 @@ class Push:
             self._wake.clear()
 
     def drain(self) -> None:
-        """The calendars notified (on any node), each read at once."""
+        """The calendars notified (on any node), each read at once; Graph's lifecycle
+        events also mark the subscription for upkeep at once."""
         engine = self._engine
         if engine is None or not self._may():
             return
         for key, why in engine.state.take_notified():
-            subscription = self._subscriptions.get(key)
-            if subscription is not None and why in REMADE + RENEWED:
-                # upkeep at once: made again (removed), or renewed (reauthorize)
-                stale = subscription.since - timedelta(days=1) if subscription.since else None
-                self._keep_row(engine, replace(
-                    subscription, expires=self._clock(), since=stale,
-                    problem=None if why in RENEWED else f"{why} (made again)"))
+            if why in (REMADE, RENEWED):
+                (self._remake if why == REMADE else self._renew).add(key)
                 self._keep_now = True
             self._ask(key, why)
 
@@ -179,7 +183,8 @@ class Push:
                 return
             self._running.add(key)
         job = f"push:{key}:{next(self._jobs)}"  # its own id: see RoomWatch._want
-        if not self._schedule.now(job, functools.partial(self._run, key, why), self._may):
+        if not self._schedule.now(job, functools.partial(self._run, key, why), self._may,
+                                  executor="push"):
             with self._lock:
                 self._running.discard(key)
 
@@ -200,24 +205,22 @@ class Push:
 
     def keep(self, stop: threading.Event) -> None:
         """One round of upkeep: each served calendar's subscription made, renewed or made
-        again; those of calendars no longer served (offboarded, out of the roster) stopped."""
-        engine, config, served = self._engine, self._config, self._served()
-        if engine is None or config is None or config.push is None or served is None:
+        again; those of calendars no longer served (offboarded, out of the roster, or
+        every one once [push] is gone) stopped."""
+        engine, config = self._engine, self._config
+        served = self._served() if config is not None and config.push is not None else {}
+        if engine is None or served is None:
             return  # no pass yet: whom the program serves is not known
         self._subscriptions = engine.state.subscriptions()
         gone = set(engine.state.offboarded())
-        now = self._clock()
         for key, kept in list(self._subscriptions.items()):
             if (key not in served or key in gone) and not stop.is_set() and self._may():
-                self._end(engine, served.get(key), kept)
-        public = config.push.public_url
-        due = [(instructor, found) for key, instructor in served.items()
-               if key not in gone and not (
-                   (found := self._subscriptions.get(key)) is not None and (
-                       found.healthy(now) and found.expires - now > RENEW_BEFORE
-                       and found.address == address(public, found.provider)
-                       or found.problem and found.since and now - found.since < RETRY_FAILED))]
-        drained = time.monotonic()
+                self._end(engine, kept)
+        if config is None or config.push is None:
+            return
+        due = [(i, self._subscriptions.get(i.key)) for i in served.values()
+               if i.key not in gone and self._due(i, config.push.public_url)]
+        drained, failed = time.monotonic(), 0
         for done, (instructor, found) in enumerate(due, 1):
             if stop.is_set() or not self._may():
                 return
@@ -225,60 +228,118 @@ class Push:
             if began - drained >= LOOK:  # a long round (the first: every calendar) does
                 self.drain()  # not hold up the calendars already notified
                 drained = began
-            self._make(engine, config.push.public_url, instructor, found)
+            made = self._make(engine, config.push.public_url, instructor, found)
+            failed = 0 if made else failed + 1
+            if failed >= GIVE_UP_ROUND:  # the same for all, surely: not 5,000 times over
+                log.error("action=push-upkeep outcome=round-ended failures-in-a-row=%d "
+                          "left=%d retry=next-round", failed, len(due) - done)
+                return
             if done % PROGRESS_EVERY == 0 or done == len(due) >= PROGRESS_EVERY:
                 log.info("action=push-upkeep done=%d of=%d", done, len(due))
             stop.wait(max(0.0, began + WRITE_GAP - time.monotonic()))
 
+    def _due(self, instructor: Instructor, public_url: str) -> bool:
+        """Whether `instructor`'s subscription needs work now."""
+        key, now = instructor.key, self._clock()
+        found = self._subscriptions.get(key)
+        if found is None or key in self._remake or key in self._renew:
+            return True
+        if found.problem:  # failed: tried again after a wait that doubles each time
+            wait = min(RETRY_FAILED * 2 ** max(self._failures.get(key, 1) - 1, 0), RETRY_MOST)
+            return found.since is None or now - found.since >= wait
+        if found.confirmed is None and found.since and now - found.since > CONFIRM_WITHIN:
+            return True  # never confirmed: Google cannot reach public_url (said in _make)
+        life = found.expires - (found.since or found.expires - LIFETIME)
+        return (found.address != address(public_url, instructor.provider)
+                or found.calendar != instructor.calendar_id
+                or found.provider != instructor.provider
+                or found.expires - now <= min(RENEW_BEFORE, life / 2))
+
     def _make(self, engine: Engine, public_url: str, instructor: Instructor,
-              old: Subscription | None) -> None:
+              old: Subscription | None) -> bool:
         """A subscription for `instructor`'s calendar: `old` renewed where the vendor
-        renews (Graph), else a new one, the old one stopped once the new one is kept (a
-        public_url changed by a reload: a new one at the new address, likewise)."""
-        calendar, now = engine.calendar(instructor), self._clock()
-        provider = instructor.provider
+        renews (Graph) and nothing else changed, else a new one, the old one stopped once
+        the new one is kept. Whether it worked (a failure is kept, said and polled)."""
+        calendar, now, key = engine.calendar(instructor), self._clock(), instructor.key
+        provider, at = instructor.provider, address(public_url, instructor.provider)
+        unconfirmed = old is not None and old.problem is None and old.confirmed is None \
+            and old.since is not None and now - old.since > CONFIRM_WITHIN
         try:
-            at = address(public_url, provider)
-            if old is not None and old.channel and old.problem is None and old.address == at:
+            if unconfirmed:
+                raise CalendarError("the vendor never reached public_url through its new "
+                                    "subscription (officehours doctor checks the proxy)")
+            if old is not None and old.channel and old.problem is None and \
+                    old.address == at and key not in self._remake and \
+                    old.calendar == instructor.calendar_id and old.provider == provider:
                 with contextlib.suppress(Gone):
                     renewed = calendar.renew(_channel(old), now + LIFETIME)
                     if renewed is not None:
-                        self._keep_row(engine, replace(old, expires=renewed.expires, since=now))
-                        log.info("instructor=%s action=push-renew until=%s", instructor.email,
-                                 f"{renewed.expires:%Y-%m-%dT%H:%M}Z")
-                        return
-            secret = secrets.token_urlsafe(32)
-            made = calendar.watch(at, secret, now + LIFETIME)
+                        self._keep_row(engine, replace(old, expires=renewed.expires,
+                                                       since=now))
+                        self._renew.discard(key)
+                        log.info("instructor=%s action=push-renew until=%s",
+                                 instructor.email, f"{renewed.expires:%Y-%m-%dT%H:%M}Z")
+                        return True
+            made = self._watch(engine, calendar, instructor, at, now)
         except CalendarError as err:
-            problem = explain(err)[:300]
-            # a renewal refused: the old one is kept (it may still notify, and is stopped
-            # once a new one is made) but counts as failed: the calendar is polled
-            self._keep_row(engine, replace(old, problem=problem, since=now) if old and
-                           old.channel else Subscription(instructor.key, provider, "", "", "",
-                                                         now, problem, now))
-            if self._said.get(instructor.key) != problem:
-                self._said[instructor.key] = problem
-                log.error("instructor=%s action=push-subscribe problem=%r outcome=polled-"
-                          "every-interval retry=%dmin", instructor.email, problem,
-                          RETRY_FAILED.total_seconds() // 60)
-            return
-        self._keep_row(engine, Subscription(instructor.key, provider, made.id, made.resource,
-                                            secret, made.expires, None, now, at))
-        self._said.pop(instructor.key, None)
+            self._failed(engine, instructor, old, explain(err)[:300], now)
+            return False
+        self._remake.discard(key)
+        self._renew.discard(key)
+        self._said.pop(key, None)
+        self._failures.pop(key, None)
         log.info("instructor=%s action=push-subscribe until=%s%s", instructor.email,
                  f"{made.expires:%Y-%m-%dT%H:%M}Z", " replaces=old" if old and old.channel
                  else "")
-        if old is not None and old.channel:
+        if old is not None and old.channel and old.channel != made.channel:
             self._stop_channel(calendar, old)
+        return True
 
-    def _end(self, engine: Engine, instructor: Instructor | None,
-             subscription: Subscription) -> None:
+    def _watch(self, engine: Engine, calendar: CalendarProvider, instructor: Instructor,
+               at: str, now: datetime) -> Subscription:
+        """A new subscription, kept. Google's row is kept before events.watch, under the
+        channel id chosen here, so that its "sync" message, which may come before the
+        answer, finds it; Graph validated the URL before it answered: confirmed."""
+        secret, name = secrets.token_urlsafe(32), uuid.uuid4().hex
+        row = Subscription(instructor.key, instructor.provider, name, "", secret,
+                           now + LIFETIME, None, now, at, instructor.calendar_id)
+        google = instructor.provider == "google"
+        if google:
+            self._keep_row(engine, row)
+        made = calendar.watch(at, secret, now + LIFETIME, name)
+        row = replace(row, channel=made.id, resource=made.resource, expires=made.expires,
+                      confirmed=None if google else now)
+        self._keep_row(engine, row)
+        return row
+
+    def _failed(self, engine: Engine, instructor: Instructor, old: Subscription | None,
+                problem: str, now: datetime) -> None:
+        """A subscription not made or renewed: kept as failed (the calendar is polled),
+        said once per problem. A refused renewal keeps the old one (it may still notify,
+        and is stopped once a new one is made)."""
+        key = instructor.key
+        self._failures[key] = self._failures.get(key, 0) + 1
+        self._keep_row(engine, replace(old, problem=problem, since=now) if old and
+                       old.channel else Subscription(key, instructor.provider, "", "", "", now,
+                                                     problem, now))
+        if self._said.get(key) != problem:
+            self._said[key] = problem
+            log.error("instructor=%s action=push-subscribe problem=%r outcome=polled-every-"
+                      "interval retry=%dmin", instructor.email, problem,
+                      RETRY_FAILED.total_seconds() // 60)
+
+    def _end(self, engine: Engine, subscription: Subscription) -> None:
         """A calendar no longer served: its notifications stopped (as the user they were
-        made for: stopping needs no more than the ids), its row dropped."""
+        made for: stopping needs no more than the ids; a provider of its own, not the
+        engine's cached one, since the calendar id is not known here), its row dropped."""
         if subscription.channel:
             key = subscription.instructor
-            self._stop_channel(engine.calendar(instructor or Instructor(
-                key, key, subscription.provider, "primary", key)), subscription)
+            calendar = engine.provider(Instructor(key, key, subscription.provider,
+                                                  subscription.calendar or "primary", key))
+            try:
+                self._stop_channel(calendar, subscription)
+            finally:
+                calendar.close()
         engine.state.drop_subscription(subscription.instructor)
         self._subscriptions.pop(subscription.instructor, None)
         log.info("instructor=%s action=push-unsubscribe", subscription.instructor)

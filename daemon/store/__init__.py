@@ -64,9 +64,14 @@ class Subscription:
     problem: str | None = None
     since: datetime | None = None  # when it was made, or last failed
     address: str = ""  # where the vendor sends ({public_url}/google or /graph)
+    calendar: str = ""  # the calendar it watches
+    # when the vendor first reached the receiver through it (Google's "sync" message;
+    # Graph's validation before it made it): until then it is not trusted to notify
+    confirmed: datetime | None = None
 
     def healthy(self, now: datetime) -> bool:
-        return bool(self.channel) and self.problem is None and now < self.expires
+        return bool(self.channel) and self.problem is None and now < self.expires and \
+            self.confirmed is not None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class Store(Protocol):
     def save_subscription(self, subscription: Subscription) -> None: ...
     def drop_subscription(self, instructor: str) -> None: ...
     def notified(self, instructor: str, why: str, at: datetime) -> None: ...
+    def confirm(self, channel: str, at: datetime) -> None: ...
     def take_notified(self) -> list[tuple[str, str]]: ...
 
     # --- audit ---

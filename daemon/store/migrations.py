@@ -87,12 +87,14 @@ MIGRATIONS: tuple[str, ...] = (
         resource TEXT NOT NULL,    -- Google's resourceId (Graph: '')
         secret TEXT NOT NULL,      -- the channel token, the clientState
         address TEXT NOT NULL,     -- where the vendor sends (public_url's path for it)
+        calendar TEXT NOT NULL,    -- the calendar it watches (calendar_id)
+        confirmed TEXT,            -- when the vendor first reached us through it
         expires TEXT NOT NULL,     -- ISO 8601, UTC
         problem TEXT,              -- why there is none (polled at the usual interval then)
         since TEXT);
     CREATE INDEX push_channel ON push (channel);
     CREATE TABLE push_queue (instructor TEXT PRIMARY KEY, why TEXT NOT NULL,
-                             at TEXT NOT NULL);
+                             rank INTEGER NOT NULL, at TEXT NOT NULL);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

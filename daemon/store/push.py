@@ -16,14 +16,20 @@ from typing import Any
 from . import Subscription
 
 _COLUMNS = ("instructor, provider, channel, resource, secret, expires, problem, since, "
-            "address")
+            "address, calendar, confirmed")
+# a calendar queued twice keeps the weightier reason: Graph's lifecycle events ask for
+# more than a read (made again, renewed), and must not be lost behind a change
+RANK = {"graph:subscriptionRemoved": 3, "graph:reauthorizationRequired": 2,
+        "graph:missed": 1}
 
 
 def _subscription(row: tuple[Any, ...]) -> Subscription:
-    instructor, provider, channel, resource, secret, expires, problem, since, address = row
+    (instructor, provider, channel, resource, secret, expires, problem, since, address,
+     calendar, confirmed) = row
     return Subscription(instructor, provider, channel, resource, secret,
                         datetime.fromisoformat(expires), problem,
-                        datetime.fromisoformat(since) if since else None, address)
+                        datetime.fromisoformat(since) if since else None, address, calendar,
+                        datetime.fromisoformat(confirmed) if confirmed else None)
 
 
 class PushRows:
@@ -57,15 +63,20 @@ class PushRows:
     def save_subscription(self, subscription: Subscription) -> None:
         s = subscription
         with self.transaction() as db:
-            db.execute(f"INSERT INTO push ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            db.execute(f"INSERT INTO push ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                        "ON CONFLICT (instructor) DO UPDATE SET provider=excluded.provider, "
                        "channel=excluded.channel, resource=excluded.resource, "
                        "secret=excluded.secret, expires=excluded.expires, "
                        "problem=excluded.problem, since=excluded.since, "
-                       "address=excluded.address",
+                       "address=excluded.address, calendar=excluded.calendar, "
+                       # the same channel keeps the confirmation the receiver wrote
+                       "confirmed=CASE WHEN push.channel = excluded.channel THEN "
+                       "COALESCE(push.confirmed, excluded.confirmed) ELSE excluded.confirmed "
+                       "END",
                        (s.instructor, s.provider, s.channel, s.resource, s.secret,
                         s.expires.isoformat(), s.problem,
-                        s.since.isoformat() if s.since else None, s.address))
+                        s.since.isoformat() if s.since else None, s.address, s.calendar,
+                        s.confirmed.isoformat() if s.confirmed else None))
 
     def drop_subscription(self, instructor: str) -> None:
         with self.transaction() as db:
@@ -73,11 +84,18 @@ class PushRows:
 
     def notified(self, instructor: str, why: str, at: datetime) -> None:
         """Queue a calendar to be read (any node: loose); a calendar queued already stays
-        queued once, as first notified."""
+        queued once, as first notified, with the weightier reason (RANK)."""
         with self._loose() as db:
-            db.execute("INSERT INTO push_queue (instructor, why, at) VALUES (?, ?, ?) "
-                       "ON CONFLICT (instructor) DO NOTHING",
-                       (instructor, why, at.isoformat()))
+            db.execute("INSERT INTO push_queue (instructor, why, rank, at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (instructor) DO UPDATE SET why=excluded.why, "
+                       "rank=excluded.rank WHERE excluded.rank > push_queue.rank",
+                       (instructor, why, RANK.get(why, 0), at.isoformat()))
+
+    def confirm(self, channel: str, at: datetime) -> None:
+        """The vendor reached the receiver through `channel` (any node: loose)."""
+        with self._loose() as db:
+            db.execute("UPDATE push SET confirmed = ? WHERE channel = ? AND confirmed IS NULL",
+                       (at.isoformat(), channel))
 
     def take_notified(self) -> list[tuple[str, str]]:
         """The calendars queued, oldest first, taken off the queue (the leader)."""
