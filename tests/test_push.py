@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_forged_notifications_are_refused_and_change_nothing(
             post("/graph", json={"value": [{**item, "clientState": "guess"}]}),
             post("/graph", json={"value": [{**item, "subscriptionId": "nope"}]}),
             post("/graph", content=b"{" * 10),
-            post("/graph", json={"value": [item], "pad": "x" * 300_000}),
+            post("/graph", json={"value": [item], "pad": "x" * 1_100_000}),
             post("/graph/lifecycle", json={"value": [{**item, "lifecycleEvent": "boom"}]}),
         ]
         assert forged == [403, 404, 403, 400, 403, 404, 400, 413, 400]
@@ -137,6 +138,10 @@ def test_forged_notifications_are_refused_and_change_nothing(
         echo = client.post(running.public_url + "/graph?validationToken=a%2Bb%20c")
         assert (echo.status_code, echo.text) == (200, "a+b c")  # decoded, as Graph asks
         assert echo.headers["content-type"].startswith("text/plain")
+    # none was queued: the receiver records a calendar before it answers, so a forged
+    # one would be in the queue (or read) by now
+    with sqlite3.connect(sandbox.dir / "state" / "state.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM push_queue").fetchone() == (0,)
     assert running.said("action=push-read") == 0  # nothing was read for any of them
     assert running.said("action=push-refused") >= 5
     for secret in (channel["token"], subscription["clientState"]):
