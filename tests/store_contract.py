@@ -4,8 +4,8 @@ subclass StoreContract and give it `make`, and `reopen` when the backend persist
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
