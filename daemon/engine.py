@@ -301,7 +301,7 @@ class Engine:
     def _unwatch(self, instructor: Instructor, calendar: CalendarProvider) -> None:
         """Their calendar's change notifications ([push]) stopped, its row dropped (one
         the vendor no longer has, or that cannot be stopped now, ends at its expiry)."""
-        kept = self.state.subscriptions().get(instructor.key)
+        kept = self.state.subscription_of(instructor.key)
         if kept is None:
             return
         if kept.channel:

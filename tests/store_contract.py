@@ -167,6 +167,7 @@ class StoreContract:
         made = replace(made, confirmed=T0)
         store.save_subscription(Subscription(BOB, "microsoft", "", "", "", T0, "HTTP 403", T0))
         assert store.subscriptions()[ADA] == made and store.subscription("ch-1") == made
+        assert store.subscription_of(ADA) == made and store.subscription_of("x@y.z") is None
         assert store.subscription("") is None and store.subscription("ch-2") is None
         assert not store.subscriptions()[BOB].healthy(T0) and made.healthy(T0)
         assert not made.healthy(T0 + timedelta(days=7))  # expired

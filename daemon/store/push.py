@@ -53,6 +53,10 @@ class PushRows:
         return {row[0]: _subscription(row)
                 for row in self._loose_rows(f"SELECT {_COLUMNS} FROM push")}
 
+    def subscription_of(self, instructor: str) -> Subscription | None:
+        rows = self._rows(f"SELECT {_COLUMNS} FROM push WHERE instructor = ?", instructor)
+        return _subscription(rows[0]) if rows else None
+
     def subscription(self, channel: str) -> Subscription | None:
         """The subscription a notification names (any node: loose)."""
         if not channel:
