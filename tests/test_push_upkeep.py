@@ -262,3 +262,16 @@ def test_push_taken_out_of_the_config_ends_every_subscription(
     campus.keep()
     assert campus.engine.state.subscriptions() == {}
     assert sandbox.google.live_channels() == [] and sandbox.graph.subscriptions == {}
+
+
+def test_a_subscription_graph_let_expire_is_made_anew_at_renewal(
+        sandbox: Sandbox, campus: Campus) -> None:
+    campus.keep()
+    (subscription,) = sandbox.graph.subscriptions
+    sandbox.graph.expire(subscription)  # gone at Graph ("deleted" when not renewed)
+    kept = campus.engine.state.subscriptions()[GRACE]
+    campus.later(kept.expires - campus.clock[0] - push.RENEW_BEFORE + timedelta(minutes=1))
+    campus.keep()
+    assert len(sandbox.graph.requests("PATCH", "/subscriptions/")) == 1  # 404: gone
+    (made,) = sandbox.graph.subscriptions
+    assert made != subscription and campus.engine.state.subscriptions()[GRACE].channel == made
