@@ -43,6 +43,31 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
+class Running:
+    """`officehours run` with `config`, its log in a file read while it runs (a restart
+    appends to it)."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.start()
+
+    def start(self) -> None:
+        with self.log.open("a") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daemon.cli", "--config", str(self.config), "run"],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env())
+
+    def said(self, text: str) -> int:
+        """How many times the log says `text` so far."""
+        return self.log.read_text().count(text)
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+        assert self.process.returncode == 0, self.log.read_text()[-3000:]
+        return self.log.read_text()
+
+
 def officehours(config: Path | None, *args: str, env: dict[str, str] | None = None,
                 ) -> subprocess.CompletedProcess[str]:
     """The CLI as an admin types it, run in this process: starting Python and importing

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import conftest
 import httpx
 import pytest
 from conftest import HOUR, at, clean_env, officehours, wait_for
@@ -38,31 +39,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Running:
-    """`officehours run` with [push], its log in a file read while it runs."""
+class Running(conftest.Running):
+    """`officehours run` with [push]."""
 
     def __init__(self, sandbox: Sandbox, log: Path, interval: int = 3600,
                  safety: int = 3600) -> None:
         self.public_url = sandbox.push(f"127.0.0.1:{free_port()}", safety)
-        self.config = sandbox.write_config(sync_interval_seconds=interval,
-                                           enforce_lead_minutes=15, log_level="debug")
-        self.log, self.sandbox = log, sandbox
-        self.start()
-
-    def start(self) -> None:
-        with self.log.open("a") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "--config", str(self.config), "run"],
-                stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env())
-
-    def said(self, text: str) -> int:
-        return self.log.read_text().count(text)
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-        assert self.process.returncode == 0, self.log.read_text()[-3000:]
-        return self.log.read_text()
+        self.sandbox = sandbox
+        super().__init__(sandbox.write_config(sync_interval_seconds=interval,
+                                              enforce_lead_minutes=15, log_level="debug"), log)
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ missed re-checked; frames that are not Zoom's are ignored with a log line."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import conftest
 import pytest
-from conftest import HOUR, at, clean_env, officehours, wait_for
+from conftest import HOUR, at, officehours, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 from officehours_sandbox.domain import Sandbox
@@ -30,8 +28,8 @@ MINUTE = timedelta(minutes=1)
 QUICK = 10  # seconds: tamper to secure and read back (the issue's bound)
 
 
-class Running:
-    """`officehours run` with Zoom's events, its log in a file read while it runs."""
+class Running(conftest.Running):
+    """`officehours run` with Zoom's events."""
 
     def __init__(self, sandbox: Sandbox, log: Path, subscription: str | None = None) -> None:
         self.hub = sandbox.zoom_events()
@@ -41,21 +39,7 @@ class Running:
                                       log_level="debug")
         if subscription is not None:
             config.write_text(config.read_text().replace(sandbox.subscription, subscription))
-        self.log = log
-        with log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "--config", str(config), "run"],
-                stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env())
-        self.config = config
-
-    def said(self, text: str) -> bool:
-        return text in self.log.read_text()
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-        assert self.process.returncode == 0, self.log.read_text()[-2000:]
-        return self.log.read_text()
+        super().__init__(config, log)
 
 
 @pytest.fixture
