@@ -15,16 +15,16 @@ from pathlib import Path
 from types import FrameType
 
 from . import metrics, roster
-from .app import open_engine, open_state, state_dsn, utc_now
+from .app import open_engine, state_dsn, utc_now
 from .config import Config, ConfigError, load
 from .engine import Engine
 from .leader import Lease, Solo, TermFence, node_name
 from .logs import setup_logging
 from .model import Instructor
-from .receiver import Notifications, Receiver
 from .result import Result
 from .runtime import passes
 from .runtime.checks import Schedule
+from .runtime.inbox import Inbox
 from .runtime.lead import Change, Leadership
 from .runtime.notify import notify, watchdog_interval
 from .runtime.passes import offboard_leavers, soonest_first
@@ -32,17 +32,11 @@ from .runtime.push import Push
 from .runtime.slot import EngineSlot
 from .runtime.watch import RoomWatch
 from .store import Fenced, StateError
-from .store.sql import SqlStore
 from .zoom.events import ZoomEvent
 
 log = logging.getLogger(__name__)
 STATUS_EVERY = 1.0  # seconds between progress lines during a pass
 TICK = 0.25  # how often the main loop looks at signals, reloads and the lease
-
-
-def _where(config: Config | None) -> tuple[str, str] | None:
-    push = config.push if config is not None else None
-    return (push.listen, push.public_url) if push is not None else None
 
 
 class Service:
@@ -63,8 +57,7 @@ class Service:
         self._push = Push(self._schedule, self._push_read,  # calendar notifications
                           lambda: self._served if self._passes or self._served else None,
                           lambda: not self._stop.is_set() and self._lead.leads, clock)
-        self._receiver: Receiver | None = None  # on every node, leading or not
-        self._inbox: SqlStore | None = None  # the receiver's own connection to the state
+        self._inbox = Inbox(self._push, clock)  # its receiver: on every node, leading or not
         self._passes = 0
         self._served: dict[str, Instructor] = {}  # whom the last pass served, roster included
         self._groups: tuple[Engine, roster.CachedGroups | None] | None = None
@@ -81,7 +74,7 @@ class Service:
                                           node_name(config.state.node),
                                           config.state.lease_seconds))
         self._slot.swap(config, self._open(config))
-        self._listen(config)
+        self._inbox.listen(config)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
@@ -119,7 +112,7 @@ class Service:
         threading.Thread(target=self._end_stuck_calls, args=(done,), daemon=True).start()
         self._watch.stop()
         self._push.stop()
-        self._unlisten()
+        self._inbox.close()
         self._schedule.close()
         done.set()
         self._lead.lease.stop()  # after the last write: a standby takes over at once
@@ -240,8 +233,7 @@ class Service:
         self._push.stop()
         old = self._slot.config
         self._slot.swap(config, engine)
-        if _where(old) != _where(config):  # a new address: the receiver moves
-            self._listen(config)
+        self._inbox.listen(config, old)  # moved when its address changed
         if self._lead.leads:
             self._schedule.pass_now(self._pass_job, config.service.sync_interval_seconds)
             self._watch.start(config, engine)  # the new config's stream, the new engine's app
@@ -362,43 +354,6 @@ class Service:
                                 lambda: not self._stop.is_set() and self._lead.in_term(term))
             if result.error is None and result.checked_at is not None:
                 self._push.was_read(key, result.checked_at)
-
-    def _listen(self, config: Config) -> None:
-        """The receiver of [push] on this node (any node receives; the leader reads),
-        with a connection to the state of its own: unfenced, since a standby queues too,
-        and untouched when the lead is lost (the engine's calls are aborted then)."""
-        self._unlisten()
-        self._push.receiving = False
-        if config.push is None:
-            return
-        try:
-            self._inbox = open_state(config)
-            app = Notifications(config.push.public_url, self._inbox.subscription,
-                                self._notified, confirm=self._inbox.confirm)
-            receiver = Receiver(app, config.push.listen)
-            receiver.start()
-        except (OSError, StateError) as err:
-            log.error("action=push-listen listen=%s problem=%r outcome=polled-every-interval",
-                      config.push.listen, str(err))
-            self._unlisten()
-            return
-        self._receiver = receiver
-        self._push.receiving = True
-        log.info("action=push-listen listen=%s public_url=%s", config.push.listen,
-                 config.push.public_url)
-
-    def _unlisten(self) -> None:
-        receiver, self._receiver = self._receiver, None
-        if receiver is not None:
-            receiver.stop()
-        inbox, self._inbox = self._inbox, None
-        if inbox is not None:
-            inbox.close()
-
-    def _notified(self, key: str, why: str) -> None:
-        assert self._inbox is not None
-        self._inbox.notified(key, why, self.clock())
-        self._push.wake()
 
     def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
         """[metrics] textfile: the state's view (not on a standby: it reads no state) and

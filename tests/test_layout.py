@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, set[str]], ...] = (
     ("the runtime", {"daemon.app", "daemon.runtime", "daemon.runtime.passes",
                      "daemon.runtime.checks", "daemon.runtime.slot", "daemon.runtime.lead",
                      "daemon.runtime.notify", "daemon.runtime.watch", "daemon.runtime.push",
+                     "daemon.runtime.inbox",
                      "daemon.nodes",
                      "daemon.doctor",
                      "daemon.service"}),
