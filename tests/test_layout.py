@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, set[str]], ...] = (
     ("configuration and state", {
         "daemon.config", "daemon.environment", "daemon.http", "daemon.store",
         "daemon.store.files", "daemon.store.migrations", "daemon.store.sql", "daemon.store.push",
+        "daemon.store.audit",
         "daemon.store.sqlite", "daemon.store.postgres", "daemon.leader", "daemon.overview",
         "daemon.metrics"}),
     ("vendors", {"daemon.calendars.base", "daemon.calendars.entra", "daemon.calendars.google",

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ..model import Event, Kind, KnownEvent, Room, fingerprint, same_person
 from . import InstructorStatus, StateError
+from .audit import AuditRows
 from .files import write_atomically
 from .migrations import TABLES
 from .push import PushRows
@@ -64,7 +65,7 @@ class Counted:
         return self._db.execute(sql, args)
 
 
-class SqlStore(PushRows):
+class SqlStore(PushRows, AuditRows):
     """The Store in that SQL; a backend gives `transaction`, `_rows` and `epoch`."""
 
     @property
@@ -376,34 +377,3 @@ class SqlStore(PushRows):
         """Whether the instructor's PMI was ever checked (secured or found refused)."""
         return bool(self._rows("SELECT 1 FROM instructors WHERE instructor=? AND pmi "
                                "IS NOT NULL", instructor))
-
-    def audit(self, at: datetime, instructor: str, target: str, action: str,
-              detail: dict[str, Any]) -> int:
-        """One line of the audit log; its id (see settle_audit)."""
-        with self.transaction() as db:
-            row = db.execute("INSERT INTO audit (at, instructor, target, action, detail, epoch) "
-                             "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                             (at.isoformat(), instructor, target, action, json.dumps(detail),
-                              self.epoch)).fetchone()
-        return int(row[0])
-
-    def settle_audit(self, entry: int, done: bool) -> None:
-        """A line written as pending before a vendor write: confirmed once the write is
-        done, taken out when the vendor refused it. A line the program could not settle
-        (killed, or its disk full after the write) stays, marked pending: the audit log
-        never lacks a write that may have happened."""
-        with self.transaction() as db:
-            if not done:
-                db.execute("DELETE FROM audit WHERE id=?", (entry,))
-                return
-            (detail,) = db.execute("SELECT detail FROM audit WHERE id=?", (entry,)).fetchone()
-            settled = {k: v for k, v in json.loads(detail).items() if k != "pending"}
-            db.execute("UPDATE audit SET detail=? WHERE id=?", (json.dumps(settled), entry))
-
-    def audit_log(self, instructor: str | None = None, since: datetime | None = None,
-                  ) -> list[tuple[str, str, str, str, dict[str, Any]]]:
-        """What the program changed, oldest first: (at, instructor, target, action, detail)."""
-        rows = self._rows("SELECT at, instructor, target, action, detail FROM audit ORDER BY id")
-        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows
-                if (instructor is None or r[1] == instructor)
-                and (since is None or datetime.fromisoformat(r[0]) >= since)]
