@@ -561,3 +561,45 @@ def test_either_node_receives_the_leader_reads_and_a_failover_keeps_the_subscrip
         assert len(campus.google.requests("POST", "/watch")) == watches  # none made again
     finally:
         killed_and_stopped(first, second)
+
+
+def test_a_node_that_lost_the_lead_still_receives_for_the_new_leader(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str, tmp_path: Path,
+        now: datetime) -> None:
+    """The old leader, paused past the takeover and resumed, aborts its engine's database
+    calls; its receiver, with a connection of its own, still queues what the vendors send
+    it, and the new leader reads it."""
+    from test_push import free_port, linked
+
+    ports = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    campus.push(ports[0])
+    config = two_node_config(campus, pg_cluster, pg_url, sync_interval_seconds=3600)
+    other = tmp_path / "second.toml"
+    other.write_text(config.read_text().replace(ports[0], ports[1]))
+    log = tmp_path / "first.log"
+    first = node(config, log)
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid and all(
+            campus.google.live_channels(who) for who in (ADA, BOB)),
+            what="the leader's subscriptions")
+        second = node(other, tmp_path / "second.log")
+        wait_for(lambda: query(pg_url, "SELECT count(*) FROM nodes")[0][0] == 2,
+                 what="the standby's first heartbeat")
+        first.send_signal(signal.SIGSTOP)
+        pid = second.pid
+        wait_for(lambda: leader(pg_cluster, pg_url)[0] == pid, timeout=LEASE + 10,
+                 what="the takeover")
+        first.send_signal(signal.SIGCONT)
+        wait_for(lambda: "action=lose-lead" in log.read_text(), timeout=LEASE + 5,
+                 what="the old leader to see it lost the lead")
+        added = campus.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
+                                        end=at(now + 2 * HOUR))  # the proxy: to the old one
+        wait_for(lambda: linked(campus.google.event(ADA, added).get("description")),
+                 timeout=10, what="received by the old leader, read by the new one")
+        assert "status=503" not in log.read_text()
+        assert campus.deliveries is not None and campus.deliveries.sent[-1].status == 200
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
