@@ -71,10 +71,12 @@ TAMPERING = (("pmi_waiting_room", False),  # the Personal Room's own waiting roo
 def test_a_room_made_insecure_during_a_session_is_secure_again_within_seconds(
         sandbox: Sandbox, ada: ZoomUser, running: Running) -> None:
     for field, value in TAMPERING:
+        # counted before the change: the check it sets off may read within milliseconds,
+        # before this thread runs again on a busy machine
+        reads, repairs = len(sandbox.zoom.requests("GET")), len(sandbox.zoom.writes())
         setattr(ada, field, value)
-        assert not ada.secure
-        reads = len(sandbox.zoom.requests("GET"))
         wait_for(lambda: ada.secure, timeout=QUICK, what=f"{field} repaired by the event")
+        assert len(sandbox.zoom.writes()) > repairs  # it was insecure: a repair made it so
         wait_for(lambda: len(sandbox.zoom.requests("GET")) >= reads + 6,  # noqa: B023
                  what="the repair read back")  # read, repaired, read again: 3 GETs each
     history = officehours(running.config, "history", "--instructor", ADA)
@@ -90,9 +92,10 @@ def test_a_session_ten_minutes_away_is_covered_too(sandbox: Sandbox, now: dateti
     service = Running(sandbox, tmp_path / "run.log")
     try:
         wait_for(lambda: user.secure and service.hub.connected, what="the first pass")
+        repairs = len(sandbox.zoom.writes())
         user.require_password_for_pmi_meetings = "none"  # in the portal's settings
-        assert not user.secure
         wait_for(lambda: user.secure, timeout=QUICK, what="the room secured by the event")
+        assert len(sandbox.zoom.writes()) > repairs  # insecure until a repair
     finally:
         service.stop()
 
