@@ -81,11 +81,15 @@ def _setup_commands(add: Add) -> None:
     check.add_argument("--unit", type=Path, default=None, metavar="FILE",
                        help="the unit that delivers the credentials (default: "
                             "/etc/systemd/system/officehours.service)")
-    add("unit", cmd_unit, "print the systemd unit for this configuration",
-        "Print the systemd unit that runs this installation with this configuration: "
-        "LoadCredential= for exactly the secrets it names (from /etc/officehours/"
-        "credentials), the hardening, the notify protocol. Install it with: "
-        "officehours --config FILE unit | sudo tee /etc/systemd/system/officehours.service")
+    unit = add("unit", cmd_unit, "print the systemd unit for this configuration",
+               "Print the systemd unit that runs this installation with this configuration: "
+               "LoadCredential= for exactly the secrets it names (from /etc/officehours/"
+               "credentials), the hardening, the notify protocol. Install it with: "
+               "officehours --config FILE unit | sudo tee "
+               "/etc/systemd/system/officehours.service")
+    unit.add_argument("--socket", metavar="HOST:PORT", default=None,
+                      help='print officehours.socket instead, for [push] listen = "systemd" '
+                           "(socket activation): the receiver's address")
     add("example-config", cmd_example_config, "print the example configuration",
         "Print the example configuration, every key with its default and meaning.")
     monitoring = add(

@@ -271,6 +271,8 @@ def cmd_unit(args: argparse.Namespace) -> int:
     from .deploy import credential_name, render_unit, unit_state_problem
 
     config = loaded(args, secrets=False)
+    if args.socket is not None:
+        return _socket_unit(config, args.socket)
     names = []
     for key, path in config.secret_files():
         name = credential_name(path)
@@ -288,6 +290,26 @@ def cmd_unit(args: argparse.Namespace) -> int:
     executable = Path(sys.prefix) / "bin" / "officehours"
     extra = (config.metrics.textfile.parent,) if config.metrics else ()
     print(render_unit(names, executable, config.path.absolute(), state_dir, extra), end="")
+    return EXIT_OK
+
+
+def _socket_unit(config: Config, address: str) -> int:
+    from .deploy import render_socket
+    from .values import SYSTEMD_SOCKET, listen_address
+
+    try:
+        listen_address(address)
+    except ValueError as err:
+        print(f"--socket: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if address == SYSTEMD_SOCKET:
+        print('--socket: give the address to listen on, e.g. 127.0.0.1:8787', file=sys.stderr)
+        return EXIT_CONFIG
+    if config.push is None or config.push.listen != SYSTEMD_SOCKET:
+        print(f'{config.path}: push.listen: set listen = "systemd" for the service to take '
+              "the socket's connections", file=sys.stderr)
+        return EXIT_CONFIG
+    print(render_socket(address), end="")
     return EXIT_OK
 
 

@@ -50,6 +50,15 @@ def render_unit(credentials: list[str], executable: Path, config: Path,
     return text.replace("ProtectSystem=strict\n", f"ProtectSystem=strict\n{paths}")
 
 
+def render_socket(address: str) -> str:
+    """officehours.socket: systemd listens on `address` and hands the socket to the
+    service ([push] listen = "systemd"), which then starts with its port already bound."""
+    return ("[Unit]\nDescription=officehours: the receiver of calendar notifications "
+            "([push])\n\n[Socket]\n"
+            f"ListenStream={address}\nBindIPv6Only=default\nNoDelay=yes\n\n"
+            "[Install]\nWantedBy=sockets.target\n")
+
+
 def unit_state_problem(state_dir: Path) -> str | None:
     """Why the unit cannot give the service this state directory, or None."""
     if state_dir.parent != STATE_ROOT:

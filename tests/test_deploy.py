@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,3 +166,28 @@ def test_the_unit_lets_the_service_write_the_metrics_textfile(tmp_path: Path) ->
     config.write_text(config.read_text().replace("officehours.prom", "officehours.txt"))
     unnamed = officehours(config, "check-config")  # node_exporter reads only *.prom
     assert unnamed.returncode == 78 and "ending in .prom" in unnamed.stderr
+
+
+def test_unit_socket_prints_the_socket_of_socket_activation(tmp_path: Path) -> None:
+    """[push] listen = "systemd": `unit --socket` prints officehours.socket, which systemd
+    accepts beside the service (test_push.py serves the socket it passes)."""
+    config = campus(tmp_path, {"google"})
+    config.write_text(config.read_text() + '[push]\npublic_url = "https://oh.example.edu/push"'
+                      '\nlisten = "systemd"\n')
+    socket_unit = officehours(config, "unit", "--socket", "127.0.0.1:8787")
+    assert socket_unit.returncode == 0, socket_unit.stderr
+    assert "ListenStream=127.0.0.1:8787\n" in socket_unit.stdout
+    assert officehours(config, "unit", "--socket", "nowhere").returncode == 78
+    config.write_text(config.read_text().replace('listen = "systemd"',
+                                                 'listen = "127.0.0.1:8787"'))
+    bound = officehours(config, "unit", "--socket", "127.0.0.1:8787")
+    assert bound.returncode == 78 and 'listen = "systemd"' in bound.stderr
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # .ci/run installs it
+        unit = tmp_path / "officehours.socket"
+        unit.write_text(socket_unit.stdout)
+        service = tmp_path / "officehours.service"
+        service.write_text("[Service]\nExecStart=/bin/true\n")
+        verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True,
+                                  text=True, cwd=tmp_path)
+        assert verified.returncode == 0, verified.stderr
