@@ -23,6 +23,7 @@ import pytest
 from conftest import HOUR, at, clean_env, officehours, spawn, wait_for
 from officehours_sandbox import postgres
 from officehours_sandbox.domain import Sandbox
+from test_push import free_port, linked
 from test_systemd import Notifications, start_like_systemd
 
 from daemon.config import load
@@ -519,27 +520,39 @@ def test_only_the_leader_holds_zoom_s_event_stream_and_a_failover_resumes_it(
         killed_and_stopped(first, second)
 
 
-def test_either_node_receives_the_leader_reads_and_a_failover_keeps_the_subscriptions(
-        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str, tmp_path: Path,
-        now: datetime) -> None:
-    from test_push import free_port, linked
-
+@contextlib.contextmanager
+def pushing_pair(campus: Sandbox, cluster: postgres.Cluster, url: str, tmp_path: Path,
+                 ) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str], list[str]]]:
+    """Two nodes with [push], each with a listen address of its own (the proxy sends to
+    the first): yielded once the leader (the first) has subscribed every calendar and the
+    standby has its first heartbeat; both stopped at the end, however they ended."""
     ports = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     campus.push(ports[0])
-    config = two_node_config(campus, pg_cluster, pg_url, sync_interval_seconds=3600)
+    config = two_node_config(campus, cluster, url, sync_interval_seconds=3600)
     other = tmp_path / "second.toml"  # the same campus, this node's own listen address
     other.write_text(config.read_text().replace(ports[0], ports[1]))
     first = node(config, tmp_path / "first.log")
     second: subprocess.Popen[str] | None = None
     try:
-        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid and all(
+        wait_for(lambda: leader(cluster, url)[0] == first.pid and all(
             campus.google.live_channels(who) for who in (ADA, BOB)),
             what="the leader's subscriptions")
         second = node(other, tmp_path / "second.log")
-        wait_for(lambda: query(pg_url, "SELECT count(*) FROM nodes")[0][0] == 2,
+        wait_for(lambda: query(url, "SELECT count(*) FROM nodes")[0][0] == 2,
                  what="the standby's first heartbeat")
         wait_for(lambda: "action=push-listen" in (tmp_path / "second.log").read_text(),
                  what="the standby listening")
+        yield first, second, ports
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+
+
+def test_either_node_receives_the_leader_reads_and_a_failover_keeps_the_subscriptions(
+        campus: Sandbox, pg_cluster: postgres.Cluster, pg_url: str, tmp_path: Path,
+        now: datetime) -> None:
+    with pushing_pair(campus, pg_cluster, pg_url, tmp_path) as (first, second, ports):
         assert campus.front is not None
         campus.front.listen = ports[1]  # the load balancer sends to the standby now
         added = campus.google.add_event(ADA, summary="Office Hours", start=at(now + HOUR),
@@ -559,8 +572,7 @@ def test_either_node_receives_the_leader_reads_and_a_failover_keeps_the_subscrip
         wait_for(lambda: linked(campus.google.event(BOB, added).get("description")),
                  timeout=10, what="linked by the new leader through push")
         assert len(campus.google.requests("POST", "/watch")) == watches  # none made again
-    finally:
-        killed_and_stopped(first, second)
+    assert second.returncode == 0
 
 
 def test_a_node_that_lost_the_lead_still_receives_for_the_new_leader(
@@ -569,23 +581,8 @@ def test_a_node_that_lost_the_lead_still_receives_for_the_new_leader(
     """The old leader, paused past the takeover and resumed, aborts its engine's database
     calls; its receiver, with a connection of its own, still queues what the vendors send
     it, and the new leader reads it."""
-    from test_push import free_port, linked
-
-    ports = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    campus.push(ports[0])
-    config = two_node_config(campus, pg_cluster, pg_url, sync_interval_seconds=3600)
-    other = tmp_path / "second.toml"
-    other.write_text(config.read_text().replace(ports[0], ports[1]))
     log = tmp_path / "first.log"
-    first = node(config, log)
-    second: subprocess.Popen[str] | None = None
-    try:
-        wait_for(lambda: leader(pg_cluster, pg_url)[0] == first.pid and all(
-            campus.google.live_channels(who) for who in (ADA, BOB)),
-            what="the leader's subscriptions")
-        second = node(other, tmp_path / "second.log")
-        wait_for(lambda: query(pg_url, "SELECT count(*) FROM nodes")[0][0] == 2,
-                 what="the standby's first heartbeat")
+    with pushing_pair(campus, pg_cluster, pg_url, tmp_path) as (first, second, _):
         first.send_signal(signal.SIGSTOP)
         pid = second.pid
         wait_for(lambda: leader(pg_cluster, pg_url)[0] == pid, timeout=LEASE + 10,
@@ -599,7 +596,3 @@ def test_a_node_that_lost_the_lead_still_receives_for_the_new_leader(
                  timeout=10, what="received by the old leader, read by the new one")
         assert "status=503" not in log.read_text()
         assert campus.deliveries is not None and campus.deliveries.sent[-1].status == 200
-    finally:
-        stop(first)
-        if second is not None:
-            stop(second)
