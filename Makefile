@@ -22,11 +22,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n 6 --dist worksteal  # 6 workers on 2 cores: most tests wait on processes
 
-bench: $(STAMP)  # the campus benchmark (5,000 instructors: about 25 minutes); see README
+bench: $(STAMP)  # the campus benchmark (5,000 instructors: about 33 minutes); see README
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # CI's bench: 1,000 instructors on a Business plan's Zoom limits, the same per-instructor
-# ratios in about 8 minutes; exits 1 naming the figure when a steady-state budget is broken
+# ratios in about 14 minutes; exits 1 naming the figure when a steady-state budget is broken
 bench-ci: $(STAMP)
 	$(BIN)/python bench/run.py --instructors 1000 --zoom-plan business $(BENCH_ARGS)
 	$(BIN)/python bench/status.py --instructors 5000

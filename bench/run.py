@@ -10,7 +10,7 @@ It guards what it measures: when a steady-state budget is broken (BUDGETS below)
 the figure and exits 1. `make bench-ci` is the small run CI makes (1,000 instructors on a
 Business plan's Zoom limits: the same per-instructor ratios in a few minutes).
 
-    python bench/run.py --instructors 5000            # the full campus (about 25 minutes)
+    python bench/run.py --instructors 5000            # the full campus (about 33 minutes)
     python bench/run.py --instructors 200 --naive     # quick, with the naive comparison
 """
 
