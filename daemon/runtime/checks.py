@@ -9,9 +9,12 @@ changes who leads under it, so that no check is planned for a term that is over)
 
 from __future__ import annotations
 
+import functools
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,7 +32,8 @@ READERS = 8  # calendars notified ([push]) read at once
 LAST_CHECK = timedelta(minutes=1)  # the last check of a room, this long before its session
 BEAT = "beat"
 
-Check = Callable[[str, datetime, bool], None]  # (instructor, session start, the last check)
+Check = Callable[[str, datetime, bool], None]
+T = TypeVar("T")  # (instructor, session start, the last check)
 
 
 def check_moments(start: datetime, lead: timedelta, key: str,
@@ -137,3 +141,58 @@ class Schedule:
         with self.lock:
             self._closed = True
         self._scheduler.shutdown(wait=True)
+
+
+class PerKey(Generic[T]):
+    """Work asked for by key (a room Zoom's events named, a calendar a notification named),
+    run at once on the Schedule's `executor`, one job per key at a time: what is asked while
+    a key's job runs is handed to that job when its round ends, so a burst is one run and
+    one more (a second job of the same id would be skipped by APScheduler while the first
+    runs, and a job id is counted as running even once it has returned: each job gets its
+    own). `handle(key, items)` gets every item asked since the last round; more than `most`
+    of them become `storm(items)`."""
+
+    def __init__(self, schedule: Schedule, name: str, handle: Callable[[str, list[T]], None],
+                 may: Callable[[], bool], executor: str, most: int,
+                 storm: Callable[[list[T]], list[T]]) -> None:
+        self._schedule, self._name, self._handle, self._may = schedule, name, handle, may
+        self._executor, self._most, self._storm = executor, most, storm
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[T]] = {}  # key -> items not handled yet
+        self._queued: set[str] = set()  # keys with a job planned or running
+        self._jobs = itertools.count()
+
+    def clear(self) -> None:
+        """Nothing pending, no job counted (those planned for an engine or term over)."""
+        with self._lock:
+            self._pending.clear()
+            self._queued.clear()
+
+    def ask(self, key: str, item: T) -> None:
+        with self._lock:
+            pending = self._pending.setdefault(key, [])
+            pending.append(item)
+            if len(pending) > self._most:
+                self._pending[key] = self._storm(pending)
+            if key in self._queued:
+                return
+            self._queued.add(key)
+        job = f"{self._name}:{key}:{next(self._jobs)}"
+        if not self._schedule.now(job, functools.partial(self._run, key), self._may,
+                                  executor=self._executor):
+            with self._lock:
+                self._queued.discard(key)
+
+    def _run(self, key: str) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if key not in self._pending:  # under the lock: an ask now plans anew
+                        self._queued.discard(key)
+                        return
+                    items = self._pending.pop(key)
+                self._handle(key, items)
+        except BaseException:  # a run that failed leaves the key to the next ask
+            with self._lock:
+                self._queued.discard(key)
+            raise

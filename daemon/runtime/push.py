@@ -11,8 +11,6 @@ failover finds them and makes none again.
 from __future__ import annotations
 
 import contextlib
-import functools
-import itertools
 import logging
 import secrets
 import threading
@@ -28,7 +26,7 @@ from ..engine import Engine
 from ..errors import CalendarError, Gone, explain
 from ..model import Instructor
 from ..store import Fenced, StateError, Subscription
-from .checks import Schedule
+from .checks import PerKey, Schedule
 
 log = logging.getLogger("daemon.service")
 
@@ -62,19 +60,19 @@ class Push:
     def __init__(self, schedule: Schedule, read: Read,
                  served: Callable[[], dict[str, Instructor] | None],
                  may: Callable[[], bool], clock: Callable[[], datetime]) -> None:
-        self._schedule, self._read, self._served, self._may = schedule, read, served, may
+        self._served, self._may = served, may
         self._clock = clock
         self._engine: Engine | None = None
         self._config: Config | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._lock = threading.Lock()
         self._subscriptions: dict[str, Subscription] = {}  # as last read or written
         self._read_at: dict[str, datetime] = {}  # when each calendar was last read
-        self._running: set[str] = set()  # calendars with a read planned or under way
-        self._again: dict[str, str] = {}  # ... notified again meanwhile: read once more
-        self._jobs = itertools.count()
+        # one read per calendar at a time on push's own workers (a burst never queues
+        # ahead of the rooms' checks), and one more when notified while it ran
+        self._reads: PerKey[str] = PerKey(schedule, "push", lambda key, whys: read(
+            key, whys[-1]), may, "push", 1, lambda whys: whys[-1:])
         self._said: dict[str, str] = {}  # each calendar's subscription problem, as said
         self._failures: dict[str, int] = {}  # each calendar's failures in a row
         self._remake: set[str] = set()  # Graph removed it: made again at once
@@ -103,9 +101,7 @@ class Push:
         self._subscriptions = {}
         with contextlib.suppress(StateError):
             self._subscriptions = engine.state.subscriptions()
-        with self._lock:
-            self._running.clear()
-            self._again.clear()
+        self._reads.clear()
 
     def stop(self, lead_lost: bool = False) -> None:
         self._stop.set()
@@ -172,34 +168,7 @@ class Push:
             if why in (REMADE, RENEWED):
                 (self._remake if why == REMADE else self._renew).add(key)
                 self._keep_now = True
-            self._ask(key, why)
-
-    def _ask(self, key: str, why: str) -> None:
-        """A read of `key`'s calendar after this moment: one at a time per calendar (a
-        burst is one read, and one more when notified while it ran)."""
-        with self._lock:
-            if key in self._running:
-                self._again[key] = why
-                return
-            self._running.add(key)
-        job = f"push:{key}:{next(self._jobs)}"  # its own id: see RoomWatch._want
-        if not self._schedule.now(job, functools.partial(self._run, key, why), self._may,
-                                  executor="push"):
-            with self._lock:
-                self._running.discard(key)
-
-    def _run(self, key: str, why: str) -> None:
-        try:
-            while True:
-                self._read(key, why)
-                with self._lock:
-                    if key not in self._again:
-                        return
-                    why = self._again.pop(key)
-        finally:
-            with self._lock:
-                self._running.discard(key)
-                self._again.pop(key, None)
+            self._reads.ask(key, why)
 
     # --- upkeep ---
 

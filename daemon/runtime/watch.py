@@ -8,10 +8,7 @@ Polling (the pass and the pre-session checks) goes on as without events."""
 from __future__ import annotations
 
 import contextlib
-import functools
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +20,7 @@ from ..model import Instructor
 from ..overview import EVENTS_DOWN_LOUD
 from ..store import Fenced, StateError
 from ..zoom.events import EventStream, ZoomEvent
-from .checks import Schedule
+from .checks import PerKey, Schedule
 
 log = logging.getLogger("daemon.service")
 
@@ -41,18 +38,17 @@ class RoomWatch:
         self._engine: Engine | None = None
         self._lead = timedelta(0)
         self._said_down = False
-        self._lock = threading.Lock()
-        self._latest: dict[str, list[ZoomEvent | None]] = {}  # room -> events not acted on
-        self._queued: set[str] = set()  # rooms with a check job planned or running
-        self._jobs = itertools.count()
+        # one check job per room at a time, which checks again as long as events came
+        # in while it ran; a storm of them is one check of it all
+        self._wanted: PerKey[ZoomEvent | None] = PerKey(
+            schedule, "zoom-room", self._checked, may, "checks", MAX_PENDING,
+            lambda events: [None])
         self._recorded: bool | None = None  # the stream's state as last written
 
     def start(self, config: Config, engine: Engine) -> None:
         """The stream of `config`, with `engine`'s Zoom app (leading); none without events."""
         self.stop()
-        with self._lock:  # checks planned for an engine or a term that is over are gone
-            self._latest.clear()
-            self._queued.clear()
+        self._wanted.clear()  # checks planned for an engine or a term that is over are gone
         zoom = config.zoom
         if not zoom.events or not zoom.events_subscription_id:
             return
@@ -103,7 +99,7 @@ class RoomWatch:
             return
         log.info("instructor=%s action=zoom-event event=%s outcome=check-room",
                  instructor.email, event.kind)
-        self._want(instructor.key, event)
+        self._wanted.ask(instructor.key, event)
 
     def _up(self) -> None:
         """Connected (again): the rooms of sessions near or under way, checked at once."""
@@ -112,7 +108,7 @@ class RoomWatch:
         log.info("action=zoom-events-connected rooms-near-a-session=%d outcome=checked-at-once",
                  len(near))
         for key in near:
-            self._want(key, None)
+            self._wanted.ask(key, None)
 
     def _down(self) -> None:
         """Down, or not up yet: recorded once, with the moment it went down."""
@@ -131,38 +127,12 @@ class RoomWatch:
             engine.state.record_stream(up, since)
             self._recorded = up
 
-    def _want(self, key: str, event: ZoomEvent | None) -> None:
-        """A check of `key`'s room that starts after this moment: one job per room at a
-        time, which checks again as long as events came in while it ran (a second job
-        of the same id would be skipped while the first runs)."""
-        with self._lock:  # None: a gap's check, whatever the events reported
-            pending = self._latest.setdefault(key, [])
-            pending.append(event)
-            if len(pending) > MAX_PENDING:  # a storm: one check covers it all
-                self._latest[key] = [None]
-            if key in self._queued:
-                return
-            self._queued.add(key)
-        job = f"zoom-room:{key}:{next(self._jobs)}"  # its own id: APScheduler skips a
-        # job whose id is still counted as running, even once the check has returned
-        if not self._schedule.now(job, functools.partial(self._drain, key), self._may):
-            with self._lock:
-                self._queued.discard(key)
-
-    def _drain(self, key: str) -> None:
-        try:
-            while True:
-                with self._lock:
-                    if key not in self._latest:  # under the lock: an event now plans anew
-                        self._queued.discard(key)
-                        return
-                    events = self._latest.pop(key)
-                engine = self._engine
-                if engine is not None and None not in events and all(
-                        engine.rooms.as_confirmed(e, key, wait=True) for e in events if e):
-                    continue  # the echo of the check that just ended: nothing to do
-                self._check(key, None if None in events else events[-1])  # for the log
-        except BaseException:  # a check that failed leaves the room to the next event
-            with self._lock:
-                self._queued.discard(key)
-            raise
+    def _checked(self, key: str, events: list[ZoomEvent | None]) -> None:
+        """A round of a room's check job: the room checked unless every event pending is
+        the echo of the check that just ended (None: a gap's check, whatever the events
+        reported)."""
+        engine = self._engine
+        if engine is not None and None not in events and all(
+                engine.rooms.as_confirmed(e, key, wait=True) for e in events if e):
+            return  # the echo of the check that just ended: nothing to do
+        self._check(key, None if None in events else events[-1])  # for the log
