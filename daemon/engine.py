@@ -306,6 +306,6 @@ class Engine:
             return
         if kept.channel:
             with contextlib.suppress(CalendarError):
-                calendar.unwatch(Channel(kept.channel, kept.resource, kept.expires))
+                calendar.unwatch(Channel.of(kept))
         self.state.drop_subscription(instructor.key)
 

@@ -270,10 +270,7 @@ class Service:
             engine, due)  # after a failover: open lead windows first
         for result in passes.results(engine, [] if self._stop.is_set() else instructors,
                                      spread):
-            self._schedule.plan(result, lead, lambda: not self._stop.is_set()
-                                and self._lead.in_term(term))
-            if result.error is None and result.checked_at is not None:
-                self._push.was_read(result.instructor.key, result.checked_at)
+            self._read(result, lead, term)
             if result.damaged and not self._stop.is_set():  # found damaged while running:
                 log.error("action=stop reason=state-damaged problem=%r outcome=restart-"
                           "rebuilds", result.error)  # a restart sets it aside (State.open)
@@ -349,11 +346,16 @@ class Service:
             if instructor is None:  # not served (any more): its subscription ends
                 return
             log.info("instructor=%s action=push-read why=%s", instructor.email, why)
-            result = engine.sync(instructor)
-            self._schedule.plan(result, timedelta(minutes=config.service.enforce_lead_minutes),
-                                lambda: not self._stop.is_set() and self._lead.in_term(term))
-            if result.error is None and result.checked_at is not None:
-                self._push.was_read(key, result.checked_at)
+            self._read(engine.sync(instructor),
+                       timedelta(minutes=config.service.enforce_lead_minutes), term)
+
+    def _read(self, result: Result, lead: timedelta, term: int | None) -> None:
+        """A calendar read (by a pass, or for a notification): its sessions' checks planned
+        while this node leads in `term`, and the read noted for push's safety interval."""
+        self._schedule.plan(result, lead, lambda: not self._stop.is_set()
+                            and self._lead.in_term(term))
+        if result.error is None and result.checked_at is not None:
+            self._push.was_read(result.instructor.key, result.checked_at)
 
     def _write_metrics(self, config: Config, engine: Engine | None, term: int | None) -> None:
         """[metrics] textfile: the state's view (not on a standby: it reads no state) and

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import CalendarError
 from ..model import Event
-from ..store import Fence
+from ..store import Fence, Subscription
 
 T = TypeVar("T")
 
@@ -29,6 +29,11 @@ class Channel:
     id: str
     resource: str
     expires: datetime
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> Channel:
+        """The vendor's channel a kept subscription stands for."""
+        return cls(subscription.channel, subscription.resource, subscription.expires)
 
 
 class CalendarProvider(Protocol):

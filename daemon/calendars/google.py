@@ -280,16 +280,15 @@ class GoogleCalendar:
     # --- change notifications ([push]) ---
 
     def watch(self, address: str, secret: str, until: datetime, name: str) -> Channel:
-        """events.watch: a web_hook channel with a fresh id (Google: at most 64 characters;
-        the token at most 256), for Google's default lifetime (params.ttl: 604,800 s, a
+        """events.watch: a web_hook channel under the id `name` (Google: at most 64
+        characters; the token at most 256), for Google's default lifetime (params.ttl: 604,800 s, a
         week), which Google may shorten ("the more restrictive value is used"): the
         answer's `expiration` (milliseconds, an int64 as a string) is what counts
         (https://developers.google.com/workspace/calendar/api/guides/push)."""
-        wanted = name
         answer = self._execute(self._service.events().watch(
             calendarId=self._calendar, quotaUser=self._quota_user, body={
-                "id": wanted, "type": "web_hook", "address": address, "token": secret}))
-        return checked("Google", answer, lambda item: _channel(item, wanted, until))
+                "id": name, "type": "web_hook", "address": address, "token": secret}))
+        return checked("Google", answer, lambda item: _channel(item, name, until))
 
     def renew(self, channel: Channel, until: datetime) -> Channel | None:
         return None  # "there's no automatic way to renew": a new channel replaces it (push)

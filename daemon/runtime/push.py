@@ -241,7 +241,7 @@ class Push:
                     old.address == at and key not in self._remake and \
                     old.calendar == instructor.calendar_id and old.provider == provider:
                 with contextlib.suppress(Gone):
-                    renewed = calendar.renew(_channel(old), now + LIFETIME)
+                    renewed = calendar.renew(Channel.of(old), now + LIFETIME)
                     if renewed is not None:
                         self._keep_row(engine, replace(old, expires=renewed.expires,
                                                        since=now))
@@ -320,8 +320,5 @@ class Push:
     @staticmethod
     def _stop_channel(calendar: CalendarProvider, subscription: Subscription) -> None:
         with contextlib.suppress(CalendarError):  # it ends by itself at its expiry
-            calendar.unwatch(_channel(subscription))
+            calendar.unwatch(Channel.of(subscription))
 
-
-def _channel(subscription: Subscription) -> Channel:
-    return Channel(subscription.channel, subscription.resource, subscription.expires)
